@@ -1,0 +1,3 @@
+//! The `kuma-gateway` binary (placeholder until the binary issue lands).
+
+fn main() {}

@@ -1,0 +1,54 @@
+//! Kuma gateway resources: the typed model, parsing of Kuma's Universal and
+//! Kubernetes YAML/JSON forms, and Kuma's validation rules.
+//!
+//! This crate does no I/O: callers hand it file names and text.
+//!
+//! ```
+//! use kuma_model::{ResourceSet, UnknownFields, Kind, Spec};
+//! let yaml = r#"
+//! type: MeshGateway
+//! mesh: default
+//! name: edge-gateway
+//! selectors:
+//! - match:
+//!     kuma.io/service: edge-gateway
+//! conf:
+//!   listeners:
+//!   - port: 8080
+//!     protocol: HTTP
+//!     hostname: foo.example.com
+//! "#;
+//! let (set, _) = ResourceSet::load([("gw.yaml", yaml)], UnknownFields::Reject).unwrap();
+//! let gw = set.get(Kind::MeshGateway, "default", "edge-gateway").unwrap();
+//! let Spec::MeshGateway(spec) = &gw.spec else { unreachable!() };
+//! assert_eq!(spec.conf.as_ref().unwrap().listeners[0].port, 8080);
+//! ```
+
+pub mod dataplane;
+pub mod datasource;
+pub mod diagnostic;
+pub mod duration;
+pub mod external_service;
+pub mod gateway;
+pub mod instance;
+pub mod load;
+pub mod mesh;
+pub mod meta;
+pub mod policy;
+pub mod resource;
+pub mod route;
+pub mod secret;
+pub mod set;
+mod source;
+pub mod tags;
+pub mod violation;
+
+pub use datasource::DataSource;
+pub use diagnostic::{Diagnostic, LoadError, Severity};
+pub use duration::Duration;
+pub use load::{DEFAULT_MESH, ParsedFile, UnknownFields, parse_file};
+pub use meta::{Location, Meta, Timestamp};
+pub use resource::{Kind, Resource, ResourceKey, Spec, SpecError};
+pub use set::ResourceSet;
+pub use tags::{SERVICE_TAG, Selector, Tags};
+pub use violation::{FieldPath, Origin, Violation, Violations};

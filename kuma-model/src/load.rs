@@ -1,0 +1,452 @@
+//! Reading resources from YAML or JSON text in Kuma's two forms.
+//!
+//! **Universal**: `type`, `name`, `mesh` (and `creationTime`, `labels`)
+//! beside the spec fields. **Kubernetes**: `apiVersion: kuma.io/v1alpha1`,
+//! `kind`, `metadata`, a top-level `mesh` (or the `kuma.io/mesh` label) and
+//! `spec`. A file may hold many documents of either form.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::meta::{Location, Meta, Timestamp};
+use crate::resource::{Kind, Resource, ResourceKey, Spec};
+use crate::source::{Marked, parse_documents};
+use crate::violation::Origin;
+
+/// The mesh a resource belongs to when it names none.
+pub const DEFAULT_MESH: &str = "default";
+
+/// What to do with fields the schema does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownFields {
+    /// An error, as `kumactl apply` and Kuma's API server do.
+    #[default]
+    Reject,
+    /// A warning, and the field is dropped: what Kuma's own validator test
+    /// helper (`util_proto.FromYAML`) does. Meant for comparing with it.
+    Ignore,
+}
+
+/// The resources and problems found in one file.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedFile {
+    /// Resources that parsed and validated, in document order.
+    pub resources: Vec<Resource>,
+    /// Errors and warnings, in line order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ParsedFile {
+    /// True when any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
+    }
+}
+
+/// Parses and validates every document of `text`, read from `file`.
+///
+/// ```
+/// use kuma_model::{parse_file, UnknownFields, Kind};
+/// let parsed = parse_file("gw.yaml", "type: MeshGateway\nname: edge\nmesh: default\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n", UnknownFields::Reject);
+/// assert!(parsed.diagnostics.is_empty());
+/// assert_eq!(parsed.resources[0].spec.kind(), Kind::MeshGateway);
+/// ```
+pub fn parse_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
+    let file: Arc<str> = Arc::from(file);
+    let mut out = ParsedFile::default();
+    let docs = match parse_documents(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            out.diagnostics.push(Diagnostic {
+                location: Location { file, line: e.line },
+                resource: None,
+                field: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+                origin: Origin::Kuma,
+                severity: Severity::Error,
+            });
+            return out;
+        }
+    };
+    for doc in &docs {
+        let mut reader = DocReader {
+            file: file.clone(),
+            doc,
+            diagnostics: &mut out.diagnostics,
+            resource: None,
+            spec_prefix: "",
+        };
+        if let Some(resource) = reader.read(unknown) {
+            out.resources.push(resource);
+        }
+    }
+    out.diagnostics.sort();
+    out
+}
+
+struct DocReader<'a> {
+    file: Arc<str>,
+    doc: &'a Marked,
+    diagnostics: &'a mut Vec<Diagnostic>,
+    resource: Option<ResourceKey>,
+    /// `spec.` for the Kubernetes form, where spec fields live under `spec`.
+    spec_prefix: &'static str,
+}
+
+struct Header {
+    kind: Kind,
+    meta: Meta,
+    spec: Value,
+}
+
+impl DocReader<'_> {
+    fn error(
+        &mut self,
+        field: &str,
+        message: impl Into<String>,
+        origin: Origin,
+        severity: Severity,
+    ) {
+        let full = if field.is_empty() {
+            self.spec_prefix.trim_end_matches('.').to_string()
+        } else {
+            format!("{}{field}", self.spec_prefix)
+        };
+        let line = if full.is_empty() {
+            self.doc.line
+        } else {
+            self.doc.line_of(&full)
+        };
+        self.diagnostics.push(Diagnostic {
+            location: Location {
+                file: self.file.clone(),
+                line,
+            },
+            resource: self.resource.clone(),
+            field: field.to_string(),
+            message: message.into(),
+            origin,
+            severity,
+        });
+    }
+
+    /// A problem with the document's envelope (not the spec): the field is
+    /// a top-level key, so no spec prefix applies.
+    fn envelope_error(&mut self, field: &str, message: impl Into<String>) {
+        let prefix = std::mem::take(&mut self.spec_prefix);
+        self.error(field, message, Origin::Kuma, Severity::Error);
+        self.spec_prefix = prefix;
+    }
+
+    fn read(&mut self, unknown: UnknownFields) -> Option<Resource> {
+        let Value::Object(top) = self.doc.to_value() else {
+            self.envelope_error("", "a resource must be a mapping");
+            return None;
+        };
+        let header = if top.contains_key("apiVersion") || top.contains_key("kind") {
+            self.read_kubernetes(top)?
+        } else {
+            self.read_universal(top)?
+        };
+        let Header {
+            kind,
+            mut meta,
+            spec,
+        } = header;
+        meta.location = Location {
+            file: self.file.clone(),
+            line: self.doc.line,
+        };
+        self.resource = Some(ResourceKey {
+            kind,
+            mesh: meta.mesh.clone(),
+            name: meta.name.clone(),
+        });
+        let spec = self.read_spec(kind, spec, unknown)?;
+        let violations = spec.validate();
+        let ok = violations.is_empty();
+        for v in violations.into_vec() {
+            self.error(&v.field, v.message, v.origin, Severity::Error);
+        }
+        ok.then_some(Resource { meta, spec })
+    }
+
+    fn read_spec(&mut self, kind: Kind, mut spec: Value, unknown: UnknownFields) -> Option<Spec> {
+        // Each pass drops one unknown field when told to ignore them; the
+        // bound only guards against a deserialiser that keeps failing.
+        for _ in 0..64 {
+            match Spec::from_json(kind, spec.clone()) {
+                Ok(s) => return Some(s),
+                Err(e)
+                    if unknown == UnknownFields::Ignore
+                        && e.message.starts_with("unknown field") =>
+                {
+                    let Some(key) = unknown_key(&e.message) else {
+                        break;
+                    };
+                    let container = parent_path(&e.field, &key);
+                    let field = join_path(&container, &key);
+                    if !remove_at(&mut spec, &container, &key) {
+                        self.error(&e.field, e.message, Origin::Kuma, Severity::Error);
+                        return None;
+                    }
+                    self.error(
+                        &field,
+                        "unknown field ignored",
+                        Origin::Kuma,
+                        Severity::Warning,
+                    );
+                }
+                Err(e) => {
+                    self.error(&e.field, e.message, Origin::Kuma, Severity::Error);
+                    return None;
+                }
+            }
+        }
+        self.error("", "too many unknown fields", Origin::Kuma, Severity::Error);
+        None
+    }
+
+    fn read_universal(&mut self, mut top: Map<String, Value>) -> Option<Header> {
+        let type_name = match top.remove("type") {
+            Some(Value::String(t)) => t,
+            Some(_) => {
+                self.envelope_error("type", "must be a string");
+                return None;
+            }
+            None => {
+                self.envelope_error(
+                    "",
+                    "missing `type` (Universal form) or `kind` (Kubernetes form)",
+                );
+                return None;
+            }
+        };
+        let Some(kind) = Kind::parse(&type_name) else {
+            self.envelope_error("type", unknown_kind(&type_name));
+            return None;
+        };
+        let name = self.take_string(&mut top, "name").unwrap_or_default();
+        let mesh = self.take_string(&mut top, "mesh");
+        let creation = self.take_string(&mut top, "creationTime");
+        top.remove("modificationTime");
+        top.remove("kri");
+        let labels = self.take_labels(&mut top, "labels");
+        let mut meta = Meta {
+            name,
+            labels,
+            ..Meta::default()
+        };
+        meta.creation_time = self.timestamp("creationTime", creation);
+        meta.mesh = self.mesh_of(kind, mesh, &meta.labels);
+        if meta.name.is_empty() {
+            self.envelope_error("name", "cannot be empty");
+            return None;
+        }
+        // A Universal secret carries its payload in `data` beside `type`.
+        Some(Header {
+            kind,
+            meta,
+            spec: Value::Object(top),
+        })
+    }
+
+    fn read_kubernetes(&mut self, mut top: Map<String, Value>) -> Option<Header> {
+        let api_version = self.take_string(&mut top, "apiVersion").unwrap_or_default();
+        let kind_name = self.take_string(&mut top, "kind").unwrap_or_default();
+        let Some(kind) = Kind::parse(&kind_name) else {
+            self.envelope_error("kind", unknown_kind(&kind_name));
+            return None;
+        };
+        // Kuma keeps its secrets in core Kubernetes Secrets of a special type.
+        let core_secret = kind == Kind::Secret && api_version == "v1";
+        if !core_secret && api_version != "kuma.io/v1alpha1" {
+            self.envelope_error(
+                "apiVersion",
+                format!("must be \"kuma.io/v1alpha1\" (got {api_version:?})"),
+            );
+            return None;
+        }
+        let mut metadata = match top.remove("metadata") {
+            Some(Value::Object(m)) => m,
+            _ => {
+                self.envelope_error("metadata", "cannot be empty");
+                return None;
+            }
+        };
+        let name = self.take_string(&mut metadata, "name").unwrap_or_default();
+        let namespace = self.take_string(&mut metadata, "namespace");
+        let creation = self.take_string(&mut metadata, "creationTimestamp");
+        let labels = self.take_labels(&mut metadata, "labels");
+        let mesh = self.take_string(&mut top, "mesh");
+        top.remove("status");
+        let spec = if core_secret {
+            self.kubernetes_secret(&mut top)?
+        } else {
+            top.remove("spec")
+                .unwrap_or_else(|| Value::Object(Map::new()))
+        };
+        if let Some(extra) = top.keys().next() {
+            let extra = extra.clone();
+            self.envelope_error(&extra, "unknown field");
+            return None;
+        }
+        let name = match namespace {
+            Some(ns) if kind.is_namespaced() && !ns.is_empty() => format!("{name}.{ns}"),
+            _ => name,
+        };
+        let mut meta = Meta {
+            name,
+            labels,
+            ..Meta::default()
+        };
+        meta.creation_time = self.timestamp("metadata.creationTimestamp", creation);
+        meta.mesh = self.mesh_of(kind, mesh, &meta.labels);
+        if meta.name.is_empty() {
+            self.envelope_error("metadata.name", "cannot be empty");
+            return None;
+        }
+        if !core_secret {
+            self.spec_prefix = "spec.";
+        }
+        Some(Header { kind, meta, spec })
+    }
+
+    /// `type: system.kuma.io/secret` and `data.value` (base64).
+    fn kubernetes_secret(&mut self, top: &mut Map<String, Value>) -> Option<Value> {
+        match top.remove("type") {
+            Some(Value::String(t)) if t == "system.kuma.io/secret" => {}
+            _ => {
+                self.envelope_error("type", "must be \"system.kuma.io/secret\"");
+                return None;
+            }
+        }
+        let value = match top.remove("data") {
+            Some(Value::Object(mut data)) => data.remove("value").unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let mut spec = Map::new();
+        if !value.is_null() {
+            spec.insert("data".into(), value);
+        }
+        Some(Value::Object(spec))
+    }
+
+    fn take_string(&mut self, map: &mut Map<String, Value>, key: &str) -> Option<String> {
+        match map.remove(key)? {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => {
+                self.envelope_error(key, "must be a string");
+                None
+            }
+        }
+    }
+
+    fn take_labels(&mut self, map: &mut Map<String, Value>, key: &str) -> BTreeMap<String, String> {
+        match map.remove(key) {
+            Some(Value::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (k, v)
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    fn timestamp(&mut self, field: &str, text: Option<String>) -> Option<Timestamp> {
+        let text = text?;
+        let ts = Timestamp::parse(&text);
+        if ts.is_none() {
+            self.envelope_error(field, format!("invalid RFC 3339 time {text:?}"));
+        }
+        ts
+    }
+
+    fn mesh_of(
+        &mut self,
+        kind: Kind,
+        mesh: Option<String>,
+        labels: &BTreeMap<String, String>,
+    ) -> String {
+        if !kind.is_mesh_scoped() {
+            if mesh.is_some() {
+                self.envelope_error("mesh", "a Mesh is not inside a mesh");
+            }
+            return String::new();
+        }
+        mesh.or_else(|| labels.get("kuma.io/mesh").cloned())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| DEFAULT_MESH.to_string())
+    }
+}
+
+fn unknown_kind(name: &str) -> String {
+    let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    format!(
+        "unknown resource type {name:?}; expected one of {}",
+        known.join(", ")
+    )
+}
+
+/// The key named in serde's "unknown field `x`, expected ..." message.
+fn unknown_key(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+/// serde_path_to_error reports an unknown field at the path of the field
+/// itself; the containing object is that path minus its last segment.
+fn parent_path(path: &str, key: &str) -> String {
+    path.strip_suffix(key)
+        .map(|p| p.trim_end_matches('.').to_string())
+        .unwrap_or_else(|| path.to_string())
+}
+
+fn join_path(container: &str, key: &str) -> String {
+    if container.is_empty() {
+        key.to_string()
+    } else {
+        format!("{container}.{key}")
+    }
+}
+
+/// Removes `key` from the object at `container` (a path of `.field` and
+/// `[i]` segments).
+fn remove_at(value: &mut Value, container: &str, key: &str) -> bool {
+    let mut node = value;
+    for segment in container.split('.').filter(|s| !s.is_empty()) {
+        let (name, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !name.is_empty() {
+            node = match node.get_mut(name) {
+                Some(n) => n,
+                None => return false,
+            };
+        }
+        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
+            let Ok(i) = idx.trim_end_matches(']').parse::<usize>() else {
+                return false;
+            };
+            node = match node.get_mut(i) {
+                Some(n) => n,
+                None => return false,
+            };
+        }
+    }
+    node.as_object_mut().and_then(|m| m.remove(key)).is_some()
+}

@@ -1,0 +1,153 @@
+//! Resource identity and metadata: kind, mesh, name, creation time and where
+//! the resource was read from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a resource (or a violation) was read from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Location {
+    /// The file name as given to the loader.
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A point in time with nanosecond precision, from RFC 3339 text
+/// (`2024-01-02T03:04:05.5Z`), used to order resources by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(i128);
+
+impl Timestamp {
+    /// Parses RFC 3339 (`Z` or `±HH:MM` offsets, optional fraction).
+    ///
+    /// ```
+    /// use kuma_model::Timestamp;
+    /// let a = Timestamp::parse("2024-01-01T00:00:00Z").unwrap();
+    /// let b = Timestamp::parse("2024-01-01T01:00:00.5+01:00").unwrap();
+    /// assert!(a < b);
+    /// ```
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let b = text.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<i64> {
+            let s = text.get(r)?;
+            if s.bytes().all(|c| c.is_ascii_digit()) {
+                s.parse().ok()
+            } else {
+                None
+            }
+        };
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month)
+            || !(1..=31).contains(&day)
+            || hour > 23
+            || min > 59
+            || sec > 60
+        {
+            return None;
+        }
+        let mut i = 19;
+        let mut nanos: i128 = 0;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            i = start;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let digits = text.get(start..i)?;
+            if digits.is_empty() {
+                return None;
+            }
+            let mut padded = digits.chars().take(9).collect::<String>();
+            while padded.len() < 9 {
+                padded.push('0');
+            }
+            nanos = padded.parse().ok()?;
+        }
+        let offset_secs = match text.get(i..)? {
+            "Z" | "z" => 0,
+            rest if rest.len() == 6
+                && (rest.starts_with('+') || rest.starts_with('-'))
+                && &rest[3..4] == ":" =>
+            {
+                let h = num(i + 1..i + 3)?;
+                let m = num(i + 4..i + 6)?;
+                let sign = if rest.starts_with('-') { -1 } else { 1 };
+                sign * (h * 3600 + m * 60)
+            }
+            _ => return None,
+        };
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_secs;
+        Some(Timestamp(i128::from(secs) * 1_000_000_000 + nanos))
+    }
+}
+
+// Howard Hinnant's days-from-civil algorithm.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The metadata every resource carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Resource name, unique per kind and mesh.
+    pub name: String,
+    /// Mesh the resource belongs to (empty for `Mesh` itself).
+    pub mesh: String,
+    /// `creationTime` (Universal) or `metadata.creationTimestamp` (Kubernetes).
+    pub creation_time: Option<Timestamp>,
+    /// Labels (Universal `labels`, Kubernetes `metadata.labels`).
+    pub labels: BTreeMap<String, String>,
+    /// Where the resource was read from (its document's first line).
+    pub location: Location,
+    /// Load order, the tie-break (and, without `creation_time`, the measure)
+    /// of creation order. Set by [`crate::ResourceSet`].
+    pub sequence: u64,
+}
+
+impl Meta {
+    /// The key that orders resources from oldest to newest: creation time
+    /// when given (resources without one count as created at load, after
+    /// every dated resource), then load order.
+    pub fn creation_order(&self) -> (bool, Option<Timestamp>, u64) {
+        (
+            self.creation_time.is_none(),
+            self.creation_time,
+            self.sequence,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let t = |s| Timestamp::parse(s).unwrap().0;
+        assert_eq!(t("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(t("1970-01-01T00:00:01.5Z"), 1_500_000_000);
+        assert_eq!(t("1970-01-01T01:00:00+01:00"), 0);
+        assert_eq!(t("2000-03-01T00:00:00Z"), 951_868_800_000_000_000);
+        assert!(Timestamp::parse("2000-13-01T00:00:00Z").is_none());
+        assert!(Timestamp::parse("yesterday").is_none());
+    }
+}

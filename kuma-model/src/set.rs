@@ -1,0 +1,216 @@
+//! `ResourceSet`: everything loaded, keyed by (kind, mesh, name), iterated in
+//! key order, with load order kept for "oldest wins" rules.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use crate::datasource::DataSource;
+use crate::diagnostic::{Diagnostic, LoadError, Severity};
+use crate::load::{UnknownFields, parse_file};
+use crate::resource::{Kind, Resource, ResourceKey, Spec};
+use crate::violation::{FieldPath, Origin};
+
+/// The resources of a control plane.
+///
+/// ```
+/// use kuma_model::{ResourceSet, UnknownFields, Kind};
+/// let (set, _warnings) = ResourceSet::load(
+///     [("mesh.yaml", "type: Mesh\nname: default\n")],
+///     UnknownFields::Reject,
+/// ).unwrap();
+/// assert!(set.get(Kind::Mesh, "", "default").is_some());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ResourceSet {
+    resources: BTreeMap<ResourceKey, Resource>,
+    next_sequence: u64,
+}
+
+impl ResourceSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses, validates and cross-checks `files` (name, text). All or
+    /// nothing: any error fails the whole load, with every problem found.
+    /// Warnings come back beside the set.
+    pub fn load<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+        unknown: UnknownFields,
+    ) -> Result<(ResourceSet, Vec<Diagnostic>), LoadError> {
+        let mut set = ResourceSet::new();
+        let mut diagnostics = Vec::new();
+        for (name, text) in files {
+            let parsed = parse_file(name, text, unknown);
+            diagnostics.extend(parsed.diagnostics);
+            for resource in parsed.resources {
+                if let Err(d) = set.insert(resource) {
+                    diagnostics.push(*d);
+                }
+            }
+        }
+        diagnostics.extend(set.check_references());
+        if diagnostics.iter().any(|d| d.severity == Severity::Error) {
+            diagnostics.sort();
+            return Err(LoadError { diagnostics });
+        }
+        Ok((set, diagnostics))
+    }
+
+    /// Adds a resource; a second resource with the same key is an error.
+    pub fn insert(&mut self, mut resource: Resource) -> Result<(), Box<Diagnostic>> {
+        let key = resource.key();
+        if let Some(existing) = self.resources.get(&key) {
+            return Err(Box::new(Diagnostic {
+                location: resource.meta.location.clone(),
+                resource: Some(key),
+                field: "name".into(),
+                message: format!(
+                    "duplicate resource: also defined at {}",
+                    existing.meta.location
+                ),
+                origin: Origin::Extra,
+                severity: Severity::Error,
+            }));
+        }
+        resource.meta.sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.resources.insert(key, resource);
+        Ok(())
+    }
+
+    /// Adds or replaces a resource (Kuma's store upsert). A replacement
+    /// counts as newly created.
+    pub fn upsert(&mut self, mut resource: Resource) -> Option<Resource> {
+        resource.meta.sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.resources.insert(resource.key(), resource)
+    }
+
+    /// Removes a resource.
+    pub fn remove(&mut self, key: &ResourceKey) -> Option<Resource> {
+        self.resources.remove(key)
+    }
+
+    /// The resource of `kind` named `name` in `mesh` (`""` for meshes).
+    pub fn get(&self, kind: Kind, mesh: &str, name: &str) -> Option<&Resource> {
+        self.resources.get(&ResourceKey {
+            kind,
+            mesh: mesh.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    /// Every resource, in (kind, mesh, name) order.
+    pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.values()
+    }
+
+    /// Number of resources.
+    pub fn len(&self) -> usize {
+        self.resources.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// Resources of `kind` in `mesh`, in name order.
+    pub fn in_mesh<'a>(
+        &'a self,
+        kind: Kind,
+        mesh: &'a str,
+    ) -> impl Iterator<Item = &'a Resource> + 'a {
+        let start = ResourceKey {
+            kind,
+            mesh: mesh.to_string(),
+            name: String::new(),
+        };
+        self.resources
+            .range((Bound::Included(start), Bound::Unbounded))
+            .take_while(move |(k, _)| k.kind == kind && k.mesh == mesh)
+            .map(|(_, r)| r)
+    }
+
+    /// Resources of `kind` in every mesh.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
+        self.resources
+            .iter()
+            .filter(move |(k, _)| k.kind == kind)
+            .map(|(_, r)| r)
+    }
+
+    /// The `Mesh` named `mesh`. A mesh that is not loaded behaves as a
+    /// default mesh (no mTLS, no backends).
+    pub fn mesh(&self, mesh: &str) -> Option<&crate::mesh::MeshSpec> {
+        match &self.get(Kind::Mesh, "", mesh)?.spec {
+            Spec::Mesh(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Cross-resource checks Kuma leaves to generation time: secrets named
+    /// by gateways and external services exist in their mesh.
+    pub fn check_references(&self) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for r in self.resources.values() {
+            let mut refs: Vec<(FieldPath, &str)> = Vec::new();
+            match &r.spec {
+                Spec::MeshGateway(gw) => {
+                    let listeners = gw.conf.iter().flat_map(|c| c.listeners.iter()).enumerate();
+                    for (i, l) in listeners {
+                        for (j, cert) in
+                            l.tls.iter().flat_map(|t| t.certificates.iter()).enumerate()
+                        {
+                            if let DataSource::Secret(name) = cert {
+                                let p = FieldPath::root()
+                                    .field("conf")
+                                    .field("listeners")
+                                    .index(i)
+                                    .field("tls")
+                                    .field("certificates")
+                                    .index(j)
+                                    .field("secret");
+                                refs.push((p, name));
+                            }
+                        }
+                    }
+                }
+                Spec::ExternalService(es) => {
+                    if let Some(tls) = es.networking.as_ref().and_then(|n| n.tls.as_ref()) {
+                        for (field, ds) in [
+                            ("caCert", &tls.ca_cert),
+                            ("clientCert", &tls.client_cert),
+                            ("clientKey", &tls.client_key),
+                        ] {
+                            if let Some(DataSource::Secret(name)) = ds {
+                                let p = FieldPath::root()
+                                    .field("networking")
+                                    .field("tls")
+                                    .field(field)
+                                    .field("secret");
+                                refs.push((p, name));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (path, name) in refs {
+                if self.get(Kind::Secret, &r.meta.mesh, name).is_none() {
+                    out.push(Diagnostic {
+                        location: r.meta.location.clone(),
+                        resource: Some(r.key()),
+                        field: path.to_string(),
+                        message: format!("Secret {:?} not found in mesh {:?}", name, r.meta.mesh),
+                        origin: Origin::Extra,
+                        severity: Severity::Error,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
