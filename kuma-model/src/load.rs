@@ -410,13 +410,17 @@ fn unknown_key(message: &str) -> Option<String> {
 /// serde_path_to_error reports an unknown field at the path of the field
 /// itself; the containing object is that path minus its last segment.
 fn parent_path(path: &str, key: &str) -> String {
-    path.strip_suffix(key)
+    let quoted = format!("[{key:?}]");
+    path.strip_suffix(&quoted)
+        .or_else(|| path.strip_suffix(key))
         .map(|p| p.trim_end_matches('.').to_string())
         .unwrap_or_else(|| path.to_string())
 }
 
 fn join_path(container: &str, key: &str) -> String {
-    if container.is_empty() {
+    if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        format!("{container}[{key:?}]")
+    } else if container.is_empty() {
         key.to_string()
     } else {
         format!("{container}.{key}")

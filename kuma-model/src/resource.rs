@@ -145,8 +145,21 @@ pub struct SpecError {
 
 impl From<serde_path_to_error::Error<serde_json::Error>> for SpecError {
     fn from(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
-        let field = e.path().to_string();
-        let field = if field == "." { String::new() } else { field };
+        use serde_path_to_error::Segment;
+        let mut path = crate::violation::FieldPath::root();
+        for segment in e.path().iter() {
+            path = match segment {
+                Segment::Seq { index } => path.index(*index),
+                Segment::Map { key } | Segment::Enum { variant: key }
+                    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    path.field(key)
+                }
+                Segment::Map { key } | Segment::Enum { variant: key } => path.key(key),
+                Segment::Unknown => path,
+            };
+        }
+        let field = path.to_string();
         let message = e.into_inner().to_string();
         // serde_json appends " at line 0 column 0" when reading from a Value.
         let message = message

@@ -28,7 +28,8 @@ pub(crate) enum Node {
     Float(f64),
     Str(String),
     Seq(Vec<Marked>),
-    Map(Vec<(String, Marked)>),
+    /// Entries with the line of their key.
+    Map(Vec<(String, usize, Marked)>),
 }
 
 /// A syntax error with its 1-based line.
@@ -74,8 +75,8 @@ enum Frame {
     Map {
         line: usize,
         anchor: usize,
-        entries: Vec<(String, Marked)>,
-        key: Option<String>,
+        entries: Vec<(String, usize, Marked)>,
+        key: Option<(String, usize)>,
     },
 }
 
@@ -88,16 +89,18 @@ impl Builder {
             None => self.docs.push(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
-                Some(k) => {
-                    if entries.iter().any(|(existing, _)| *existing == k) && self.error.is_none() {
+                Some((k, key_line)) => {
+                    if entries.iter().any(|(existing, _, _)| *existing == k) && self.error.is_none()
+                    {
                         self.error = Some(SyntaxError {
-                            line: value.line,
+                            line: key_line,
                             message: format!("duplicate key {k:?}"),
                         });
                     }
-                    entries.push((k, value));
+                    entries.push((k, key_line, value));
                 }
                 None => {
+                    let key_line = value.line;
                     let k = match value.node {
                         Node::Str(s) => s,
                         Node::Int(i) => i.to_string(),
@@ -114,7 +117,7 @@ impl Builder {
                             String::new()
                         }
                     };
-                    *key = Some(k);
+                    *key = Some((k, key_line));
                 }
             },
         }
@@ -216,21 +219,25 @@ impl Marked {
     /// `queryParameters`.
     pub(crate) fn line_of(&self, path: &str) -> usize {
         let mut node = self;
+        let mut line = self.line;
         for segment in path_segments(path) {
             let next = match (&node.node, segment) {
                 (Node::Map(entries), Segment::Key(key)) => entries
                     .iter()
-                    .find(|(k, _)| k == key || same_field(k, key))
-                    .map(|(_, v)| v),
-                (Node::Seq(items), Segment::Index(i)) => items.get(i),
+                    .find(|(k, _, _)| k == key || same_field(k, key))
+                    .map(|(_, key_line, v)| (*key_line, v)),
+                (Node::Seq(items), Segment::Index(i)) => items.get(i).map(|v| (v.line, v)),
                 _ => None,
             };
             match next {
-                Some(n) => node = n,
+                Some((l, n)) => {
+                    line = l;
+                    node = n;
+                }
                 None => break,
             }
         }
-        node.line
+        line
     }
 
     /// Converts to a JSON value for serde. Mapping entries whose value is
@@ -245,7 +252,7 @@ impl Marked {
             Node::Seq(items) => Value::Array(items.iter().map(Marked::to_value).collect()),
             Node::Map(entries) => {
                 let mut map = Map::new();
-                for (k, v) in entries {
+                for (k, _, v) in entries {
                     if v.node != Node::Null {
                         map.insert(k.clone(), v.to_value());
                     }
@@ -312,8 +319,13 @@ mod tests {
         let gw = &docs[0];
         assert_eq!(gw.line_of("conf.listeners[0].port"), 5);
         assert_eq!(gw.line_of("conf.listeners[0].tags[\"kuma.io/service\"]"), 7);
-        assert_eq!(gw.line_of("conf.listeners[3].port"), 4);
-        assert_eq!(docs[1].line_of("a"), 10);
+        assert_eq!(
+            gw.line_of("conf.listeners[3].port"),
+            4,
+            "the deepest existing node: the key"
+        );
+        assert_eq!(gw.line_of("conf"), 3);
+        assert_eq!(docs[1].line_of("a"), 11);
     }
 
     #[test]
