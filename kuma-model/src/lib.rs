@@ -46,7 +46,7 @@ pub mod violation;
 pub use datasource::DataSource;
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use duration::Duration;
-pub use load::{DEFAULT_MESH, ParsedFile, UnknownFields, parse_file};
+pub use load::{DEFAULT_MESH, ParsedFile, UnknownFields, parse_file, read_file};
 pub use meta::{Location, Meta, Timestamp};
 pub use resource::{Kind, Resource, ResourceKey, Spec, SpecError};
 pub use set::ResourceSet;

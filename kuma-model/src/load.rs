@@ -57,6 +57,17 @@ impl ParsedFile {
 /// assert_eq!(parsed.resources[0].spec.kind(), Kind::MeshGateway);
 /// ```
 pub fn parse_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
+    read(file, text, unknown, true)
+}
+
+/// Parses every document of `text` into typed resources without Kuma's
+/// validation: for tools that inspect or rewrite resources as written.
+/// Syntax and type errors are still reported.
+pub fn read_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
+    read(file, text, unknown, false)
+}
+
+fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> ParsedFile {
     let file: Arc<str> = Arc::from(file);
     let mut out = ParsedFile::default();
     let docs = match parse_documents(text) {
@@ -81,7 +92,7 @@ pub fn parse_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile 
             resource: None,
             spec_prefix: "",
         };
-        if let Some(resource) = reader.read(unknown) {
+        if let Some(resource) = reader.read(unknown, validate) {
             out.resources.push(resource);
         }
     }
@@ -143,7 +154,7 @@ impl DocReader<'_> {
         self.spec_prefix = prefix;
     }
 
-    fn read(&mut self, unknown: UnknownFields) -> Option<Resource> {
+    fn read(&mut self, unknown: UnknownFields, validate: bool) -> Option<Resource> {
         let Value::Object(top) = self.doc.to_value() else {
             self.envelope_error("", "a resource must be a mapping");
             return None;
@@ -168,6 +179,9 @@ impl DocReader<'_> {
             name: meta.name.clone(),
         });
         let spec = self.read_spec(kind, spec, unknown)?;
+        if !validate {
+            return Some(Resource { meta, spec });
+        }
         let violations = spec.validate();
         let ok = violations.is_empty();
         for v in violations.into_vec() {
