@@ -51,10 +51,8 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
         let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         texts.push((file.display().to_string(), text));
     }
-    let loaded = ResourceSet::load(
-        texts.iter().map(|(name, text)| (name.as_str(), text.as_str())),
-        UnknownFields::Reject,
-    );
+    let loaded =
+        ResourceSet::load(texts.iter().map(|(name, text)| (name.as_str(), text.as_str())), UnknownFields::Reject);
     match loaded {
         Ok((set, warnings)) => {
             for w in &warnings {
@@ -96,11 +94,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let path = entry?.path();
         if path.is_dir() {
             walk(&path, out)?;
-        } else if path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
+        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
             out.push(path);
         }
     }

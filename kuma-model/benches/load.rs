@@ -1,4 +1,5 @@
 //! Parse and validate a generated 10,000-resource file.
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 
 use std::fmt::Write as _;
 

@@ -48,10 +48,7 @@ pub struct Networking {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outbound: Vec<Outbound>,
     /// Transparent proxying settings (kept as written).
-    #[serde(
-        alias = "transparent_proxying",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "transparent_proxying", skip_serializing_if = "Option::is_none")]
     pub transparent_proxying: Option<Value>,
     /// Envoy admin settings.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,10 +148,7 @@ impl Inbound {
     /// False when the inbound is marked not ready or ignored.
     pub fn is_ready(&self) -> bool {
         self.health.as_ref().is_none_or(|h| h.ready)
-            && !matches!(
-                self.state,
-                Some(InboundState::NotReady | InboundState::Ignored)
-            )
+            && !matches!(self.state, Some(InboundState::NotReady | InboundState::Ignored))
     }
 }
 
@@ -196,11 +190,7 @@ pub struct Outbound {
 impl Outbound {
     /// The local address, `127.0.0.1` when unset.
     pub fn local_address(&self) -> &str {
-        if self.address.is_empty() {
-            "127.0.0.1"
-        } else {
-            &self.address
-        }
+        if self.address.is_empty() { "127.0.0.1" } else { &self.address }
     }
 }
 
@@ -215,14 +205,12 @@ impl DataplaneSpec {
 
     /// True for a BUILTIN gateway.
     pub fn is_builtin_gateway(&self) -> bool {
-        self.gateway()
-            .is_some_and(|g| g.kind == GatewayType::Builtin)
+        self.gateway().is_some_and(|g| g.kind == GatewayType::Builtin)
     }
 
     /// True for a DELEGATED gateway.
     pub fn is_delegated_gateway(&self) -> bool {
-        self.gateway()
-            .is_some_and(|g| g.kind == GatewayType::Delegated)
+        self.gateway().is_some_and(|g| g.kind == GatewayType::Delegated)
     }
 
     /// Kuma's `Dataplane` validation (gateway, address, inbound, outbound).
@@ -236,44 +224,26 @@ impl DataplaneSpec {
         match net.gateway.as_ref().map(|g| g.kind) {
             Some(GatewayType::Delegated) => {
                 if !net.inbound.is_empty() {
-                    out.add(
-                        net_path.field("inbound"),
-                        "inbound cannot be defined for delegated gateways",
-                    );
+                    out.add(net_path.field("inbound"), "inbound cannot be defined for delegated gateways");
                 }
                 if !net.listeners.is_empty() {
-                    out.add(
-                        net_path.field("listeners"),
-                        "listeners cannot be defined for delegated gateways",
-                    );
+                    out.add(net_path.field("listeners"), "listeners cannot be defined for delegated gateways");
                 }
                 validate_gateway(&net_path.field("gateway"), net.gateway.as_ref(), &mut out);
                 validate_networking(&net_path, net, &mut out);
             }
             Some(GatewayType::Builtin) => {
                 if !net.inbound.is_empty() {
-                    out.add(
-                        net_path.field("inbound"),
-                        "inbound cannot be defined for builtin gateways",
-                    );
+                    out.add(net_path.field("inbound"), "inbound cannot be defined for builtin gateways");
                 }
                 if !net.outbound.is_empty() {
-                    out.add(
-                        net_path.field("outbound"),
-                        "outbound cannot be defined for builtin gateways",
-                    );
+                    out.add(net_path.field("outbound"), "outbound cannot be defined for builtin gateways");
                 }
                 if !net.listeners.is_empty() {
-                    out.add(
-                        net_path.field("listeners"),
-                        "listeners cannot be defined for builtin gateways",
-                    );
+                    out.add(net_path.field("listeners"), "listeners cannot be defined for builtin gateways");
                 }
                 if self.probes.is_some() {
-                    out.add(
-                        net_path.field("probes"),
-                        "probes cannot be defined for builtin gateways",
-                    );
+                    out.add(net_path.field("probes"), "probes cannot be defined for builtin gateways");
                 }
                 validate_gateway(&net_path.field("gateway"), net.gateway.as_ref(), &mut out);
                 validate_networking(&net_path, net, &mut out);
@@ -290,19 +260,12 @@ fn validate_gateway(path: &FieldPath, gateway: Option<&GatewayMode>, out: &mut V
     if let Some(p) = gateway.tags.get(PROTOCOL_TAG)
         && !p.eq_ignore_ascii_case("tcp")
     {
-        out.add(
-            tags_path.key(PROTOCOL_TAG),
-            format!("other values than tcp are not allowed, provided value {p:?}"),
-        );
+        out.add(tags_path.key(PROTOCOL_TAG), format!("other values than tcp are not allowed, provided value {p:?}"));
     }
     validate_tags(
         &tags_path,
         &gateway.tags,
-        TagRules {
-            require_service: !gateway.tags.is_empty(),
-            values: TagValues::Concrete,
-            ..TagRules::default()
-        },
+        TagRules { require_service: !gateway.tags.is_empty(), values: TagValues::Concrete, ..TagRules::default() },
         out,
     );
 }
@@ -314,10 +277,7 @@ fn validate_networking(path: &FieldPath, net: &Networking, out: &mut Violations)
     } else if net.address == "0.0.0.0" || net.address == "::" {
         out.add(&address, "must not be 0.0.0.0 or ::");
     } else if net.address.parse::<IpAddr>().is_err() && !is_dns_name(&net.address) {
-        out.add(
-            &address,
-            "address has to be valid IP address or domain name",
-        );
+        out.add(&address, "address has to be valid IP address or domain name");
     }
     for (i, inbound) in net.inbound.iter().enumerate() {
         let p = path.field("inbound").index(i);
@@ -325,12 +285,8 @@ fn validate_networking(path: &FieldPath, net: &Networking, out: &mut Violations)
         if inbound.service_port != 0 {
             validate_port(&p.field("servicePort"), inbound.service_port, out);
         }
-        if !inbound.service_address.is_empty() && inbound.service_address.parse::<IpAddr>().is_err()
-        {
-            out.add(
-                p.field("serviceAddress"),
-                "serviceAddress has to be valid IP address",
-            );
+        if !inbound.service_address.is_empty() && inbound.service_address.parse::<IpAddr>().is_err() {
+            out.add(p.field("serviceAddress"), "serviceAddress has to be valid IP address");
         }
         if !inbound.address.is_empty() && inbound.address.parse::<IpAddr>().is_err() {
             out.add(p.field("address"), "address has to be valid IP address");
@@ -348,10 +304,7 @@ fn validate_networking(path: &FieldPath, net: &Networking, out: &mut Violations)
         validate_tags(
             &p.field("tags"),
             &inbound.tags,
-            TagRules {
-                values: TagValues::Concrete,
-                ..TagRules::default()
-            },
+            TagRules { values: TagValues::Concrete, ..TagRules::default() },
             out,
         );
         if !inbound.tags.is_empty() && !inbound.tags.contains_key(SERVICE_TAG) {
@@ -366,27 +319,17 @@ fn validate_networking(path: &FieldPath, net: &Networking, out: &mut Violations)
         }
         if outbound.backend_ref.is_none() {
             if outbound.tags.is_empty() {
-                out.add(
-                    p.field("tags"),
-                    format!("mandatory tag {SERVICE_TAG:?} is missing"),
-                );
+                out.add(p.field("tags"), format!("mandatory tag {SERVICE_TAG:?} is missing"));
             } else {
                 validate_tags(
                     &p.field("tags"),
                     &outbound.tags,
-                    TagRules {
-                        require_service: true,
-                        values: TagValues::Concrete,
-                        ..TagRules::default()
-                    },
+                    TagRules { require_service: true, values: TagValues::Concrete, ..TagRules::default() },
                     out,
                 );
             }
         } else if !outbound.tags.is_empty() {
-            out.add(
-                p.field("backendRef"),
-                "both backendRef and tags/service cannot be defined",
-            );
+            out.add(p.field("backendRef"), "both backendRef and tags/service cannot be defined");
         }
     }
 }
@@ -403,8 +346,7 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
             !b.is_empty()
                 && b.len() <= 63
                 && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
         })
 }
 

@@ -49,9 +49,7 @@ pub(crate) mod base64_bytes {
 
     /// Accepts standard and URL-safe base64, padded or not, as protojson does.
     pub(crate) fn decode(text: &str) -> Result<Vec<u8>, String> {
-        use base64::engine::general_purpose::{
-            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
-        };
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
         let text = text.trim();
         for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
             if let Ok(bytes) = engine.decode(text) {

@@ -75,16 +75,12 @@ impl std::str::FromStr for Duration {
         }
         let mut total: i128 = 0;
         while !rest.is_empty() {
-            let digits_end = rest
-                .find(|c: char| !c.is_ascii_digit() && c != '.')
-                .ok_or_else(err)?;
+            let digits_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(err)?;
             let (number, tail) = rest.split_at(digits_end);
             if number.is_empty() || number == "." || number.matches('.').count() > 1 {
                 return Err(err());
             }
-            let unit_end = tail
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(tail.len());
+            let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
             let (unit, tail) = tail.split_at(unit_end);
             let scale: i128 = match unit {
                 "ns" => 1,
@@ -96,11 +92,7 @@ impl std::str::FromStr for Duration {
                 _ => return Err(err()),
             };
             let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-            let whole: i128 = if whole.is_empty() {
-                0
-            } else {
-                whole.parse().map_err(|_| err())?
-            };
+            let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err())? };
             let mut value = whole.checked_mul(scale).ok_or_else(err)?;
             let mut place = scale;
             for digit in frac.bytes() {

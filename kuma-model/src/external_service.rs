@@ -70,10 +70,7 @@ impl ExternalServiceSpec {
     pub fn host_port(&self) -> Option<(&str, u16)> {
         let address = &self.networking.as_ref()?.address;
         let (host, port) = address.rsplit_once(':')?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         Some((host, port.parse().ok()?))
     }
 
@@ -104,10 +101,7 @@ impl ExternalServiceSpec {
                             }
                             let host = bare.unwrap_or(host);
                             if host.parse::<IpAddr>().is_err() && !is_dns_name(host) {
-                                out.add(
-                                    &ap,
-                                    "address has to be a valid IP address or a domain name",
-                                );
+                                out.add(&ap, "address has to be a valid IP address or a domain name");
                             }
                             match port.parse::<u32>() {
                                 Err(_) => out.add(&ap, "unable to parse port in address"),
@@ -121,17 +115,13 @@ impl ExternalServiceSpec {
                     if tls.server_name.as_deref() == Some("") {
                         out.add(tp.field("serverName"), "cannot be empty");
                     }
-                    for (name, ds) in [
-                        ("caCert", &tls.ca_cert),
-                        ("clientCert", &tls.client_cert),
-                        ("clientKey", &tls.client_key),
-                    ] {
+                    for (name, ds) in
+                        [("caCert", &tls.ca_cert), ("clientCert", &tls.client_cert), ("clientKey", &tls.client_key)]
+                    {
                         let empty = match ds {
-                            Some(
-                                DataSource::Secret(s)
-                                | DataSource::File(s)
-                                | DataSource::InlineString(s),
-                            ) => s.is_empty(),
+                            Some(DataSource::Secret(s) | DataSource::File(s) | DataSource::InlineString(s)) => {
+                                s.is_empty()
+                            }
                             Some(DataSource::Inline(b)) => b.is_empty(),
                             None => false,
                         };
@@ -156,21 +146,14 @@ impl ExternalServiceSpec {
         validate_tags(
             &tags,
             &self.tags,
-            TagRules {
-                require_service: true,
-                values: TagValues::Concrete,
-                ..TagRules::default()
-            },
+            TagRules { require_service: true, values: TagValues::Concrete, ..TagRules::default() },
             &mut out,
         );
         if let Some((host, _)) = self.host_port()
             && !self.service().is_empty()
             && host == self.service()
         {
-            out.add(
-                tags.key(SERVICE_TAG),
-                "cannot be the same as networking.address",
-            );
+            out.add(tags.key(SERVICE_TAG), "cannot be the same as networking.address");
         }
         out
     }

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::datasource::DataSource;
-use crate::tags::{
-    RESERVED_GATEWAY_TAGS, Selector, TagRules, TagValues, Tags, validate_selectors, validate_tags,
-};
+use crate::tags::{RESERVED_GATEWAY_TAGS, Selector, TagRules, TagValues, Tags, validate_selectors, validate_tags};
 use crate::violation::{FieldPath, Violations};
 
 /// The spec of a `MeshGateway`.
@@ -64,18 +62,12 @@ pub struct Listener {
 impl Listener {
     /// The hostname with `""` read as `"*"`, as Kuma's `GetNonEmptyHostname`.
     pub fn effective_hostname(&self) -> &str {
-        if self.hostname.is_empty() {
-            "*"
-        } else {
-            &self.hostname
-        }
+        if self.hostname.is_empty() { "*" } else { &self.hostname }
     }
 }
 
 /// A listener protocol. UDP is not supported by Kuma and is not accepted.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Protocol {
     /// Not set: rejected by validation.
     #[default]
@@ -188,9 +180,7 @@ const LISTENER_TAG_RULES: TagRules<'static> = TagRules {
 impl MeshGatewaySpec {
     /// True when any listener is cross-mesh.
     pub fn is_cross_mesh(&self) -> bool {
-        self.conf
-            .as_ref()
-            .is_some_and(|c| c.listeners.iter().any(|l| l.cross_mesh))
+        self.conf.as_ref().is_some_and(|c| c.listeners.iter().any(|l| l.cross_mesh))
     }
 
     /// Kuma's `MeshGateway` validation, plus the checks that keep Envoy from
@@ -201,18 +191,10 @@ impl MeshGatewaySpec {
         validate_selectors(
             &FieldPath::root().field("selectors"),
             &self.selectors,
-            TagRules {
-                require_at_most_one_selector: self.is_cross_mesh(),
-                ..TagRules::SELECTORS
-            },
+            TagRules { require_at_most_one_selector: self.is_cross_mesh(), ..TagRules::SELECTORS },
             &mut out,
         );
-        validate_tags(
-            &FieldPath::root().field("tags"),
-            &self.tags,
-            LISTENER_TAG_RULES,
-            &mut out,
-        );
+        validate_tags(&FieldPath::root().field("tags"), &self.tags, LISTENER_TAG_RULES, &mut out);
         let conf_path = FieldPath::root().field("conf");
         let Some(conf) = &self.conf else {
             out.add(conf_path, "cannot be empty");
@@ -237,27 +219,16 @@ fn validate_listener(path: &FieldPath, l: &Listener, out: &mut Violations) {
     validate_port(&path.field("port"), l.port, out);
     match l.protocol {
         Protocol::None => out.add(path.field("protocol"), "cannot be empty"),
-        Protocol::Https if l.cross_mesh => out.add(
-            path.field("protocol"),
-            "protocol is not supported with crossMesh",
-        ),
+        Protocol::Https if l.cross_mesh => out.add(path.field("protocol"), "protocol is not supported with crossMesh"),
         Protocol::Https if l.tls.is_none() => out.add(path.field("tls"), "cannot be empty"),
-        Protocol::Https
-            if l.tls
-                .as_ref()
-                .is_some_and(|t| t.mode == TlsMode::Passthrough) =>
-        {
-            out.add(
-                path.field("tls").field("mode"),
-                "mode is not supported on HTTPS listeners",
-            )
+        Protocol::Https if l.tls.as_ref().is_some_and(|t| t.mode == TlsMode::Passthrough) => {
+            out.add(path.field("tls").field("mode"), "mode is not supported on HTTPS listeners")
         }
         // Kuma accepts these, then fails (TLS without tls) or silently builds
         // an HTTPS chain (crossMesh TCP/TLS) at generation time.
-        Protocol::Tcp | Protocol::Tls if l.cross_mesh => out.add_extra(
-            path.field("protocol"),
-            "protocol is not supported with crossMesh",
-        ),
+        Protocol::Tcp | Protocol::Tls if l.cross_mesh => {
+            out.add_extra(path.field("protocol"), "protocol is not supported with crossMesh")
+        }
         Protocol::Tls if l.tls.is_none() => out.add_extra(path.field("tls"), "cannot be empty"),
         _ => {}
     }
@@ -271,15 +242,9 @@ fn validate_listener(path: &FieldPath, l: &Listener, out: &mut Violations) {
             match tls.mode {
                 TlsMode::None => out.add(tls_path.field("mode"), "cannot be empty"),
                 TlsMode::Terminate => match tls.certificates.len() {
-                    0 => out.add(
-                        tls_path.field("certificates"),
-                        "cannot be empty in TLS termination mode",
-                    ),
+                    0 => out.add(tls_path.field("certificates"), "cannot be empty in TLS termination mode"),
                     1 | 2 => {}
-                    _ => out.add(
-                        tls_path.field("certificates"),
-                        "cannot have more than 2 certificates",
-                    ),
+                    _ => out.add(tls_path.field("certificates"), "cannot have more than 2 certificates"),
                 },
                 TlsMode::Passthrough => {}
             }
@@ -302,10 +267,7 @@ fn validate_collapsibility(path: &FieldPath, listeners: &[Listener], out: &mut V
     for (i, l) in listeners.iter().enumerate() {
         let port = ports.entry(l.port).or_default();
         port.protocols.entry(l.protocol).or_default().push(i);
-        port.hostnames
-            .entry(l.effective_hostname())
-            .or_default()
-            .push(i);
+        port.hostnames.entry(l.effective_hostname()).or_default().push(i);
         let limit = l.resources.as_ref().map_or(0, |r| r.connection_limit);
         if limit != 0 {
             port.limits.insert(limit);
@@ -315,26 +277,17 @@ fn validate_collapsibility(path: &FieldPath, listeners: &[Listener], out: &mut V
     for port in ports.values() {
         if port.protocols.len() > 1 {
             for i in port.protocols.values().flatten() {
-                out.add(
-                    path.index(*i),
-                    "protocol conflicts with other listeners on this port",
-                );
+                out.add(path.index(*i), "protocol conflicts with other listeners on this port");
             }
         }
         for indexes in port.hostnames.values().filter(|ix| ix.len() > 1) {
             for i in indexes {
-                out.add(
-                    path.index(*i),
-                    "multiple listeners for hostname on this port",
-                );
+                out.add(path.index(*i), "multiple listeners for hostname on this port");
             }
         }
         if port.limits.len() > 1 {
             for i in &port.limited {
-                out.add(
-                    path.index(*i).field("resources").field("connectionLimit"),
-                    "conflicting values for this port",
-                );
+                out.add(path.index(*i).field("resources").field("connectionLimit"), "conflicting values for this port");
             }
         }
     }
@@ -372,10 +325,7 @@ pub(crate) fn is_dns_domain(name: &str) -> bool {
         && name.split('.').all(|label| {
             let b = label.as_bytes();
             let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            !b.is_empty()
-                && edge(&b[0])
-                && edge(&b[b.len() - 1])
-                && b.iter().all(|c| edge(c) || *c == b'-')
+            !b.is_empty() && edge(&b[0]) && edge(&b[b.len() - 1]) && b.iter().all(|c| edge(c) || *c == b'-')
         })
 }
 

@@ -171,19 +171,12 @@ impl MeshGatewayInstanceSpec {
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();
         if self.replicas < 1 {
-            out.add(
-                FieldPath::root().field("replicas"),
-                "must be greater than or equal to 1",
-            );
+            out.add(FieldPath::root().field("replicas"), "must be greater than or equal to 1");
         }
         validate_tags(
             &FieldPath::root().field("tags"),
             &self.tags,
-            TagRules {
-                forbid_service: true,
-                values: TagValues::Concrete,
-                ..TagRules::default()
-            },
+            TagRules { forbid_service: true, values: TagValues::Concrete, ..TagRules::default() },
             &mut out,
         );
         out

@@ -42,9 +42,7 @@ pub struct ParsedFile {
 impl ParsedFile {
     /// True when any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 }
 
@@ -85,13 +83,8 @@ fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> Parse
         }
     };
     for doc in &docs {
-        let mut reader = DocReader {
-            file: file.clone(),
-            doc,
-            diagnostics: &mut out.diagnostics,
-            resource: None,
-            spec_prefix: "",
-        };
+        let mut reader =
+            DocReader { file: file.clone(), doc, diagnostics: &mut out.diagnostics, resource: None, spec_prefix: "" };
         if let Some(resource) = reader.read(unknown, validate) {
             out.resources.push(resource);
         }
@@ -116,28 +109,15 @@ struct Header {
 }
 
 impl DocReader<'_> {
-    fn error(
-        &mut self,
-        field: &str,
-        message: impl Into<String>,
-        origin: Origin,
-        severity: Severity,
-    ) {
+    fn error(&mut self, field: &str, message: impl Into<String>, origin: Origin, severity: Severity) {
         let full = if field.is_empty() {
             self.spec_prefix.trim_end_matches('.').to_string()
         } else {
             format!("{}{field}", self.spec_prefix)
         };
-        let line = if full.is_empty() {
-            self.doc.line
-        } else {
-            self.doc.line_of(&full)
-        };
+        let line = if full.is_empty() { self.doc.line } else { self.doc.line_of(&full) };
         self.diagnostics.push(Diagnostic {
-            location: Location {
-                file: self.file.clone(),
-                line,
-            },
+            location: Location { file: self.file.clone(), line },
             resource: self.resource.clone(),
             field: field.to_string(),
             message: message.into(),
@@ -164,20 +144,9 @@ impl DocReader<'_> {
         } else {
             self.read_universal(top)?
         };
-        let Header {
-            kind,
-            mut meta,
-            spec,
-        } = header;
-        meta.location = Location {
-            file: self.file.clone(),
-            line: self.doc.line,
-        };
-        self.resource = Some(ResourceKey {
-            kind,
-            mesh: meta.mesh.clone(),
-            name: meta.name.clone(),
-        });
+        let Header { kind, mut meta, spec } = header;
+        meta.location = Location { file: self.file.clone(), line: self.doc.line };
+        self.resource = Some(ResourceKey { kind, mesh: meta.mesh.clone(), name: meta.name.clone() });
         let spec = self.read_spec(kind, spec, unknown)?;
         if !validate {
             return Some(Resource { meta, spec });
@@ -196,10 +165,7 @@ impl DocReader<'_> {
         for _ in 0..64 {
             match Spec::from_json(kind, spec.clone()) {
                 Ok(s) => return Some(s),
-                Err(e)
-                    if unknown == UnknownFields::Ignore
-                        && e.message.starts_with("unknown field") =>
-                {
+                Err(e) if unknown == UnknownFields::Ignore && e.message.starts_with("unknown field") => {
                     let Some(key) = unknown_key(&e.message) else {
                         break;
                     };
@@ -209,12 +175,7 @@ impl DocReader<'_> {
                         self.error(&e.field, e.message, Origin::Kuma, Severity::Error);
                         return None;
                     }
-                    self.error(
-                        &field,
-                        "unknown field ignored",
-                        Origin::Kuma,
-                        Severity::Warning,
-                    );
+                    self.error(&field, "unknown field ignored", Origin::Kuma, Severity::Warning);
                 }
                 Err(e) => {
                     self.error(&e.field, e.message, Origin::Kuma, Severity::Error);
@@ -234,10 +195,7 @@ impl DocReader<'_> {
                 return None;
             }
             None => {
-                self.envelope_error(
-                    "",
-                    "missing `type` (Universal form) or `kind` (Kubernetes form)",
-                );
+                self.envelope_error("", "missing `type` (Universal form) or `kind` (Kubernetes form)");
                 return None;
             }
         };
@@ -251,11 +209,7 @@ impl DocReader<'_> {
         top.remove("modificationTime");
         top.remove("kri");
         let labels = self.take_labels(&mut top, "labels");
-        let mut meta = Meta {
-            name,
-            labels,
-            ..Meta::default()
-        };
+        let mut meta = Meta { name, labels, ..Meta::default() };
         meta.creation_time = self.timestamp("creationTime", creation);
         meta.mesh = self.mesh_of(kind, mesh, &meta.labels);
         if meta.name.is_empty() {
@@ -263,11 +217,7 @@ impl DocReader<'_> {
             return None;
         }
         // A Universal secret carries its payload in `data` beside `type`.
-        Some(Header {
-            kind,
-            meta,
-            spec: Value::Object(top),
-        })
+        Some(Header { kind, meta, spec: Value::Object(top) })
     }
 
     fn read_kubernetes(&mut self, mut top: Map<String, Value>) -> Option<Header> {
@@ -280,10 +230,7 @@ impl DocReader<'_> {
         // Kuma keeps its secrets in core Kubernetes Secrets of a special type.
         let core_secret = kind == Kind::Secret && api_version == "v1";
         if !core_secret && api_version != "kuma.io/v1alpha1" {
-            self.envelope_error(
-                "apiVersion",
-                format!("must be \"kuma.io/v1alpha1\" (got {api_version:?})"),
-            );
+            self.envelope_error("apiVersion", format!("must be \"kuma.io/v1alpha1\" (got {api_version:?})"));
             return None;
         }
         let mut metadata = match top.remove("metadata") {
@@ -302,8 +249,7 @@ impl DocReader<'_> {
         let spec = if core_secret {
             self.kubernetes_secret(&mut top)?
         } else {
-            top.remove("spec")
-                .unwrap_or_else(|| Value::Object(Map::new()))
+            top.remove("spec").unwrap_or_else(|| Value::Object(Map::new()))
         };
         if let Some(extra) = top.keys().next() {
             let extra = extra.clone();
@@ -314,11 +260,7 @@ impl DocReader<'_> {
             Some(ns) if kind.is_namespaced() && !ns.is_empty() => format!("{name}.{ns}"),
             _ => name,
         };
-        let mut meta = Meta {
-            name,
-            labels,
-            ..Meta::default()
-        };
+        let mut meta = Meta { name, labels, ..Meta::default() };
         meta.creation_time = self.timestamp("metadata.creationTimestamp", creation);
         meta.mesh = self.mesh_of(kind, mesh, &meta.labels);
         if meta.name.is_empty() {
@@ -388,12 +330,7 @@ impl DocReader<'_> {
         ts
     }
 
-    fn mesh_of(
-        &mut self,
-        kind: Kind,
-        mesh: Option<String>,
-        labels: &BTreeMap<String, String>,
-    ) -> String {
+    fn mesh_of(&mut self, kind: Kind, mesh: Option<String>, labels: &BTreeMap<String, String>) -> String {
         if !kind.is_mesh_scoped() {
             if mesh.is_some() {
                 self.envelope_error("mesh", "a Mesh is not inside a mesh");
@@ -408,10 +345,7 @@ impl DocReader<'_> {
 
 fn unknown_kind(name: &str) -> String {
     let known: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
-    format!(
-        "unknown resource type {name:?}; expected one of {}",
-        known.join(", ")
-    )
+    format!("unknown resource type {name:?}; expected one of {}", known.join(", "))
 }
 
 /// The key named in serde's "unknown field `x`, expected ..." message.

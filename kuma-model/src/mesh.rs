@@ -113,11 +113,7 @@ pub struct Backend {
 impl Backend {
     /// A string setting of `conf`, or `""`.
     pub fn conf_str(&self, key: &str) -> &str {
-        self.conf
-            .as_ref()
-            .and_then(|c| c.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.conf.as_ref().and_then(|c| c.get(key)).and_then(Value::as_str).unwrap_or("")
     }
 }
 
@@ -137,19 +133,13 @@ pub struct Routing {
 impl MeshSpec {
     /// True when a CA backend is enabled.
     pub fn mtls_enabled(&self) -> bool {
-        self.mtls
-            .as_ref()
-            .is_some_and(|m| !m.enabled_backend.is_empty())
+        self.mtls.as_ref().is_some_and(|m| !m.enabled_backend.is_empty())
     }
 
     /// The logging backend named `name`, or the default one for `""`.
     pub fn logging_backend(&self, name: &str) -> Option<&Backend> {
         let logging = self.logging.as_ref()?;
-        let name = if name.is_empty() {
-            logging.default_backend.as_str()
-        } else {
-            name
-        };
+        let name = if name.is_empty() { logging.default_backend.as_str() } else { name };
         logging.backends.iter().find(|b| b.name == name)
     }
 
@@ -177,45 +167,20 @@ impl MeshSpec {
                 }
             }
             if !mtls.enabled_backend.is_empty() && !names.contains(mtls.enabled_backend.as_str()) {
-                out.add(
-                    p.field("enabledBackend"),
-                    "has to be set to one of the backends in the mesh",
-                );
+                out.add(p.field("enabledBackend"), "has to be set to one of the backends in the mesh");
             }
         }
         if let Some(logging) = &self.logging {
-            validate_backends(
-                &FieldPath::root().field("logging"),
-                logging,
-                BackendKind::Logging,
-                &mut out,
-            );
+            validate_backends(&FieldPath::root().field("logging"), logging, BackendKind::Logging, &mut out);
         }
         if let Some(tracing) = &self.tracing {
-            validate_backends(
-                &FieldPath::root().field("tracing"),
-                tracing,
-                BackendKind::Tracing,
-                &mut out,
-            );
+            validate_backends(&FieldPath::root().field("tracing"), tracing, BackendKind::Tracing, &mut out);
         }
-        if let Some(c) = self
-            .constraints
-            .as_ref()
-            .and_then(|c| c.get("dataplaneProxy"))
-        {
+        if let Some(c) = self.constraints.as_ref().and_then(|c| c.get("dataplaneProxy")) {
             for list in ["requirements", "restrictions"] {
-                for (i, rule) in c
-                    .get(list)
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .enumerate()
-                {
-                    let tags: Tags = rule
-                        .get("tags")
-                        .and_then(|t| serde_json::from_value(t.clone()).ok())
-                        .unwrap_or_default();
+                for (i, rule) in c.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+                    let tags: Tags =
+                        rule.get("tags").and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
                     validate_tags(
                         &FieldPath::root()
                             .field("constraints")
@@ -224,20 +189,14 @@ impl MeshSpec {
                             .index(i)
                             .field("tags"),
                         &tags,
-                        TagRules {
-                            require_at_least_one_tag: true,
-                            ..TagRules::default()
-                        },
+                        TagRules { require_at_least_one_tag: true, ..TagRules::default() },
                         &mut out,
                     );
                 }
             }
         }
         if self.routing.as_ref().is_some_and(|r| r.zone_egress) && !self.mtls_enabled() {
-            out.add(
-                FieldPath::root().field("mtls"),
-                "has to be set when zoneEgress enabled",
-            );
+            out.add(FieldPath::root().field("mtls"), "has to be set when zoneEgress enabled");
         }
         out
     }
@@ -249,12 +208,7 @@ enum BackendKind {
     Tracing,
 }
 
-fn validate_backends(
-    path: &FieldPath,
-    backends: &Backends,
-    kind: BackendKind,
-    out: &mut Violations,
-) {
+fn validate_backends(path: &FieldPath, backends: &Backends, kind: BackendKind, out: &mut Violations) {
     let mut names = BTreeSet::new();
     for (i, b) in backends.backends.iter().enumerate() {
         let p = path.field("backends").index(i);
@@ -273,17 +227,13 @@ fn validate_backends(
                 let address = b.conf_str("address");
                 if address.is_empty() {
                     out.add(conf.field("address"), "cannot be empty");
-                } else if !address
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && !p.is_empty())
-                {
+                } else if !address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && !p.is_empty()) {
                     out.add(conf.field("address"), "has to be in format of HOST:PORT");
                 }
             }
-            (BackendKind::Logging, _) => out.add(
-                p.field("type"),
-                "unknown backend type. Available backends: \"tcp\", \"file\"",
-            ),
+            (BackendKind::Logging, _) => {
+                out.add(p.field("type"), "unknown backend type. Available backends: \"tcp\", \"file\"")
+            }
             (BackendKind::Tracing, t) => {
                 if b.sampling.is_some_and(|s| !(0.0..=100.0).contains(&s)) {
                     out.add(p.field("sampling"), "has to be in [0.0 - 100.0] range");
@@ -299,29 +249,16 @@ fn validate_backends(
                             out.add(conf.field("address"), "cannot be empty");
                         }
                     }
-                    _ => out.add(
-                        p.field("type"),
-                        "unknown backend type. Available backends: \"zipkin\", \"datadog\"",
-                    ),
+                    _ => out.add(p.field("type"), "unknown backend type. Available backends: \"zipkin\", \"datadog\""),
                 }
             }
         }
         if !b.name.is_empty() && !names.insert(b.name.as_str()) {
-            out.add(
-                p.field("name"),
-                format!("{:?} name is already used for another backend", b.name),
-            );
+            out.add(p.field("name"), format!("{:?} name is already used for another backend", b.name));
         }
     }
     if !backends.default_backend.is_empty() && !names.contains(backends.default_backend.as_str()) {
-        let what = if kind == BackendKind::Logging {
-            "logging"
-        } else {
-            "tracing"
-        };
-        out.add(
-            path.field("defaultBackend"),
-            format!("has to be set to one of the {what} backend in mesh"),
-        );
+        let what = if kind == BackendKind::Logging { "logging" } else { "tracing" };
+        out.add(path.field("defaultBackend"), format!("has to be set to one of the {what} backend in mesh"));
     }
 }

@@ -38,23 +38,14 @@ impl Timestamp {
         let b = text.as_bytes();
         let num = |r: std::ops::Range<usize>| -> Option<i64> {
             let s = text.get(r)?;
-            if s.bytes().all(|c| c.is_ascii_digit()) {
-                s.parse().ok()
-            } else {
-                None
-            }
+            if s.bytes().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
         };
         if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
             return None;
         }
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month)
-            || !(1..=31).contains(&day)
-            || hour > 23
-            || min > 59
-            || sec > 60
-        {
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
             return None;
         }
         let mut i = 19;
@@ -77,10 +68,7 @@ impl Timestamp {
         }
         let offset_secs = match text.get(i..)? {
             "Z" | "z" => 0,
-            rest if rest.len() == 6
-                && (rest.starts_with('+') || rest.starts_with('-'))
-                && &rest[3..4] == ":" =>
-            {
+            rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
                 let h = num(i + 1..i + 3)?;
                 let m = num(i + 4..i + 6)?;
                 let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -128,11 +116,7 @@ impl Meta {
     /// when given (resources without one count as created at load, after
     /// every dated resource), then load order.
     pub fn creation_order(&self) -> (bool, Option<Timestamp>, u64) {
-        (
-            self.creation_time.is_none(),
-            self.creation_time,
-            self.sequence,
-        )
+        (self.creation_time.is_none(), self.creation_time, self.sequence)
     }
 }
 

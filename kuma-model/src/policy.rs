@@ -9,9 +9,7 @@ use crate::datasource::base64_bytes;
 use crate::duration::Duration;
 use crate::gateway::{is_false, is_zero};
 use crate::route::HttpMethod;
-use crate::tags::{
-    PROTOCOL_TAG, SERVICE_TAG, Selector, TagRules, Tags, validate_selectors, validate_tags,
-};
+use crate::tags::{PROTOCOL_TAG, SERVICE_TAG, Selector, TagRules, Tags, validate_selectors, validate_tags};
 use crate::violation::{FieldPath, Violations};
 
 /// `sources` + `destinations` + `conf`: the shape of every connection policy.
@@ -53,24 +51,15 @@ const AT_LEAST_ONE: TagRules<'static> = TagRules {
     values: crate::tags::TagValues::Selector,
 };
 
-const SERVICE_SOURCES: SelectorPolicy = SelectorPolicy {
-    sources: TagRules::SELECTORS,
-    destinations: Destinations::OnlyService,
-};
+const SERVICE_SOURCES: SelectorPolicy =
+    SelectorPolicy { sources: TagRules::SELECTORS, destinations: Destinations::OnlyService };
 
-const ANY_TAGS: SelectorPolicy = SelectorPolicy {
-    sources: AT_LEAST_ONE,
-    destinations: Destinations::Rules(AT_LEAST_ONE),
-};
+const ANY_TAGS: SelectorPolicy =
+    SelectorPolicy { sources: AT_LEAST_ONE, destinations: Destinations::Rules(AT_LEAST_ONE) };
 
 impl<C> ConnectionPolicy<C> {
     fn validate_selectors(&self, rules: &SelectorPolicy, out: &mut Violations) {
-        validate_selectors(
-            &FieldPath::root().field("sources"),
-            &self.sources,
-            rules.sources,
-            out,
-        );
+        validate_selectors(&FieldPath::root().field("sources"), &self.sources, rules.sources, out);
         let path = FieldPath::root().field("destinations");
         match rules.destinations {
             Destinations::Rules(r) => validate_selectors(&path, &self.destinations, r, out),
@@ -82,24 +71,13 @@ impl<C> ConnectionPolicy<C> {
                     let p = path.index(i).field("match");
                     let tags = &s.match_tags;
                     if tags.len() != 1 || !tags.contains_key(SERVICE_TAG) {
-                        out.add(
-                            &p,
-                            format!("must consist of exactly one tag {SERVICE_TAG:?}"),
-                        );
+                        out.add(&p, format!("must consist of exactly one tag {SERVICE_TAG:?}"));
                     }
                     for key in tags.keys().filter(|k| *k != SERVICE_TAG) {
                         // Reported in key order, between the charset checks.
                         out.add(p.key(key), format!("tag {key:?} is not allowed"));
                     }
-                    validate_tags(
-                        &p,
-                        tags,
-                        TagRules {
-                            require_service: true,
-                            ..TagRules::default()
-                        },
-                        out,
-                    );
+                    validate_tags(&p, tags, TagRules { require_service: true, ..TagRules::default() }, out);
                 }
             }
             Destinations::HttpProtocol => {
@@ -114,16 +92,8 @@ impl<C> ConnectionPolicy<C> {
                     }
                     match tags.get(PROTOCOL_TAG) {
                         None => out.add(&p, "protocol must be specified"),
-                        Some(v)
-                            if !matches!(
-                                v.to_ascii_lowercase().as_str(),
-                                "http" | "http2" | "grpc"
-                            ) =>
-                        {
-                            out.add(
-                                p.key(PROTOCOL_TAG),
-                                "must be one of the [http, http2, grpc]",
-                            )
+                        Some(v) if !matches!(v.to_ascii_lowercase().as_str(), "http" | "http2" | "grpc") => {
+                            out.add(p.key(PROTOCOL_TAG), "must be one of the [http, http2, grpc]")
                         }
                         Some(_) => {}
                     }
@@ -137,9 +107,7 @@ impl<C> ConnectionPolicy<C> {
 fn percentage(path: &FieldPath, value: Option<f64>, out: &mut Violations) {
     match value {
         None => out.add(path.field("percentage"), "cannot be empty"),
-        Some(p) if !(0.0..=100.0).contains(&p) => {
-            out.add(path.field("percentage"), "has to be in [0.0 - 100.0] range")
-        }
+        Some(p) if !(0.0..=100.0).contains(&p) => out.add(path.field("percentage"), "has to be in [0.0 - 100.0] range"),
         Some(_) => {}
     }
 }
@@ -275,31 +243,18 @@ impl CircuitBreakerSpec {
                 || t.max_requests.is_some()
         });
         if !has_detectors && !has_thresholds {
-            out.add(
-                &path,
-                "must have at least one of the detector or threshold configured",
-            );
+            out.add(&path, "must have at least one of the detector or threshold configured");
             return out;
         }
         if conf.detectors.is_some() && !has_detectors {
             out.add(path.field("detectors"), "can't be empty");
         }
         if conf.max_ejection_percent.unwrap_or(0) > 100 {
-            out.add(
-                path.field("maxEjectionPercent"),
-                "has to be in [0.0 - 100.0] range",
-            );
+            out.add(path.field("maxEjectionPercent"), "has to be in [0.0 - 100.0] range");
         }
-        let failure_threshold = conf
-            .detectors
-            .as_ref()
-            .and_then(|d| d.failure.as_ref())
-            .and_then(|f| f.threshold);
+        let failure_threshold = conf.detectors.as_ref().and_then(|d| d.failure.as_ref()).and_then(|f| f.threshold);
         if failure_threshold.unwrap_or(0) > 100 {
-            out.add(
-                path.field("detectors").field("failure").field("threshold"),
-                "has to be in [0.0 - 100.0] range",
-            );
+            out.add(path.field("detectors").field("failure").field("threshold"), "has to be in [0.0 - 100.0] range");
         }
         if conf.thresholds.is_some() && !has_thresholds {
             out.add(path.field("thresholds"), "can't be empty");
@@ -391,10 +346,7 @@ impl FaultInjectionSpec {
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();
         self.validate_selectors(
-            &SelectorPolicy {
-                sources: AT_LEAST_ONE,
-                destinations: Destinations::HttpProtocol,
-            },
+            &SelectorPolicy { sources: AT_LEAST_ONE, destinations: Destinations::HttpProtocol },
             &mut out,
         );
         let path = FieldPath::root().field("conf");
@@ -402,9 +354,7 @@ impl FaultInjectionSpec {
         // Kuma treats an empty message (`delay: {}`) as absent here.
         let delay = conf.delay.filter(|d| *d != FaultDelay::default());
         let abort = conf.abort.filter(|a| *a != FaultAbort::default());
-        let bandwidth = conf
-            .response_bandwidth
-            .filter(|b| *b != FaultBandwidth::default());
+        let bandwidth = conf.response_bandwidth.filter(|b| *b != FaultBandwidth::default());
         if delay.is_none() && abort.is_none() && bandwidth.is_none() {
             out.add(&path, "must have at least one of the faults configured");
         }
@@ -420,9 +370,7 @@ impl FaultInjectionSpec {
             percentage(&p, a.percentage, &mut out);
             match a.http_status {
                 None => out.add(p.field("httpStatus"), "cannot be empty"),
-                Some(code) if !is_known_status(code) => {
-                    out.add(p.field("httpStatus"), "http status code is incorrect")
-                }
+                Some(code) if !is_known_status(code) => out.add(p.field("httpStatus"), "http status code is incorrect"),
                 Some(_) => {}
             }
         }
@@ -431,9 +379,7 @@ impl FaultInjectionSpec {
             percentage(&p, b.percentage, &mut out);
             match &b.limit {
                 None => out.add(p.field("limit"), "cannot be empty"),
-                Some(_) if b.limit_kbps().is_none() => {
-                    out.add(p.field("limit"), "has to be in kbps/mbps/gbps units")
-                }
+                Some(_) if b.limit_kbps().is_none() => out.add(p.field("limit"), "has to be in kbps/mbps/gbps units"),
                 Some(_) => {}
             }
         }
@@ -469,22 +415,13 @@ pub struct HealthCheckConf {
     pub interval_jitter: Option<Duration>,
     #[serde(alias = "interval_jitter_percent", skip_serializing_if = "is_zero")]
     pub interval_jitter_percent: u32,
-    #[serde(
-        alias = "healthy_panic_threshold",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "healthy_panic_threshold", skip_serializing_if = "Option::is_none")]
     pub healthy_panic_threshold: Option<f64>,
-    #[serde(
-        alias = "fail_traffic_on_panic",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "fail_traffic_on_panic", skip_serializing_if = "Option::is_none")]
     pub fail_traffic_on_panic: Option<bool>,
     #[serde(alias = "event_log_path", skip_serializing_if = "String::is_empty")]
     pub event_log_path: String,
-    #[serde(
-        alias = "always_log_health_check_failures",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "always_log_health_check_failures", skip_serializing_if = "Option::is_none")]
     pub always_log_health_check_failures: Option<bool>,
     #[serde(alias = "no_traffic_interval", skip_serializing_if = "Option::is_none")]
     pub no_traffic_interval: Option<Duration>,
@@ -512,10 +449,7 @@ pub struct HealthCheckHttp {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub path: String,
     /// Headers to add to the check request.
-    #[serde(
-        alias = "request_headers_to_add",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(alias = "request_headers_to_add", skip_serializing_if = "Vec::is_empty")]
     pub request_headers_to_add: Vec<HealthCheckHeaderOption>,
     /// Statuses that count as healthy (default 200).
     #[serde(alias = "expected_statuses", skip_serializing_if = "Vec::is_empty")]
@@ -555,13 +489,9 @@ mod option_base64 {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let text = String::deserialize(d)?;
-        super::base64_bytes::decode(&text)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
+        super::base64_bytes::decode(&text).map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -570,10 +500,7 @@ mod vec_base64 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(
-            v.iter()
-                .map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
-        )
+        s.collect_seq(v.iter().map(|b| base64::engine::general_purpose::STANDARD.encode(b)))
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
@@ -597,10 +524,7 @@ impl HealthCheckSpec {
         positive_duration(&path.field("interval"), conf.interval, &mut out);
         positive_duration(&path.field("timeout"), conf.timeout, &mut out);
         if conf.unhealthy_threshold == 0 {
-            out.add(
-                path.field("unhealthyThreshold"),
-                "must have a positive value",
-            );
+            out.add(path.field("unhealthyThreshold"), "must have a positive value");
         }
         if conf.healthy_threshold == 0 {
             out.add(path.field("healthyThreshold"), "must have a positive value");
@@ -616,10 +540,7 @@ impl HealthCheckSpec {
         }
         let panic = conf.healthy_panic_threshold.unwrap_or(0.0);
         if !(0.0..=100.0).contains(&panic) {
-            out.add(
-                path.field("healthyPanicThreshold"),
-                "must be in range [0.0 - 100.0]",
-            );
+            out.add(path.field("healthyPanicThreshold"), "must be in range [0.0 - 100.0]");
         }
         if let Some(http) = &conf.http {
             let p = path.field("http");
@@ -628,19 +549,14 @@ impl HealthCheckSpec {
             }
             for (i, status) in http.expected_statuses.iter().enumerate() {
                 if !(100..600).contains(status) {
-                    out.add(
-                        p.field("expectedStatuses").index(i),
-                        "must be in range [100, 600)",
-                    );
+                    out.add(p.field("expectedStatuses").index(i), "must be in range [100, 600)");
                 }
             }
             for (i, h) in http.request_headers_to_add.iter().enumerate() {
                 let hp = p.field("requestHeadersToAdd").index(i).field("header");
                 match &h.header {
                     None => out.add(hp, "has to be defined"),
-                    Some(header) if header.key.is_empty() => {
-                        out.add(hp.field("key"), "cannot be empty")
-                    }
+                    Some(header) if header.key.is_empty() => out.add(hp.field("key"), "cannot be empty"),
                     Some(_) => {}
                 }
             }
@@ -748,12 +664,7 @@ pub struct ModificationMatch {
 }
 
 /// Profiles a ProxyTemplate may import.
-pub const PROXY_TEMPLATE_PROFILES: [&str; 4] = [
-    "default-proxy",
-    "egress-proxy",
-    "gateway-proxy",
-    "ingress-proxy",
-];
+pub const PROXY_TEMPLATE_PROFILES: [&str; 4] = ["default-proxy", "egress-proxy", "gateway-proxy", "ingress-proxy"];
 
 impl ProxyTemplateSpec {
     /// Kuma's `ProxyTemplate` validation (Envoy resource bodies are checked
@@ -763,10 +674,7 @@ impl ProxyTemplateSpec {
         validate_selectors(
             &FieldPath::root().field("selectors"),
             &self.selectors,
-            TagRules {
-                require_at_least_one_selector: false,
-                ..TagRules::SELECTORS
-            },
+            TagRules { require_at_least_one_selector: false, ..TagRules::SELECTORS },
             &mut out,
         );
         let Some(conf) = &self.conf else { return out };
@@ -777,20 +685,13 @@ impl ProxyTemplateSpec {
             } else if !PROXY_TEMPLATE_PROFILES.contains(&import.as_str()) {
                 out.add(
                     path.field("imports").index(i),
-                    format!(
-                        "profile not found. Available profiles: {}",
-                        PROXY_TEMPLATE_PROFILES.join(",")
-                    ),
+                    format!("profile not found. Available profiles: {}", PROXY_TEMPLATE_PROFILES.join(",")),
                 );
             }
         }
         for (i, r) in conf.resources.iter().enumerate() {
             let p = path.field("resources").index(i);
-            for (field, value) in [
-                ("name", &r.name),
-                ("version", &r.version),
-                ("resource", &r.resource),
-            ] {
+            for (field, value) in [("name", &r.name), ("version", &r.version), ("resource", &r.resource)] {
                 if value.is_empty() {
                     out.add(p.field(field), "cannot be empty");
                 }
@@ -855,15 +756,10 @@ fn validate_modification(path: &FieldPath, kind: &str, op: &ModificationOp, out:
             ),
         },
     }
-    if matches!(
-        op.operation.as_str(),
-        "add" | "addFirst" | "addLast" | "addBefore" | "addAfter" | "patch"
-    ) && op.value.trim().is_empty()
+    if matches!(op.operation.as_str(), "add" | "addFirst" | "addLast" | "addBefore" | "addAfter" | "patch")
+        && op.value.trim().is_empty()
     {
-        out.add(
-            path.field("value"),
-            "native Envoy resource is not valid: unexpected EOF",
-        );
+        out.add(path.field("value"), "native Envoy resource is not valid: unexpected EOF");
     }
 }
 
@@ -939,12 +835,7 @@ impl RateLimitSpec {
             if http.interval.is_none() {
                 out.add(p.field("interval"), "interval must be set");
             }
-            for (i, h) in http
-                .on_rate_limit
-                .iter()
-                .flat_map(|o| o.headers.iter())
-                .enumerate()
-            {
+            for (i, h) in http.on_rate_limit.iter().flat_map(|o| o.headers.iter()).enumerate() {
                 // Kuma's path really is `.header["<i>"]`.
                 let hp = p.field("onRateLimit").field("header").key(&i.to_string());
                 if h.key.is_empty() {
@@ -1001,10 +892,7 @@ pub struct RetryHttp {
     pub per_try_timeout: Option<Duration>,
     #[serde(alias = "back_off", skip_serializing_if = "Option::is_none")]
     pub back_off: Option<BackOff>,
-    #[serde(
-        alias = "retriable_status_codes",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(alias = "retriable_status_codes", skip_serializing_if = "Vec::is_empty")]
     pub retriable_status_codes: Vec<u32>,
     #[serde(alias = "retriable_methods", skip_serializing_if = "Vec::is_empty")]
     pub retriable_methods: Vec<HttpMethod>,
@@ -1093,10 +981,7 @@ fn validate_retry_common(
     out: &mut Violations,
 ) {
     if num_retries == Some(0) {
-        out.add(
-            path.field("numRetries"),
-            "has to be greater than 0 when defined",
-        );
+        out.add(path.field("numRetries"), "has to be greater than 0 when defined");
     }
     positive_when_defined(&path.field("perTryTimeout"), per_try_timeout, out);
     if let Some(b) = back_off {
@@ -1128,24 +1013,14 @@ impl RetrySpec {
             if *http == RetryHttp::default() {
                 out.add(&p, "field cannot be empty");
             }
-            validate_retry_common(
-                &p,
-                http.num_retries,
-                http.per_try_timeout,
-                http.back_off.as_ref(),
-                &mut out,
-            );
+            validate_retry_common(&p, http.num_retries, http.per_try_timeout, http.back_off.as_ref(), &mut out);
             for (i, m) in http.retriable_methods.iter().enumerate() {
                 if *m == HttpMethod::None {
-                    out.add(
-                        p.field("retriableMethods").index(i),
-                        "field cannot be empty",
-                    );
+                    out.add(p.field("retriableMethods").index(i), "field cannot be empty");
                 }
             }
             for (i, r) in http.retry_on.iter().enumerate() {
-                if *r == HttpRetryOn::RetriableStatusCodes && http.retriable_status_codes.is_empty()
-                {
+                if *r == HttpRetryOn::RetriableStatusCodes && http.retriable_status_codes.is_empty() {
                     out.add(
                         p.field("retryOn").index(i),
                         "retriableStatusCodes cannot be empty when this option is specified",
@@ -1178,21 +1053,12 @@ impl RetrySpec {
             for message in repeated {
                 out.add(p.field("retryOn"), message);
             }
-            validate_retry_common(
-                &p,
-                grpc.num_retries,
-                grpc.per_try_timeout,
-                grpc.back_off.as_ref(),
-                &mut out,
-            );
+            validate_retry_common(&p, grpc.num_retries, grpc.per_try_timeout, grpc.back_off.as_ref(), &mut out);
         }
         if let Some(tcp) = &conf.tcp
             && tcp.max_connect_attempts == 0
         {
-            out.add(
-                path.field("tcp").field("maxConnectAttempts"),
-                "has to be greater than 0",
-            );
+            out.add(path.field("tcp").field("maxConnectAttempts"), "has to be greater than 0");
         }
         out
     }
@@ -1270,10 +1136,7 @@ impl TimeoutSpec {
         if let Some(tcp) = &conf.tcp {
             match tcp.idle_timeout {
                 None => out.add(path.field("tcp"), NONE_SET),
-                Some(d) if d.is_zero() => out.add(
-                    path.field("tcp").field("idleTimeout"),
-                    "has to be greater than 0",
-                ),
+                Some(d) if d.is_zero() => out.add(path.field("tcp").field("idleTimeout"), "has to be greater than 0"),
                 Some(_) => {}
             }
         }
@@ -1291,16 +1154,8 @@ impl TimeoutSpec {
             if grpc.stream_idle_timeout.is_none() && grpc.max_stream_duration.is_none() {
                 out.add(&p, NONE_SET);
             } else {
-                positive_when_defined(
-                    &p.field("streamIdleTimeout"),
-                    grpc.stream_idle_timeout,
-                    &mut out,
-                );
-                positive_when_defined(
-                    &p.field("maxStreamDuration"),
-                    grpc.max_stream_duration,
-                    &mut out,
-                );
+                positive_when_defined(&p.field("streamIdleTimeout"), grpc.stream_idle_timeout, &mut out);
+                positive_when_defined(&p.field("maxStreamDuration"), grpc.max_stream_duration, &mut out);
             }
         }
         out
@@ -1348,18 +1203,8 @@ impl TrafficPermissionSpec {
     /// Kuma's `TrafficPermission` validation.
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();
-        validate_selectors(
-            &FieldPath::root().field("sources"),
-            &self.sources,
-            AT_LEAST_ONE,
-            &mut out,
-        );
-        validate_selectors(
-            &FieldPath::root().field("destinations"),
-            &self.destinations,
-            AT_LEAST_ONE,
-            &mut out,
-        );
+        validate_selectors(&FieldPath::root().field("sources"), &self.sources, AT_LEAST_ONE, &mut out);
+        validate_selectors(&FieldPath::root().field("destinations"), &self.destinations, AT_LEAST_ONE, &mut out);
         out
     }
 }
@@ -1410,17 +1255,10 @@ impl TrafficRouteSpec {
             out.add(&path, "cannot be empty");
             return out;
         };
-        let dest_rules = TagRules {
-            require_at_least_one_tag: true,
-            require_service: true,
-            ..TagRules::default()
-        };
+        let dest_rules = TagRules { require_at_least_one_tag: true, require_service: true, ..TagRules::default() };
         match (conf.split.is_empty(), &conf.destination) {
             (true, None) => out.add(&path, "requires either \"destination\" or \"split\""),
-            (false, Some(_)) => out.add(
-                &path,
-                "\"split\" cannot be defined at the same time as \"destination\"",
-            ),
+            (false, Some(_)) => out.add(&path, "\"split\" cannot be defined at the same time as \"destination\""),
             (false, None) => {
                 let mut total: u32 = 0;
                 for (i, s) in conf.split.iter().enumerate() {
@@ -1429,18 +1267,10 @@ impl TrafficRouteSpec {
                         None => out.add(p.field("weight"), "needs to be defined"),
                         Some(w) => total = total.wrapping_add(w),
                     }
-                    validate_tags(
-                        &p.field("destination"),
-                        &s.destination,
-                        dest_rules,
-                        &mut out,
-                    );
+                    validate_tags(&p.field("destination"), &s.destination, dest_rules, &mut out);
                 }
                 if total == 0 {
-                    out.add(
-                        path.field("split"),
-                        "there must be at least one split entry with weight above 0",
-                    );
+                    out.add(path.field("split"), "there must be at least one split entry with weight above 0");
                 }
             }
             (true, Some(d)) => validate_tags(&path.field("destination"), d, dest_rules, &mut out),
@@ -1495,21 +1325,13 @@ impl VirtualOutboundSpec {
     /// templates (gateways ignore this policy).
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();
-        validate_selectors(
-            &FieldPath::root().field("selectors"),
-            &self.selectors,
-            AT_LEAST_ONE,
-            &mut out,
-        );
+        validate_selectors(&FieldPath::root().field("selectors"), &self.selectors, AT_LEAST_ONE, &mut out);
         let path = FieldPath::root().field("conf");
         let Some(conf) = &self.conf else {
             out.add(&path, "has to be defined");
             return out;
         };
-        let is_tag_name = |s: &str| {
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_:/".contains(c))
-        };
+        let is_tag_name = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:/".contains(c));
         let mut names = std::collections::BTreeSet::new();
         let mut has_service = false;
         for (i, p) in conf.parameters.iter().enumerate() {
@@ -1523,23 +1345,14 @@ impl VirtualOutboundSpec {
                     out.add(pp.field("tagKey"), "must be a valid tag name");
                 }
             } else if !is_tag_name(&p.name) {
-                out.add(
-                    pp.field("name"),
-                    "must be a valid tag name if you are not setting tagKey",
-                );
+                out.add(pp.field("name"), "must be a valid tag name if you are not setting tagKey");
             }
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric()) {
-                out.add(
-                    pp.field("name"),
-                    "must consist of alphanumeric characters to be used as a gotemplate key",
-                );
+                out.add(pp.field("name"), "must consist of alphanumeric characters to be used as a gotemplate key");
             }
         }
         if !has_service {
-            out.add(
-                path.field("parameters"),
-                "must contain a parameter with kuma.io/service as a tagKey",
-            );
+            out.add(path.field("parameters"), "must contain a parameter with kuma.io/service as a tagKey");
         }
         if conf.host.is_empty() {
             out.add(path.field("host"), "has to be defined");

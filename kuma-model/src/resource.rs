@@ -11,9 +11,8 @@ use crate::instance::MeshGatewayInstanceSpec;
 use crate::mesh::MeshSpec;
 use crate::meta::Meta;
 use crate::policy::{
-    CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec,
-    RetrySpec, TimeoutSpec, TrafficLogSpec, TrafficPermissionSpec, TrafficRouteSpec,
-    VirtualOutboundSpec,
+    CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec, RetrySpec, TimeoutSpec,
+    TrafficLogSpec, TrafficPermissionSpec, TrafficRouteSpec, VirtualOutboundSpec,
 };
 use crate::route::MeshGatewayRouteSpec;
 use crate::secret::SecretSpec;
@@ -162,11 +161,7 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for SpecError {
         let field = path.to_string();
         let message = e.into_inner().to_string();
         // serde_json appends " at line 0 column 0" when reading from a Value.
-        let message = message
-            .split(" at line ")
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let message = message.split(" at line ").next().unwrap_or_default().to_string();
         SpecError { field, message }
     }
 }
@@ -205,10 +200,6 @@ pub struct Resource {
 impl Resource {
     /// The resource's key.
     pub fn key(&self) -> ResourceKey {
-        ResourceKey {
-            kind: self.spec.kind(),
-            mesh: self.meta.mesh.clone(),
-            name: self.meta.name.clone(),
-        }
+        ResourceKey { kind: self.spec.kind(), mesh: self.meta.mesh.clone(), name: self.meta.name.clone() }
     }
 }

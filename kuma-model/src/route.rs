@@ -121,9 +121,7 @@ pub struct PathMatch {
 }
 
 /// How a path is compared.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PathMatchKind {
     /// The whole path.
     #[default]
@@ -138,9 +136,7 @@ pub enum PathMatchKind {
 }
 
 /// An HTTP method, or none.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum HttpMethod {
     #[default]
@@ -204,9 +200,7 @@ pub struct HeaderMatch {
 }
 
 /// How a header is compared.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum HeaderMatchKind {
     #[default]
@@ -236,9 +230,7 @@ pub struct QueryMatch {
 }
 
 /// How a query parameter is compared.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub enum QueryMatchKind {
     #[default]
@@ -347,10 +339,7 @@ pub struct Rewrite {
     #[serde(alias = "replace_full", skip_serializing_if = "Option::is_none")]
     pub replace_full: Option<String>,
     /// Replace the matched prefix.
-    #[serde(
-        alias = "replace_prefix_match",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "replace_prefix_match", skip_serializing_if = "Option::is_none")]
     pub replace_prefix_match: Option<String>,
     /// Send the backend's hostname as `Host`.
     #[serde(alias = "host_to_backend_hostname", skip_serializing_if = "is_false")]
@@ -376,12 +365,7 @@ impl MeshGatewayRouteSpec {
     /// express, regexes RE2 refuses, empty TCP routes, oneof violations).
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();
-        validate_selectors(
-            &FieldPath::root().field("selectors"),
-            &self.selectors,
-            TagRules::SELECTORS,
-            &mut out,
-        );
+        validate_selectors(&FieldPath::root().field("selectors"), &self.selectors, TagRules::SELECTORS, &mut out);
         let path = FieldPath::root().field("conf");
         let conf = self.conf.clone().unwrap_or_default();
         match (&conf.tcp, &conf.http) {
@@ -412,12 +396,7 @@ fn validate_tcp(path: &FieldPath, tcp: &TcpRoute, out: &mut Violations) {
         }
         for (b, backend) in rule.backends.iter().enumerate() {
             let mut found = Violations::new();
-            validate_tags(
-                &path.index(b),
-                &backend.destination,
-                BACKEND_TAG_RULES,
-                &mut found,
-            );
+            validate_tags(&path.index(b), &backend.destination, BACKEND_TAG_RULES, &mut found);
             out.extend_as_extra(found);
         }
     }
@@ -441,65 +420,33 @@ fn validate_http_rule(path: &FieldPath, rule: &HttpRule, out: &mut Violations) {
     let mut has_prefix_match = false;
     for (i, m) in rule.matches.iter().enumerate() {
         validate_match(&path.field("matches").index(i), m, out);
-        has_prefix_match |= m
-            .path
-            .as_ref()
-            .is_some_and(|p| p.kind == PathMatchKind::Prefix);
+        has_prefix_match |= m.path.as_ref().is_some_and(|p| p.kind == PathMatchKind::Prefix);
     }
 
     // Kuma drops host-rewrite filters before numbering the others.
-    let host_rewrite = rule.filters.iter().any(|f| {
-        f.rewrite
-            .as_ref()
-            .is_some_and(|r| r.host_to_backend_hostname)
-    });
-    let numbered = rule.filters.iter().filter(|f| {
-        !f.rewrite
-            .as_ref()
-            .is_some_and(|r| r.host_to_backend_hostname)
-    });
+    let host_rewrite = rule.filters.iter().any(|f| f.rewrite.as_ref().is_some_and(|r| r.host_to_backend_hostname));
+    let numbered = rule.filters.iter().filter(|f| !f.rewrite.as_ref().is_some_and(|r| r.host_to_backend_hostname));
     let mut has_redirect = false;
     for (i, filter) in numbered.enumerate() {
         has_redirect |= filter.redirect.is_some();
-        validate_filter(
-            &path.field("filters").index(i),
-            filter,
-            has_prefix_match,
-            host_rewrite,
-            out,
-        );
+        validate_filter(&path.field("filters").index(i), filter, has_prefix_match, host_rewrite, out);
     }
     if has_redirect && rule.filters.len() != 1 {
-        out.add(
-            path.field("filters"),
-            "redirects cannot be used with other filters",
-        );
+        out.add(path.field("filters"), "redirects cannot be used with other filters");
         return;
     }
     match (rule.backends.is_empty(), has_redirect) {
         (true, false) => out.add(path.field("backends"), "cannot be empty"),
-        (false, true) => out.add(
-            path.field("backends"),
-            "must be empty when using redirect filters",
-        ),
+        (false, true) => out.add(path.field("backends"), "must be empty when using redirect filters"),
         _ => {}
     }
     for (i, backend) in rule.backends.iter().enumerate() {
-        validate_tags(
-            &path.field("backends").index(i),
-            &backend.destination,
-            BACKEND_TAG_RULES,
-            out,
-        );
+        validate_tags(&path.field("backends").index(i), &backend.destination, BACKEND_TAG_RULES, out);
     }
 }
 
 fn validate_match(path: &FieldPath, m: &HttpMatch, out: &mut Violations) {
-    if m.path.is_none()
-        && m.method == HttpMethod::None
-        && m.headers.is_empty()
-        && m.query_parameters.is_empty()
-    {
+    if m.path.is_none() && m.method == HttpMethod::None && m.headers.is_empty() && m.query_parameters.is_empty() {
         out.add(path, "cannot be empty");
     }
     if let Some(p) = &m.path {
@@ -553,13 +500,7 @@ fn validate_match(path: &FieldPath, m: &HttpMatch, out: &mut Violations) {
     }
 }
 
-fn validate_filter(
-    path: &FieldPath,
-    f: &HttpFilter,
-    has_prefix_match: bool,
-    host_rewrite: bool,
-    out: &mut Violations,
-) {
+fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, host_rewrite: bool, out: &mut Violations) {
     match f.set_count() {
         0 => out.add_extra(path, "cannot be empty"),
         1 => {}
@@ -599,36 +540,20 @@ fn validate_filter(
         }
         match &m.backend {
             None => out.add(path.field("backend"), "cannot be empty"),
-            Some(b) => validate_tags(
-                &path.field("backend"),
-                &b.destination,
-                BACKEND_TAG_RULES,
-                out,
-            ),
+            Some(b) => validate_tags(&path.field("backend"), &b.destination, BACKEND_TAG_RULES, out),
         }
     }
     if let Some(r) = &f.rewrite {
         if r.replace_prefix_match.is_some() && !has_prefix_match {
-            out.add(
-                path.field("rewrite").field("replacePrefixMatch"),
-                "cannot be used without a match on path prefix",
-            );
+            out.add(path.field("rewrite").field("replacePrefixMatch"), "cannot be used without a match on path prefix");
         }
         if r.replace_full.is_some() && r.replace_prefix_match.is_some() {
-            out.add_extra(
-                path.field("rewrite"),
-                "only one of replaceFull or replacePrefixMatch can be set",
-            );
+            out.add_extra(path.field("rewrite"), "only one of replaceFull or replacePrefixMatch can be set");
         }
     }
 }
 
-fn validate_header_filter(
-    path: &FieldPath,
-    r: &HeaderFilter,
-    host_rewrite: bool,
-    out: &mut Violations,
-) {
+fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, host_rewrite: bool, out: &mut Violations) {
     if r.set.is_empty() && r.add.is_empty() && r.remove.is_empty() {
         out.add(path, "cannot be empty");
     }
@@ -662,18 +587,10 @@ fn validate_header_filter(
 /// (syntax errors, backreferences and look-around are not RE2).
 fn validate_regex(path: &FieldPath, expr: &str, out: &mut Violations) {
     if let Err(e) = regex_syntax::Parser::new().parse(expr) {
-        out.add_extra(
-            path,
-            format!("invalid regular expression: {}", first_line(&e.to_string())),
-        );
+        out.add_extra(path, format!("invalid regular expression: {}", first_line(&e.to_string())));
     }
 }
 
 fn first_line(s: &str) -> String {
-    s.lines()
-        .last()
-        .unwrap_or(s)
-        .trim()
-        .trim_start_matches("error: ")
-        .to_string()
+    s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
 }

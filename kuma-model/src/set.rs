@@ -66,10 +66,7 @@ impl ResourceSet {
                 location: resource.meta.location.clone(),
                 resource: Some(key),
                 field: "name".into(),
-                message: format!(
-                    "duplicate resource: also defined at {}",
-                    existing.meta.location
-                ),
+                message: format!("duplicate resource: also defined at {}", existing.meta.location),
                 origin: Origin::Extra,
                 severity: Severity::Error,
             }));
@@ -95,11 +92,7 @@ impl ResourceSet {
 
     /// The resource of `kind` named `name` in `mesh` (`""` for meshes).
     pub fn get(&self, kind: Kind, mesh: &str, name: &str) -> Option<&Resource> {
-        self.resources.get(&ResourceKey {
-            kind,
-            mesh: mesh.to_string(),
-            name: name.to_string(),
-        })
+        self.resources.get(&ResourceKey { kind, mesh: mesh.to_string(), name: name.to_string() })
     }
 
     /// Every resource, in (kind, mesh, name) order.
@@ -118,16 +111,9 @@ impl ResourceSet {
     }
 
     /// Resources of `kind` in `mesh`, in name order.
-    pub fn in_mesh<'a>(
-        &'a self,
-        kind: Kind,
-        mesh: &'a str,
-    ) -> impl Iterator<Item = &'a Resource> + 'a {
-        let start = ResourceKey {
-            kind,
-            mesh: mesh.to_string(),
-            name: String::new(),
-        };
+    pub fn in_mesh<'s>(&'s self, kind: Kind, mesh: &str) -> impl Iterator<Item = &'s Resource> + use<'s> {
+        let mesh = mesh.to_string();
+        let start = ResourceKey { kind, mesh: mesh.clone(), name: String::new() };
         self.resources
             .range((Bound::Included(start), Bound::Unbounded))
             .take_while(move |(k, _)| k.kind == kind && k.mesh == mesh)
@@ -136,10 +122,7 @@ impl ResourceSet {
 
     /// Resources of `kind` in every mesh.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
-        self.resources
-            .iter()
-            .filter(move |(k, _)| k.kind == kind)
-            .map(|(_, r)| r)
+        self.resources.iter().filter(move |(k, _)| k.kind == kind).map(|(_, r)| r)
     }
 
     /// The `Mesh` named `mesh`. A mesh that is not loaded behaves as a
@@ -161,9 +144,7 @@ impl ResourceSet {
                 Spec::MeshGateway(gw) => {
                     let listeners = gw.conf.iter().flat_map(|c| c.listeners.iter()).enumerate();
                     for (i, l) in listeners {
-                        for (j, cert) in
-                            l.tls.iter().flat_map(|t| t.certificates.iter()).enumerate()
-                        {
+                        for (j, cert) in l.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
                             if let DataSource::Secret(name) = cert {
                                 let p = FieldPath::root()
                                     .field("conf")
@@ -180,17 +161,11 @@ impl ResourceSet {
                 }
                 Spec::ExternalService(es) => {
                     if let Some(tls) = es.networking.as_ref().and_then(|n| n.tls.as_ref()) {
-                        for (field, ds) in [
-                            ("caCert", &tls.ca_cert),
-                            ("clientCert", &tls.client_cert),
-                            ("clientKey", &tls.client_key),
-                        ] {
+                        for (field, ds) in
+                            [("caCert", &tls.ca_cert), ("clientCert", &tls.client_cert), ("clientKey", &tls.client_key)]
+                        {
                             if let Some(DataSource::Secret(name)) = ds {
-                                let p = FieldPath::root()
-                                    .field("networking")
-                                    .field("tls")
-                                    .field(field)
-                                    .field("secret");
+                                let p = FieldPath::root().field("networking").field("tls").field(field).field("secret");
                                 refs.push((p, name));
                             }
                         }

@@ -44,18 +44,13 @@ pub(crate) struct SyntaxError {
 pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        line: e.marker().line(),
-        message: e.info().to_string(),
-    })?;
+    parser
+        .load(&mut builder, true)
+        .map_err(|e| SyntaxError { line: e.marker().line(), message: e.info().to_string() })?;
     if let Some(message) = builder.error {
         return Err(message);
     }
-    Ok(builder
-        .docs
-        .into_iter()
-        .filter(|d| d.node != Node::Null)
-        .collect())
+    Ok(builder.docs.into_iter().filter(|d| d.node != Node::Null).collect())
 }
 
 #[derive(Default)]
@@ -67,17 +62,8 @@ struct Builder {
 }
 
 enum Frame {
-    Seq {
-        line: usize,
-        anchor: usize,
-        items: Vec<Marked>,
-    },
-    Map {
-        line: usize,
-        anchor: usize,
-        entries: Vec<(String, usize, Marked)>,
-        key: Option<(String, usize)>,
-    },
+    Seq { line: usize, anchor: usize, items: Vec<Marked> },
+    Map { line: usize, anchor: usize, entries: Vec<(String, usize, Marked)>, key: Option<(String, usize)> },
 }
 
 impl Builder {
@@ -90,12 +76,8 @@ impl Builder {
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
                 Some((k, key_line)) => {
-                    if entries.iter().any(|(existing, _, _)| *existing == k) && self.error.is_none()
-                    {
-                        self.error = Some(SyntaxError {
-                            line: key_line,
-                            message: format!("duplicate key {k:?}"),
-                        });
+                    if entries.iter().any(|(existing, _, _)| *existing == k) && self.error.is_none() {
+                        self.error = Some(SyntaxError { line: key_line, message: format!("duplicate key {k:?}") });
                     }
                     entries.push((k, key_line, value));
                 }
@@ -128,42 +110,16 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let line = mark.line();
         match ev {
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
-                line,
-                anchor,
-                items: Vec::new(),
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                line,
-                anchor,
-                entries: Vec::new(),
-                key: None,
-            }),
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None })
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        line,
-                        anchor,
-                        items,
-                    }) => (
-                        Marked {
-                            line,
-                            node: Node::Seq(items),
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Map {
-                        line,
-                        anchor,
-                        entries,
-                        ..
-                    }) => (
-                        Marked {
-                            line,
-                            node: Node::Map(entries),
-                        },
-                        anchor,
-                    ),
+                    Some(Frame::Seq { line, anchor, items }) => (Marked { line, node: Node::Seq(items) }, anchor),
+                    Some(Frame::Map { line, anchor, entries, .. }) => {
+                        (Marked { line, node: Node::Map(entries) }, anchor)
+                    }
                     None => return,
                 };
                 self.push_value(value, anchor);
@@ -173,10 +129,7 @@ impl MarkedEventReceiver for Builder {
                 self.push_value(Marked { line, node }, anchor);
             }
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().unwrap_or(Marked {
-                    line,
-                    node: Node::Null,
-                });
+                let value = self.anchors.get(&id).cloned().unwrap_or(Marked { line, node: Node::Null });
                 self.push_value(value, 0);
             }
             Event::DocumentStart => {}
@@ -202,9 +155,7 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Node 
     if let Ok(i) = text.parse::<i64>() {
         return Node::Int(i);
     }
-    let looks_numeric = text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    let looks_numeric = text.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
         && text.bytes().any(|b| b.is_ascii_digit());
     if looks_numeric && let Ok(f) = text.parse::<f64>() {
         return Node::Float(f);
@@ -264,12 +215,7 @@ impl Marked {
 }
 
 fn same_field(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| *c != '_')
-            .map(|c| c.to_ascii_lowercase())
-            .collect::<String>()
-    };
+    let norm = |s: &str| s.chars().filter(|c| *c != '_').map(|c| c.to_ascii_lowercase()).collect::<String>();
     norm(a) == norm(b)
 }
 
@@ -319,11 +265,7 @@ mod tests {
         let gw = &docs[0];
         assert_eq!(gw.line_of("conf.listeners[0].port"), 5);
         assert_eq!(gw.line_of("conf.listeners[0].tags[\"kuma.io/service\"]"), 7);
-        assert_eq!(
-            gw.line_of("conf.listeners[3].port"),
-            4,
-            "the deepest existing node: the key"
-        );
+        assert_eq!(gw.line_of("conf.listeners[3].port"), 4, "the deepest existing node: the key");
         assert_eq!(gw.line_of("conf"), 3);
         assert_eq!(docs[1].line_of("a"), 11);
     }
@@ -336,8 +278,7 @@ mod tests {
 
     #[test]
     fn scalars_resolve_like_json() {
-        let docs =
-            parse_documents("a: 1\nb: '1'\nc: 1.5\nd: true\ne:\nf: -2e3\ng: 1.2.3\n").unwrap();
+        let docs = parse_documents("a: 1\nb: '1'\nc: 1.5\nd: true\ne:\nf: -2e3\ng: 1.2.3\n").unwrap();
         let v = docs[0].to_value();
         assert_eq!(v["a"], 1);
         assert_eq!(v["b"], "1");

@@ -20,8 +20,7 @@ pub const ZONE_TAG: &str = "kuma.io/zone";
 pub const EXTERNAL_SERVICE_TAG: &str = "kuma.io/external-service";
 
 /// Tags a gateway or listener may not set itself: Kuma owns them.
-pub const RESERVED_GATEWAY_TAGS: [&str; 4] =
-    [SERVICE_TAG, PROTOCOL_TAG, ZONE_TAG, EXTERNAL_SERVICE_TAG];
+pub const RESERVED_GATEWAY_TAGS: [&str; 4] = [SERVICE_TAG, PROTOCOL_TAG, ZONE_TAG, EXTERNAL_SERVICE_TAG];
 
 /// `{match: {tag: value}}`: matches a tag set when every key is present with
 /// an equal value, or with any value when the selector says `"*"`.
@@ -42,12 +41,7 @@ impl Selector {
     /// assert_eq!(s.match_tags["kuma.io/service"], "edge");
     /// ```
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self {
-            match_tags: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
+        Self { match_tags: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
     }
 
     /// The `kuma.io/service` value this selector asks for, if any.
@@ -101,22 +95,12 @@ impl TagRules<'static> {
 }
 
 /// Checks a list of selectors found at `path` (for example `selectors`).
-pub fn validate_selectors(
-    path: &FieldPath,
-    selectors: &[Selector],
-    rules: TagRules<'_>,
-    out: &mut Violations,
-) {
+pub fn validate_selectors(path: &FieldPath, selectors: &[Selector], rules: TagRules<'_>, out: &mut Violations) {
     if rules.require_at_least_one_selector && selectors.is_empty() {
         out.add(path, "must have at least one element");
     }
     for (i, selector) in selectors.iter().enumerate() {
-        validate_tags(
-            &path.index(i).field("match"),
-            &selector.match_tags,
-            rules,
-            out,
-        );
+        validate_tags(&path.index(i).field("match"), &selector.match_tags, rules, out);
         if i > 0 && rules.require_at_most_one_selector {
             out.add(path.index(i), "there can be at most one selector");
         }

@@ -19,9 +19,7 @@ pub struct Violation {
 }
 
 /// Where a rule comes from.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Origin {
     /// Kuma v2.14.3 has the same rule with the same field and message.
     #[default]
@@ -39,11 +37,7 @@ impl Origin {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
+        if self.field.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.field, self.message) }
     }
 }
 
@@ -60,20 +54,12 @@ impl Violations {
 
     /// Records a violation of one of Kuma's rules.
     pub fn add(&mut self, field: impl fmt::Display, message: impl Into<String>) {
-        self.0.push(Violation {
-            field: field.to_string(),
-            message: message.into(),
-            origin: Origin::Kuma,
-        });
+        self.0.push(Violation { field: field.to_string(), message: message.into(), origin: Origin::Kuma });
     }
 
     /// Records a violation of a rule Kuma lacks (see [`Origin::Extra`]).
     pub fn add_extra(&mut self, field: impl fmt::Display, message: impl Into<String>) {
-        self.0.push(Violation {
-            field: field.to_string(),
-            message: message.into(),
-            origin: Origin::Extra,
-        });
+        self.0.push(Violation { field: field.to_string(), message: message.into(), origin: Origin::Extra });
     }
 
     /// Appends every violation of `other`.
@@ -83,10 +69,7 @@ impl Violations {
 
     /// Appends every violation of `other`, marked as [`Origin::Extra`].
     pub fn extend_as_extra(&mut self, other: Violations) {
-        self.0.extend(other.0.into_iter().map(|v| Violation {
-            origin: Origin::Extra,
-            ..v
-        }));
+        self.0.extend(other.0.into_iter().map(|v| Violation { origin: Origin::Extra, ..v }));
     }
 
     /// True when nothing was recorded.
@@ -125,11 +108,7 @@ impl FieldPath {
     /// `self.name`
     #[must_use]
     pub fn field(&self, name: &str) -> Self {
-        if self.0.is_empty() {
-            Self(name.to_string())
-        } else {
-            Self(format!("{}.{name}", self.0))
-        }
+        if self.0.is_empty() { Self(name.to_string()) } else { Self(format!("{}.{name}", self.0)) }
     }
 
     /// `self[i]`

@@ -30,12 +30,8 @@ fn kubernetes_mesh_comes_from_label_and_namespaced_names_get_the_namespace() {
     let set = load(
         "apiVersion: kuma.io/v1alpha1\nkind: MeshGatewayInstance\nmetadata:\n  name: edge\n  namespace: gateways\n  labels: {kuma.io/mesh: other}\nspec:\n  replicas: 2\n",
     );
-    let r = set
-        .get(Kind::MeshGatewayInstance, "other", "edge.gateways")
-        .unwrap();
-    let Spec::MeshGatewayInstance(spec) = &r.spec else {
-        panic!()
-    };
+    let r = set.get(Kind::MeshGatewayInstance, "other", "edge.gateways").unwrap();
+    let Spec::MeshGatewayInstance(spec) = &r.spec else { panic!() };
     assert_eq!(spec.replicas, 2);
 }
 
@@ -44,9 +40,7 @@ fn kubernetes_secrets_are_core_secrets() {
     let set = load(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: cert\n  namespace: kuma-system\n  labels: {kuma.io/mesh: default}\ntype: system.kuma.io/secret\ndata:\n  value: aGVsbG8=\n",
     );
-    let Spec::Secret(s) = &set.get(Kind::Secret, "default", "cert").unwrap().spec else {
-        panic!()
-    };
+    let Spec::Secret(s) = &set.get(Kind::Secret, "default", "cert").unwrap().spec else { panic!() };
     assert_eq!(s.data, b"hello");
 }
 
@@ -72,13 +66,10 @@ fn creation_time_orders_resources() {
 #[test]
 fn duplicates_and_missing_secrets_are_refused_and_nothing_is_applied() {
     let gw = "type: MeshGateway\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  listeners:\n  - port: 443\n    protocol: HTTPS\n    tls: {mode: TERMINATE, certificates: [{secret: missing}]}\n";
-    let err =
-        ResourceSet::load([("a.yaml", gw), ("b.yaml", gw)], UnknownFields::Reject).unwrap_err();
+    let err = ResourceSet::load([("a.yaml", gw), ("b.yaml", gw)], UnknownFields::Reject).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains(
-            "b.yaml:1: MeshGateway default/gw: name: duplicate resource: also defined at a.yaml:1"
-        ),
+        text.contains("b.yaml:1: MeshGateway default/gw: name: duplicate resource: also defined at a.yaml:1"),
         "{text}"
     );
     assert!(
@@ -110,11 +101,7 @@ fn bundled_examples_validate() {
         assert!(
             parsed.diagnostics.is_empty(),
             "{:?}",
-            parsed
-                .diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
+            parsed.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>()
         );
         assert!(!parsed.resources.is_empty());
     }

@@ -41,10 +41,7 @@ fn violations(file: &Path) -> (Vec<Expected>, Vec<String>, Vec<String>) {
     for d in parsed.diagnostics {
         match (d.severity, d.origin) {
             (Severity::Warning, _) => warnings.push(d.to_string()),
-            (Severity::Error, Origin::Kuma) => kuma.push(Expected {
-                field: d.field,
-                message: d.message,
-            }),
+            (Severity::Error, Origin::Kuma) => kuma.push(Expected { field: d.field, message: d.message }),
             (Severity::Error, Origin::Extra) => extra.push(format!("{}: {}", d.field, d.message)),
         }
     }
@@ -53,10 +50,8 @@ fn violations(file: &Path) -> (Vec<Expected>, Vec<String>, Vec<String>) {
 }
 
 fn cases(kind: &str, validity: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = fs::read_dir(corpus().join(kind).join(validity))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut out: Vec<PathBuf> =
+        fs::read_dir(corpus().join(kind).join(validity)).unwrap().map(|e| e.unwrap().path()).collect();
     out.sort();
     out
 }
@@ -95,18 +90,12 @@ fn invalid_cases_give_kumas_violations() {
             expected.sort();
             let (got, extra, warnings) = violations(&case.join("input.yaml"));
             if got != expected {
-                failures.push(format!(
-                    "{kind}/{name}:\n  expected {expected:?}\n  got      {got:?}"
-                ));
+                failures.push(format!("{kind}/{name}:\n  expected {expected:?}\n  got      {got:?}"));
             }
-            let want_extra: Vec<String> = extras
-                .get(name.as_str())
-                .map(|v| v.iter().map(ToString::to_string).collect())
-                .unwrap_or_default();
+            let want_extra: Vec<String> =
+                extras.get(name.as_str()).map(|v| v.iter().map(ToString::to_string).collect()).unwrap_or_default();
             if extra != want_extra {
-                failures.push(format!(
-                    "{kind}/{name}: extra violations {extra:?}, expected {want_extra:?}"
-                ));
+                failures.push(format!("{kind}/{name}: extra violations {extra:?}, expected {want_extra:?}"));
             }
             if name != "redirect-prevents-other-filters" && !warnings.is_empty() {
                 failures.push(format!("{kind}/{name}: unexpected warnings {warnings:?}"));
@@ -129,11 +118,7 @@ fn valid_cases_pass() {
                 parsed.diagnostics.is_empty(),
                 "{}: {:?}",
                 case.display(),
-                parsed
-                    .diagnostics
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
+                parsed.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>()
             );
             assert_eq!(parsed.resources.len(), 1);
             checked += 1;
@@ -151,10 +136,7 @@ fn kuma_leniency_is_a_warning_not_silence() {
     let strict = parse_file("input.yaml", &text, UnknownFields::Reject);
     let messages: Vec<String> = strict.diagnostics.iter().map(ToString::to_string).collect();
     assert_eq!(messages.len(), 1, "{messages:?}");
-    assert!(
-        messages[0].contains("conf.http.rules[0].filters[1].backends: unknown field `backends`"),
-        "{messages:?}"
-    );
+    assert!(messages[0].contains("conf.http.rules[0].filters[1].backends: unknown field `backends`"), "{messages:?}");
     let (_, _, warnings) = violations(&case);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("conf.http.rules[0].filters[1].backends: unknown field ignored"));

@@ -1,7 +1,9 @@
 //! Any resource serialises and parses back to the same value, in the
 //! Universal and Kubernetes forms, with camelCase and snake_case keys.
 
-use kuma_model::gateway::{Listener, ListenerResources, ListenerTls, MeshGatewayConf, MeshGatewaySpec, Protocol, TlsMode};
+use kuma_model::gateway::{
+    Listener, ListenerResources, ListenerTls, MeshGatewayConf, MeshGatewaySpec, Protocol, TlsMode,
+};
 use kuma_model::policy::{ConnectionPolicy, RetryConf, RetryHttp, TimeoutConf, TimeoutHttp};
 use kuma_model::route::{
     Backend, HeaderFilter, HeaderMatch, HeaderMatchKind, HeaderValue, HttpFilter, HttpMatch, HttpMethod, HttpRoute,
@@ -32,7 +34,13 @@ fn listener() -> impl Strategy<Value = Listener> {
     (
         prop_oneof![Just(String::new()), Just("*".to_string()), word().prop_map(|w| format!("{w}.example.com"))],
         0u32..70000,
-        prop_oneof![Just(Protocol::None), Just(Protocol::Http), Just(Protocol::Https), Just(Protocol::Tcp), Just(Protocol::Tls)],
+        prop_oneof![
+            Just(Protocol::None),
+            Just(Protocol::Http),
+            Just(Protocol::Https),
+            Just(Protocol::Tcp),
+            Just(Protocol::Tls)
+        ],
         prop::option::of((
             prop_oneof![Just(TlsMode::None), Just(TlsMode::Terminate), Just(TlsMode::Passthrough)],
             prop::collection::vec(
@@ -53,11 +61,7 @@ fn listener() -> impl Strategy<Value = Listener> {
             hostname,
             port,
             protocol,
-            tls: tls.map(|(mode, certificates)| ListenerTls {
-                mode,
-                certificates,
-                options: None,
-            }),
+            tls: tls.map(|(mode, certificates)| ListenerTls { mode, certificates, options: None }),
             tags,
             cross_mesh,
             resources: limit.map(|connection_limit| ListenerResources { connection_limit }),
@@ -65,13 +69,15 @@ fn listener() -> impl Strategy<Value = Listener> {
 }
 
 fn gateway() -> impl Strategy<Value = Spec> {
-    (selectors(), tags(), prop::option::of(prop::collection::vec(listener(), 0..4))).prop_map(|(selectors, tags, listeners)| {
-        Spec::MeshGateway(MeshGatewaySpec {
-            selectors,
-            tags,
-            conf: listeners.map(|listeners| MeshGatewayConf { listeners }),
-        })
-    })
+    (selectors(), tags(), prop::option::of(prop::collection::vec(listener(), 0..4))).prop_map(
+        |(selectors, tags, listeners)| {
+            Spec::MeshGateway(MeshGatewaySpec {
+                selectors,
+                tags,
+                conf: listeners.map(|listeners| MeshGatewayConf { listeners }),
+            })
+        },
+    )
 }
 
 fn backend() -> impl Strategy<Value = Backend> {
@@ -98,10 +104,7 @@ fn http_match() -> impl Strategy<Value = HttpMatch> {
         .prop_map(|(path, method, headers, query)| HttpMatch {
             path: path.map(|(kind, value)| PathMatch { kind, value }),
             method,
-            headers: headers
-                .into_iter()
-                .map(|(kind, name, value)| HeaderMatch { kind, name, value })
-                .collect(),
+            headers: headers.into_iter().map(|(kind, name, value)| HeaderMatch { kind, name, value }).collect(),
             query_parameters: query
                 .into_iter()
                 .map(|(regex, name, value)| QueryMatch {
@@ -114,49 +117,37 @@ fn http_match() -> impl Strategy<Value = HttpMatch> {
 }
 
 fn header_filter() -> impl Strategy<Value = HeaderFilter> {
-    (
-        prop::collection::vec((word(), word()), 0..2),
-        prop::collection::vec(word(), 0..2),
-    )
-        .prop_map(|(set, remove)| HeaderFilter {
+    (prop::collection::vec((word(), word()), 0..2), prop::collection::vec(word(), 0..2)).prop_map(|(set, remove)| {
+        HeaderFilter {
             set: set.into_iter().map(|(name, value)| HeaderValue { name, value }).collect(),
             add: Vec::new(),
             remove,
-        })
+        }
+    })
 }
 
 fn filter() -> impl Strategy<Value = HttpFilter> {
     prop_oneof![
-        header_filter().prop_map(|h| HttpFilter {
-            request_header: Some(h),
-            ..HttpFilter::default()
-        }),
-        header_filter().prop_map(|h| HttpFilter {
-            response_header: Some(h),
-            ..HttpFilter::default()
-        }),
+        header_filter().prop_map(|h| HttpFilter { request_header: Some(h), ..HttpFilter::default() }),
+        header_filter().prop_map(|h| HttpFilter { response_header: Some(h), ..HttpFilter::default() }),
         (prop::option::of(backend()), prop::option::of(0u32..800)).prop_map(|(backend, p)| HttpFilter {
-            mirror: Some(Mirror {
-                backend,
-                percentage: p.map(|p| f64::from(p) / 8.0),
-            }),
+            mirror: Some(Mirror { backend, percentage: p.map(|p| f64::from(p) / 8.0) }),
             ..HttpFilter::default()
         }),
-        (word(), 0u32..70000, 300u32..310, prop::option::of("/[a-z]{0,4}")).prop_map(|(hostname, port, status_code, full)| {
-            HttpFilter {
-                redirect: Some(Redirect {
-                    scheme: "https".into(),
-                    hostname,
-                    port,
-                    status_code,
-                    path: full.map(|f| Rewrite {
-                        replace_full: Some(f),
-                        ..Rewrite::default()
+        (word(), 0u32..70000, 300u32..310, prop::option::of("/[a-z]{0,4}")).prop_map(
+            |(hostname, port, status_code, full)| {
+                HttpFilter {
+                    redirect: Some(Redirect {
+                        scheme: "https".into(),
+                        hostname,
+                        port,
+                        status_code,
+                        path: full.map(|f| Rewrite { replace_full: Some(f), ..Rewrite::default() }),
                     }),
-                }),
-                ..HttpFilter::default()
+                    ..HttpFilter::default()
+                }
             }
-        }),
+        ),
         (prop::option::of("/[a-z]{0,4}"), any::<bool>()).prop_map(|(prefix, host)| HttpFilter {
             rewrite: Some(Rewrite {
                 replace_prefix_match: prefix,
@@ -177,29 +168,20 @@ fn route() -> impl Strategy<Value = Spec> {
                 prop::collection::vec(filter(), 0..3),
                 prop::collection::vec(backend(), 0..3),
             )
-                .prop_map(|(matches, filters, backends)| HttpRule {
-                    matches,
-                    filters,
-                    backends,
-                }),
+                .prop_map(|(matches, filters, backends)| HttpRule { matches, filters, backends }),
             0..3,
         ),
     )
-        .prop_map(|(hostnames, rules)| RouteConf {
-            http: Some(HttpRoute { hostnames, rules }),
-            tcp: None,
-        });
-    let tcp = prop::collection::vec(prop::collection::vec(backend(), 0..3).prop_map(|backends| TcpRule { backends }), 0..3)
-        .prop_map(|rules| RouteConf {
-            tcp: Some(TcpRoute { rules }),
-            http: None,
-        });
+        .prop_map(|(hostnames, rules)| RouteConf { http: Some(HttpRoute { hostnames, rules }), tcp: None });
+    let tcp =
+        prop::collection::vec(prop::collection::vec(backend(), 0..3).prop_map(|backends| TcpRule { backends }), 0..3)
+            .prop_map(|rules| RouteConf { tcp: Some(TcpRoute { rules }), http: None });
     (selectors(), prop::option::of(prop_oneof![http, tcp]))
         .prop_map(|(selectors, conf)| Spec::MeshGatewayRoute(MeshGatewayRouteSpec { selectors, conf }))
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
-    (0i64..100_000).prop_map(|ms| Duration::from_millis(ms))
+    (0i64..100_000).prop_map(Duration::from_millis)
 }
 
 fn policies() -> impl Strategy<Value = Spec> {
@@ -210,10 +192,7 @@ fn policies() -> impl Strategy<Value = Spec> {
                 destinations,
                 conf: Some(TimeoutConf {
                     connect_timeout: connect,
-                    http: request.map(|r| TimeoutHttp {
-                        request_timeout: Some(r),
-                        ..TimeoutHttp::default()
-                    }),
+                    http: request.map(|r| TimeoutHttp { request_timeout: Some(r), ..TimeoutHttp::default() }),
                     ..TimeoutConf::default()
                 }),
             })

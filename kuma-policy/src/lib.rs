@@ -1,1 +1,15 @@
-//! Placeholder: see the issue tracker.
+//! Every "which one applies?" question of the Kuma gateway, as pure data:
+//! tag selectors and their ranks, which `MeshGateway` serves a data plane,
+//! which routes attach to a listener, hostname matching and order, and the
+//! precedence of route matches.
+//!
+//! No I/O and no Envoy types: inputs are `kuma-model` resources, outputs are
+//! plain values that the translator (`kuma-xds-gen`) turns into Envoy config.
+
+pub mod gateway;
+pub mod hostname;
+pub mod precedence;
+pub mod selector;
+
+pub use precedence::{MatchSummary, PathSpecificity};
+pub use selector::{Rank, best_rank, rank};
