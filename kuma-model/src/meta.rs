@@ -68,7 +68,10 @@ impl Timestamp {
         }
         let offset_secs = match text.get(i..)? {
             "Z" | "z" => 0,
-            rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+            rest if rest.len() == 6
+                && (rest.starts_with('+') || rest.starts_with('-'))
+                && rest.as_bytes()[3] == b':' =>
+            {
                 let h = num(i + 1..i + 3)?;
                 let m = num(i + 4..i + 6)?;
                 let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -133,5 +136,7 @@ mod tests {
         assert_eq!(t("2000-03-01T00:00:00Z"), 951_868_800_000_000_000);
         assert!(Timestamp::parse("2000-13-01T00:00:00Z").is_none());
         assert!(Timestamp::parse("yesterday").is_none());
+        assert!(Timestamp::parse("2000-01-01T00:00:00+0é:00").is_none(), "no panic on non-ASCII");
+        assert!(Timestamp::parse("2000-01-01T00:00:00é").is_none());
     }
 }

@@ -127,6 +127,25 @@ kinds! {
     VirtualOutbound(VirtualOutboundSpec) { mesh_scoped: true, namespaced: false }
 }
 
+impl Spec {
+    /// `sources` and `destinations` of a connection policy (including
+    /// TrafficPermission); `None` for every other kind.
+    pub fn sources_destinations(&self) -> Option<(&[crate::Selector], &[crate::Selector])> {
+        match self {
+            Spec::CircuitBreaker(p) => Some((&p.sources, &p.destinations)),
+            Spec::FaultInjection(p) => Some((&p.sources, &p.destinations)),
+            Spec::HealthCheck(p) => Some((&p.sources, &p.destinations)),
+            Spec::RateLimit(p) => Some((&p.sources, &p.destinations)),
+            Spec::Retry(p) => Some((&p.sources, &p.destinations)),
+            Spec::Timeout(p) => Some((&p.sources, &p.destinations)),
+            Spec::TrafficLog(p) => Some((&p.sources, &p.destinations)),
+            Spec::TrafficRoute(p) => Some((&p.sources, &p.destinations)),
+            Spec::TrafficPermission(p) => Some((&p.sources, &p.destinations)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

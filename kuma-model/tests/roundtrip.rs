@@ -296,3 +296,46 @@ proptest! {
         prop_assert!(Kind::parse(spec.kind().as_str()).is_some());
     }
 }
+
+fn yamlish() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("type: MeshGateway\n"),
+            Just("type: MeshGatewayRoute\n"),
+            Just("apiVersion: kuma.io/v1alpha1\nkind: Dataplane\n"),
+            Just("name: x\n"),
+            Just("creationTime: 2024-01-01T00:00:00+0é:00\n"),
+            Just("selectors:\n- match:\n    kuma.io/service: gw\n"),
+            Just("conf:\n"),
+            Just("  listeners:\n"),
+            Just("  - port: "),
+            Just("  http:\n    rules:\n    - matches:\n      - path: {match: REGEX, value: '(['}\n"),
+            Just("99999999999999999999"),
+            Just("-1"),
+            Just("é"),
+            Just("[{"),
+            Just("}]"),
+            Just("\n"),
+            Just("---\n"),
+            Just("  "),
+            Just(": "),
+            Just("&a "),
+            Just("*a"),
+            Just("'"),
+            Just("\t"),
+        ],
+        0..30,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Broken input is reported, never a panic.
+    #[test]
+    fn any_text_is_reported_not_panicked(text in yamlish()) {
+        let _ = kuma_model::ResourceSet::load([("x.yaml", text.as_str())], UnknownFields::Reject);
+        let _ = kuma_model::ResourceSet::load([("x.yaml", text.as_str())], UnknownFields::Ignore);
+    }
+}

@@ -49,8 +49,11 @@ fn reference_matches(a: &str, b: &str) -> bool {
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("*".to_string()),
-        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("com"), Just("tele"), Just("telecom"), Just("B")], 1..4)
-            .prop_map(|l| l.join(".")),
+        prop::collection::vec(
+            prop_oneof![Just("a"), Just("b"), Just("com"), Just("tele"), Just("telecom"), Just("B")],
+            1..4
+        )
+        .prop_map(|l| l.join(".")),
         prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("com"), Just("telecom")], 1..3)
             .prop_map(|l| format!("*.{}", l.join("."))),
     ]
