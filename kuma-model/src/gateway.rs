@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::datasource::DataSource;
-use crate::tags::{RESERVED_GATEWAY_TAGS, Selector, TagRules, TagValues, Tags, validate_selectors, validate_tags};
+use crate::tags::{RESERVED_GATEWAY_TAGS, Selector, TagRules, Tags, validate_selectors, validate_tags};
 use crate::violation::{FieldPath, Violations};
 
 /// The spec of a `MeshGateway`.
@@ -167,15 +167,7 @@ pub(crate) fn is_false(v: &bool) -> bool {
     !*v
 }
 
-const LISTENER_TAG_RULES: TagRules<'static> = TagRules {
-    require_at_least_one_selector: false,
-    require_at_most_one_selector: false,
-    require_at_least_one_tag: false,
-    require_service: false,
-    forbid_service: false,
-    forbidden_keys: &RESERVED_GATEWAY_TAGS,
-    values: TagValues::Selector,
-};
+const LISTENER_TAG_RULES: TagRules<'static> = TagRules { forbidden_keys: &RESERVED_GATEWAY_TAGS, ..TagRules::NONE };
 
 impl MeshGatewaySpec {
     /// True when any listener is cross-mesh.

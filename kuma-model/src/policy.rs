@@ -41,15 +41,8 @@ enum Destinations {
     HttpProtocol,
 }
 
-const AT_LEAST_ONE: TagRules<'static> = TagRules {
-    require_at_least_one_selector: true,
-    require_at_most_one_selector: false,
-    require_at_least_one_tag: true,
-    require_service: false,
-    forbid_service: false,
-    forbidden_keys: &[],
-    values: crate::tags::TagValues::Selector,
-};
+const AT_LEAST_ONE: TagRules<'static> =
+    TagRules { require_at_least_one_selector: true, require_at_least_one_tag: true, ..TagRules::NONE };
 
 const SERVICE_SOURCES: SelectorPolicy =
     SelectorPolicy { sources: TagRules::SELECTORS, destinations: Destinations::OnlyService };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::{is_false, is_zero, validate_port};
-use crate::tags::{Selector, TagRules, TagValues, Tags, validate_selectors, validate_tags};
+use crate::tags::{Selector, TagRules, Tags, validate_selectors, validate_tags};
 use crate::violation::{FieldPath, Violations};
 
 /// The spec of a `MeshGatewayRoute`.
@@ -346,15 +346,8 @@ pub struct Rewrite {
     pub host_to_backend_hostname: bool,
 }
 
-const BACKEND_TAG_RULES: TagRules<'static> = TagRules {
-    require_at_least_one_selector: false,
-    require_at_most_one_selector: false,
-    require_at_least_one_tag: true,
-    require_service: true,
-    forbid_service: false,
-    forbidden_keys: &[],
-    values: TagValues::Selector,
-};
+const BACKEND_TAG_RULES: TagRules<'static> =
+    TagRules { require_at_least_one_tag: true, require_service: true, ..TagRules::NONE };
 
 /// Redirect statuses Envoy's `RedirectAction` can express.
 pub const REDIRECT_STATUSES: [u32; 5] = [301, 302, 303, 307, 308];

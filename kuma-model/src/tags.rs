@@ -81,16 +81,24 @@ pub struct TagRules<'a> {
 }
 
 impl TagRules<'static> {
+    /// No requirement beyond the charset of names and selector values.
+    pub const NONE: TagRules<'static> = TagRules {
+        require_at_least_one_selector: false,
+        require_at_most_one_selector: false,
+        require_at_least_one_tag: false,
+        require_service: false,
+        forbid_service: false,
+        forbidden_keys: &[],
+        values: TagValues::Selector,
+    };
+
     /// What Kuma demands of gateway and route selectors, and of connection
     /// policy `sources`/`destinations`.
     pub const SELECTORS: TagRules<'static> = TagRules {
         require_at_least_one_selector: true,
-        require_at_most_one_selector: false,
         require_at_least_one_tag: true,
         require_service: true,
-        forbid_service: false,
-        forbidden_keys: &[],
-        values: TagValues::Selector,
+        ..TagRules::NONE
     };
 }
 
