@@ -8,7 +8,6 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::duration::Duration;
 use crate::gateway::{is_zero, validate_port};
 use crate::tags::{PROTOCOL_TAG, SERVICE_TAG, TagRules, TagValues, Tags, validate_tags};
 use crate::violation::{FieldPath, Violations};
@@ -348,15 +347,4 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
                 && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
                 && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
         })
-}
-
-/// A service probe's settings, for users who need them typed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct ServiceProbe {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interval: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Duration>,
 }
