@@ -50,6 +50,16 @@ impl Selector {
     }
 }
 
+/// A tag set from `(key, value)` pairs.
+///
+/// ```
+/// let t = kuma_model::tags::tags_of([("kuma.io/service", "web")]);
+/// assert_eq!(t["kuma.io/service"], "web");
+/// ```
+pub fn tags_of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 /// Which characters a tag value may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TagValues {

@@ -20,11 +20,26 @@ use std::cmp::{Ordering, Reverse};
 /// ```
 pub fn matches(a: &str, b: &str) -> bool {
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
-    a == "*" || b == "*" || a == b || covers(&a, &b) || covers(&b, &a)
+    a == "*" || b == "*" || a == b || wildcard_covers(&a, &b) || wildcard_covers(&b, &a)
+}
+
+/// True when route hostname `name` covers `host`: equal, or `name` is
+/// `*.domain` and `host` lies below `domain` (across a dot). Case-insensitive.
+///
+/// ```
+/// use kuma_policy::hostname::covers;
+/// assert!(covers("*.example.com", "a.example.com"));
+/// assert!(covers("*.com", "*.example.com"));
+/// assert!(!covers("a.example.com", "*.example.com"));
+/// assert!(!covers("*.com", "telecom"));
+/// ```
+pub fn covers(name: &str, host: &str) -> bool {
+    let (name, host) = (name.to_ascii_lowercase(), host.to_ascii_lowercase());
+    name == host || wildcard_covers(&name, &host)
 }
 
 /// `wildcard` is `*.domain` and `name` ends in `.domain`.
-fn covers(wildcard: &str, name: &str) -> bool {
+fn wildcard_covers(wildcard: &str, name: &str) -> bool {
     match wildcard.strip_prefix("*.") {
         Some(domain) => {
             name.len() > domain.len() + 1 && name.ends_with(domain) && name[..name.len() - domain.len()].ends_with('.')

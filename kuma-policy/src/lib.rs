@@ -7,8 +7,11 @@
 //! plain values that the translator (`kuma-xds-gen`) turns into Envoy config.
 
 pub mod connection;
+pub mod delegated;
+pub mod endpoints;
 pub mod gateway;
 pub mod hostname;
+pub mod hosts;
 pub mod precedence;
 pub mod selector;
 

@@ -1,0 +1,304 @@
+//! The shape of a builtin gateway: its listeners grouped by port, each port's
+//! hosts grouped into filter chains, and the routes each host serves.
+//!
+//! HTTP and TCP ports have one group (`*`) holding a host per listener
+//! hostname; HTTPS and TLS ports have one group per listener hostname (one
+//! filter chain per SNI name). In a group with a `*` host, routes of that
+//! host that name hostnames move to hosts of those names, creating implicit
+//! hosts that copy the `*` host's tags (Kuma's `RedistributeWildcardRoutes`).
+//! Unlike Kuma, a wildcard route name (`*.example.com`) reaches every host it
+//! covers whatever the order routes were read in, and only across a dot.
+
+use kuma_model::gateway::{MeshGatewaySpec, Protocol};
+use kuma_model::route::MeshGatewayRouteSpec;
+use kuma_model::{Resource, ResourceSet, Tags};
+
+use crate::gateway::{GatewayListener, attached_routes, listeners};
+use crate::hostname;
+
+/// A route attached to a host.
+pub type AttachedRoute<'a> = (&'a Resource, &'a MeshGatewayRouteSpec);
+
+/// One port of the gateway: one Envoy listener.
+#[derive(Debug, Clone)]
+pub struct PortPlan<'a> {
+    /// The port.
+    pub port: u32,
+    /// The protocol of the listeners on it (validation makes them agree).
+    pub protocol: Protocol,
+    /// The gateway listeners on this port, in the order written.
+    pub listeners: Vec<GatewayListener<'a>>,
+    /// Host groups, most exact key first (`*` last).
+    pub groups: Vec<HostGroup<'a>>,
+}
+
+/// Hosts that share one filter chain (and, for HTTPS, one route configuration).
+#[derive(Debug, Clone)]
+pub struct HostGroup<'a> {
+    /// `*` on HTTP and TCP ports; the listener hostname on HTTPS and TLS.
+    pub key: String,
+    /// The hosts, in descending hostname order (exact names before `*.x` before `*`).
+    pub hosts: Vec<GatewayHost<'a>>,
+}
+
+/// A virtual host (HTTP) or SNI target (TLS) and the routes it serves.
+#[derive(Debug, Clone)]
+pub struct GatewayHost<'a> {
+    /// The hostname, `*` for any.
+    pub hostname: String,
+    /// The listener whose tags and TLS settings this host uses; for an
+    /// implicit host, the `*` listener it was split from.
+    pub listener: GatewayListener<'a>,
+    /// True when the host exists only because a route named it.
+    pub implicit: bool,
+    /// The routes this host serves, in route name order.
+    pub routes: Vec<AttachedRoute<'a>>,
+}
+
+impl GatewayHost<'_> {
+    /// The merged tags of the host's listener (they name its clusters).
+    pub fn tags(&self) -> &Tags {
+        &self.listener.tags
+    }
+}
+
+/// The gateway's ports in ascending order, with hosts and routes resolved.
+///
+/// ```
+/// use kuma_model::{ResourceSet, UnknownFields};
+/// let yaml = "type: MeshGateway\nname: gw\nselectors: [{match: {kuma.io/service: edge}}]\nconf: {listeners: [{port: 80, protocol: HTTP}]}\n---\ntype: MeshGatewayRoute\nname: r\nselectors: [{match: {kuma.io/service: edge}}]\nconf: {http: {hostnames: [a.example.com], rules: [{matches: [{path: {value: /}}], backends: [{destination: {kuma.io/service: web}}]}]}}\n";
+/// let (set, _) = ResourceSet::load([("gw.yaml", yaml)], UnknownFields::Reject).unwrap();
+/// let tags = kuma_model::tags::tags_of([("kuma.io/service", "edge")]);
+/// let (_, gw) = kuma_policy::gateway::select_gateway(&set, "default", &tags).unwrap();
+/// let ports = kuma_policy::hosts::plan(&set, "default", &tags, gw);
+/// let hosts: Vec<_> = ports[0].groups[0].hosts.iter().map(|h| (h.hostname.as_str(), h.routes.len())).collect();
+/// // The route names a host, so it moves from `*` to an implicit host of that name.
+/// assert_eq!(hosts, [("a.example.com", 1), ("*", 0)]);
+/// ```
+pub fn plan<'a>(
+    set: &'a ResourceSet,
+    mesh: &str,
+    dataplane_tags: &Tags,
+    gateway: &'a MeshGatewaySpec,
+) -> Vec<PortPlan<'a>> {
+    let mut ports: Vec<PortPlan<'a>> = Vec::new();
+    for listener in listeners(dataplane_tags, gateway) {
+        let port = listener.listener.port;
+        let protocol = listener.listener.protocol;
+        let i = match ports.iter().position(|p| p.port == port) {
+            Some(i) => i,
+            None => {
+                ports.push(PortPlan { port, protocol, listeners: Vec::new(), groups: Vec::new() });
+                ports.len() - 1
+            }
+        };
+        ports[i].listeners.push(listener);
+    }
+    ports.sort_by_key(|p| p.port);
+    for port in &mut ports {
+        port.groups = groups(set, mesh, port.protocol, &port.listeners);
+    }
+    ports
+}
+
+fn groups<'a>(set: &'a ResourceSet, mesh: &str, protocol: Protocol, ls: &[GatewayListener<'a>]) -> Vec<HostGroup<'a>> {
+    let per_sni = matches!(protocol, Protocol::Https | Protocol::Tls);
+    let mut groups: Vec<HostGroup<'a>> = Vec::new();
+    for l in ls {
+        let hostname = l.listener.effective_hostname().to_string();
+        let key = if per_sni { hostname.clone() } else { "*".to_string() };
+        let host =
+            GatewayHost { hostname, listener: l.clone(), implicit: false, routes: attached_routes(set, mesh, l) };
+        match groups.iter_mut().find(|g| g.key == key) {
+            // Validation rejects two listeners with one hostname on a port;
+            // if it slipped through, the first listener keeps the host.
+            Some(g) if g.hosts.iter().any(|h| h.hostname == host.hostname) => {}
+            Some(g) => g.hosts.push(host),
+            None => groups.push(HostGroup { key, hosts: vec![host] }),
+        }
+    }
+    for g in &mut groups {
+        redistribute(&mut g.hosts);
+        for h in &mut g.hosts {
+            let name = h.hostname.clone();
+            h.routes.retain(|(_, r)| serves(&name, r));
+            h.routes.sort_by(|a, b| a.0.meta.name.cmp(&b.0.meta.name));
+            h.routes.dedup_by(|a, b| a.0.meta.name == b.0.meta.name);
+        }
+        g.hosts.sort_by(|a, b| b.hostname.cmp(&a.hostname));
+    }
+    groups.sort_by(|a, b| hostname::by_exactness(&a.key, &b.key));
+    groups
+}
+
+fn route_hostnames(route: &MeshGatewayRouteSpec) -> &[String] {
+    route.conf.as_ref().and_then(|c| c.http.as_ref()).map_or(&[], |h| &h.hostnames)
+}
+
+/// Whether a host serves a route: `*` serves what is left on it, a named
+/// host serves routes without hostnames and those whose names match its own.
+fn serves(host: &str, route: &MeshGatewayRouteSpec) -> bool {
+    let names = route_hostnames(route);
+    host == "*" || names.is_empty() || names.iter().any(|n| hostname::matches(host, n))
+}
+
+fn redistribute<'a>(hosts: &mut Vec<GatewayHost<'a>>) {
+    let Some(star) = hosts.iter().position(|h| h.hostname == "*") else { return };
+    let (moved, kept): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut hosts[star].routes).into_iter().partition(|(_, r)| !route_hostnames(r).is_empty());
+    hosts[star].routes = kept;
+    // First every host a moved route names, so wildcard names reach hosts
+    // created by routes read later too (Kuma misses those).
+    for (_, route) in &moved {
+        for name in route_hostnames(route) {
+            if name != "*" && !hosts.iter().any(|h| h.hostname.eq_ignore_ascii_case(name)) {
+                let mut implicit = hosts[star].clone();
+                implicit.hostname = name.clone();
+                implicit.implicit = true;
+                implicit.routes.clear();
+                hosts.push(implicit);
+            }
+        }
+    }
+    for host in hosts.iter_mut().filter(|h| h.hostname != "*") {
+        for (res, route) in &moved {
+            if route_hostnames(route).iter().any(|n| hostname::covers(n, &host.hostname)) {
+                host.routes.push((res, route));
+            }
+        }
+    }
+    // A route naming `*` itself stays on the `*` host.
+    for (res, route) in &moved {
+        if route_hostnames(route).iter().any(|n| n == "*") {
+            hosts[star].routes.push((res, route));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::select_gateway;
+    use kuma_model::UnknownFields;
+    use kuma_model::tags::tags_of;
+
+    fn gateway(listeners: &str) -> String {
+        format!(
+            "type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: edge}}}}]\nconf:\n  listeners:\n{listeners}"
+        )
+    }
+
+    fn route(name: &str, hostnames: &str) -> String {
+        format!(
+            "---\ntype: MeshGatewayRoute\nname: {name}\nselectors: [{{match: {{kuma.io/service: edge}}}}]\nconf: {{http: {{hostnames: {hostnames}, rules: [{{matches: [{{path: {{value: /}}}}], backends: [{{destination: {{kuma.io/service: web}}}}]}}]}}}}\n"
+        )
+    }
+
+    type Host = (String, bool, Vec<String>);
+
+    fn shape(yaml: &str) -> Vec<(u32, String, Vec<Host>)> {
+        let (set, _) = ResourceSet::load([("t.yaml", yaml)], UnknownFields::Reject).unwrap();
+        let tags = tags_of([("kuma.io/service", "edge")]);
+        let (_, gw) = select_gateway(&set, "default", &tags).unwrap();
+        plan(&set, "default", &tags, gw)
+            .into_iter()
+            .flat_map(|p| {
+                p.groups.into_iter().map(move |g| {
+                    let hosts = g
+                        .hosts
+                        .iter()
+                        .map(|h| {
+                            (h.hostname.clone(), h.implicit, h.routes.iter().map(|r| r.0.meta.name.clone()).collect())
+                        })
+                        .collect();
+                    (p.port, g.key, hosts)
+                })
+            })
+            .collect()
+    }
+
+    fn host(name: &str, implicit: bool, routes: &[&str]) -> Host {
+        (name.to_string(), implicit, routes.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn golden_01_named_routes_leave_the_wildcard_host() {
+        let yaml = gateway("  - {port: 8080, protocol: HTTP}\n")
+            + &route("echo", "[foo.example.com, bar.example.com, '*.example.com']");
+        assert_eq!(
+            shape(&yaml),
+            [(
+                8080,
+                "*".to_string(),
+                vec![
+                    host("foo.example.com", true, &["echo"]),
+                    host("bar.example.com", true, &["echo"]),
+                    host("*.example.com", true, &["echo"]),
+                    host("*", false, &[]),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn golden_02_unnamed_routes_stay_on_the_wildcard_host() {
+        let yaml = gateway("  - {port: 8080, protocol: HTTP}\n")
+            + &route("any", "[]")
+            + &route("extra", "[extra.example.com]");
+        assert_eq!(
+            shape(&yaml),
+            [(8080, "*".to_string(), vec![host("extra.example.com", true, &["extra"]), host("*", false, &["any"])])]
+        );
+    }
+
+    #[test]
+    fn explicit_hosts_take_matching_and_unnamed_routes() {
+        let yaml =
+            gateway("  - {port: 80, protocol: HTTP, hostname: foo.example.com}\n  - {port: 80, protocol: HTTP}\n")
+                + &route("any", "[]")
+                + &route("foo", "[foo.example.com]")
+                + &route("bar", "[bar.example.com]");
+        assert_eq!(
+            shape(&yaml),
+            [(
+                80,
+                "*".to_string(),
+                vec![
+                    host("foo.example.com", false, &["any", "foo"]),
+                    host("bar.example.com", true, &["bar"]),
+                    host("*", false, &["any"]),
+                ]
+            )]
+        );
+    }
+
+    #[test]
+    fn wildcard_names_reach_hosts_created_later_and_respect_dots() {
+        let yaml = gateway("  - {port: 80, protocol: HTTP}\n")
+            + &route("a-wild", "['*.com']")
+            + &route("b-tele", "[telecom]")
+            + &route("c-shop", "[shop.com]");
+        let got = shape(&yaml);
+        // `*.com` covers shop.com (read after it) but not telecom.
+        assert_eq!(
+            got[0].2,
+            vec![
+                host("telecom", true, &["b-tele"]),
+                host("shop.com", true, &["a-wild", "c-shop"]),
+                host("*.com", true, &["a-wild"]),
+                host("*", false, &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn https_ports_group_by_hostname_most_exact_first() {
+        let tls = "tls: {mode: TERMINATE, certificates: [{secret: cert}]}";
+        let yaml = gateway(&format!(
+            "  - {{port: 443, protocol: HTTPS, {tls}}}\n  - {{port: 443, protocol: HTTPS, hostname: '*.example.com', {tls}}}\n  - {{port: 443, protocol: HTTPS, hostname: a.example.com, {tls}}}\n  - {{port: 80, protocol: HTTP}}\n"
+        )) + "---\ntype: Secret\nname: cert\ndata: aGVsbG8=\n";
+        let got = shape(&yaml);
+        let keys: Vec<_> = got.iter().map(|(p, k, _)| (*p, k.as_str())).collect();
+        assert_eq!(keys, [(80, "*"), (443, "a.example.com"), (443, "*.example.com"), (443, "*")]);
+    }
+}
