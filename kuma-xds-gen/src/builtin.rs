@@ -1,0 +1,354 @@
+//! A BUILTIN gateway: one Envoy listener per port of the selected
+//! `MeshGateway`, with its filter chains, route configurations, clusters
+//! and certificates.
+
+use envoy_types::pb::envoy::config::core::v3::CidrRange;
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::core::v3::{
+    Http2ProtocolOptions, HttpProtocolOptions as CommonHttpProtocolOptions, TypedExtensionConfig,
+    http_protocol_options::HeadersWithUnderscoresAction,
+};
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
+};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
+use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
+    Compressor, compressor::ResponseDirectionConfig,
+};
+use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager, http_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, TlsParameters, tls_parameters::TlsProtocol,
+};
+use envoy_types::pb::envoy::service::runtime::v3::Runtime;
+use kuma_model::gateway::{MeshGatewaySpec, Protocol, TlsMode};
+use kuma_model::{Resource, ResourceSet, SERVICE_TAG, Tags};
+use kuma_policy::hosts::{HostGroup, PortPlan, plan};
+
+use crate::clusters::{ClusterPlans, UpstreamProtocol};
+use crate::defaults;
+use crate::names;
+use crate::pb::{self, boolv, millis, u32v};
+use crate::routes::{HostContext, virtual_host};
+use crate::snapshot::GatewaySnapshot;
+use crate::{TranslateError, tls};
+
+/// The RTDS layer that carries listener connection limits.
+pub const LISTENER_RUNTIME: &str = "gateway.listeners";
+
+pub(crate) struct Builtin<'a, 's> {
+    pub set: &'a ResourceSet,
+    pub mesh: &'s str,
+    pub dataplane: &'a Resource,
+    pub address: &'a str,
+    pub tags: &'a Tags,
+    pub gateway: &'a Resource,
+    pub spec: &'a MeshGatewaySpec,
+}
+
+impl<'a> Builtin<'a, '_> {
+    fn service(&self) -> &str {
+        self.tags.get(SERVICE_TAG).map_or("", String::as_str)
+    }
+
+    pub fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
+        let mut out = GatewaySnapshot::default();
+        let mut clusters = ClusterPlans::default();
+        let kuma_tags = names::kuma_tags_header(self.tags);
+        let mut limits = Vec::new();
+        for port in plan(self.set, self.mesh, self.tags, self.spec) {
+            let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
+            let ctx = HostContext {
+                set: self.set,
+                mesh: self.mesh,
+                port: port.port,
+                https: port.protocol == Protocol::Https,
+                kuma_tags: &kuma_tags,
+            };
+            let filter_chains = match port.protocol {
+                Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, &port, &mut clusters, &mut out)?,
+                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&port, &mut clusters, &mut out)?,
+                Protocol::None => continue,
+            };
+            let limit = port
+                .listeners
+                .iter()
+                .filter_map(|l| l.listener.resources.as_ref().map(|r| r.connection_limit))
+                .find(|l| *l > 0);
+            if let Some(limit) = limit {
+                limits.push((format!("envoy.resource_limits.listener.{name}.connection_limit"), f64::from(limit)));
+            }
+            out.listeners.insert(
+                name.clone(),
+                Listener {
+                    name,
+                    address: Some(pb::socket_address(self.address, port.port)),
+                    filter_chains,
+                    listener_filters: vec![ListenerFilter {
+                        name: "envoy.filters.listener.tls_inspector".into(),
+                        config_type: Some(listener_filter::ConfigType::TypedConfig(pb::any(&TlsInspector::default()))),
+                        ..Default::default()
+                    }],
+                    per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
+                    traffic_direction: TrafficDirection::Inbound as i32,
+                    enable_reuse_port: boolv(true),
+                    ..Default::default()
+                },
+            );
+        }
+        clusters
+            .generate(self.set, self.mesh, &mut out)
+            .map_err(|message| TranslateError::Backend { dataplane: self.dataplane.key().to_string(), message })?;
+        out.runtimes.insert(
+            LISTENER_RUNTIME.into(),
+            Runtime {
+                name: LISTENER_RUNTIME.into(),
+                layer: Some(pb::number_struct(limits.iter().map(|(k, v)| (k.as_str(), *v)))),
+            },
+        );
+        Ok(out)
+    }
+
+    fn http_chains(
+        &self,
+        ctx: &HostContext<'_, 'a>,
+        listener: &str,
+        port: &PortPlan<'a>,
+        clusters: &mut ClusterPlans<'a>,
+        out: &mut GatewaySnapshot,
+    ) -> Result<Vec<FilterChain>, TranslateError> {
+        let mut chains = Vec::new();
+        for group in &port.groups {
+            let route_name = names::route_configuration(listener, &group.key);
+            let virtual_hosts = group.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect();
+            out.routes.insert(
+                route_name.clone(),
+                RouteConfiguration {
+                    name: route_name.clone(),
+                    virtual_hosts,
+                    validate_clusters: boolv(false),
+                    request_headers_to_remove: vec!["x-kuma-tags".into()],
+                    ignore_port_in_host_matching: true,
+                    ..Default::default()
+                },
+            );
+            let mut chain =
+                FilterChain { filters: vec![self.http_connection_manager(&route_name)], ..Default::default() };
+            if port.protocol == Protocol::Https {
+                chain.filter_chain_match = Some(sni_match(&group.key));
+                chain.transport_socket = Some(self.downstream_tls(group, true, out)?);
+            }
+            chains.push(chain);
+        }
+        Ok(chains)
+    }
+
+    fn http_connection_manager(&self, route_name: &str) -> Filter {
+        use http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier};
+        let typed = |name: &str, any| HttpFilter {
+            name: name.into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(any)),
+            ..Default::default()
+        };
+        let compressor = Compressor {
+            compressor_library: Some(TypedExtensionConfig {
+                name: "gzip".into(),
+                typed_config: Some(pb::any(&Gzip::default())),
+            }),
+            response_direction_config: Some(ResponseDirectionConfig {
+                disable_on_etag_header: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let hcm = HttpConnectionManager {
+            stat_prefix: self.service().into(),
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                config_source: Some(pb::ads()),
+                route_config_name: route_name.into(),
+            })),
+            http_filters: vec![
+                typed(
+                    "envoy.filters.http.local_ratelimit",
+                    pb::any(&LocalRateLimit { stat_prefix: "rate_limit".into(), ..Default::default() }),
+                ),
+                typed("gzip-compress", pb::any(&compressor)),
+                typed("envoy.filters.http.router", pb::any(&Router::default())),
+            ],
+            common_http_protocol_options: Some(CommonHttpProtocolOptions {
+                idle_timeout: Some(millis(defaults::DOWNSTREAM_IDLE_TIMEOUT_MS)),
+                headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,
+                ..Default::default()
+            }),
+            http2_protocol_options: Some(Http2ProtocolOptions {
+                max_concurrent_streams: u32v(100),
+                initial_stream_window_size: u32v(65_536),
+                initial_connection_window_size: u32v(1_048_576),
+                allow_connect: true,
+                ..Default::default()
+            }),
+            internal_address_config: Some(http_connection_manager::InternalAddressConfig {
+                cidr_ranges: vec![
+                    CidrRange { address_prefix: "127.0.0.1".into(), prefix_len: u32v(32) },
+                    CidrRange { address_prefix: "::1".into(), prefix_len: u32v(128) },
+                ],
+                ..Default::default()
+            }),
+            normalize_path: boolv(true),
+            merge_slashes: true,
+            path_with_escaped_slashes_action: PathWithEscapedSlashesAction::UnescapeAndRedirect as i32,
+            request_headers_timeout: Some(millis(defaults::REQUEST_HEADERS_TIMEOUT_MS)),
+            stream_idle_timeout: Some(millis(defaults::STREAM_IDLE_TIMEOUT_MS)),
+            server_name: "Kuma Gateway".into(),
+            use_remote_address: boolv(true),
+            ..Default::default()
+        };
+        Filter {
+            name: "envoy.filters.network.http_connection_manager".into(),
+            config_type: Some(filter::ConfigType::TypedConfig(pb::any(&hcm))),
+        }
+    }
+
+    /// TLS termination for a host group, with its certificates as SDS secrets.
+    fn downstream_tls(
+        &self,
+        group: &HostGroup<'a>,
+        alpn: bool,
+        out: &mut GatewaySnapshot,
+    ) -> Result<envoy_types::pb::envoy::config::core::v3::TransportSocket, TranslateError> {
+        // The group's own (non-implicit) listener carries the certificates.
+        let host = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+        let listener = host.listener.listener;
+        let hostnames: Vec<&str> = group.hosts.iter().map(|h| h.hostname.as_str()).collect();
+        let mut configs = Vec::new();
+        for (i, source) in listener.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
+            let (name, secret) = tls::server_secret(self.set, self.mesh, source, &hostnames).map_err(|message| {
+                TranslateError::Certificate {
+                    gateway: self.gateway.key().to_string(),
+                    field: format!("conf.listeners[{}].tls.certificates[{i}]", host.listener.index),
+                    message,
+                }
+            })?;
+            if configs.iter().any(|c: &SdsSecretConfig| c.name == name) {
+                return Err(TranslateError::Certificate {
+                    gateway: self.gateway.key().to_string(),
+                    field: format!("conf.listeners[{}].tls.certificates[{i}]", host.listener.index),
+                    message: format!("duplicate TLS certificate {name:?}"),
+                });
+            }
+            configs.push(SdsSecretConfig { name: name.clone(), sds_config: Some(pb::ads()) });
+            out.secrets.insert(name, secret);
+        }
+        let context = DownstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_params: Some(TlsParameters {
+                    tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+                    ..Default::default()
+                }),
+                tls_certificate_sds_secret_configs: configs,
+                alpn_protocols: if alpn { vec!["h2".into(), "http/1.1".into()] } else { Vec::new() },
+                ..Default::default()
+            }),
+            require_client_certificate: boolv(false),
+            ..Default::default()
+        };
+        Ok(pb::transport_socket("envoy.transport_sockets.tls", &context))
+    }
+
+    fn tcp_chains(
+        &self,
+        port: &PortPlan<'a>,
+        clusters: &mut ClusterPlans<'a>,
+        out: &mut GatewaySnapshot,
+    ) -> Result<Vec<FilterChain>, TranslateError> {
+        let mut chains = Vec::new();
+        for group in &port.groups {
+            let mut backends: Vec<(String, u32)> = Vec::new();
+            for host in &group.hosts {
+                for (_, route) in &host.routes {
+                    let rules = route.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
+                    for backend in rules.iter().flat_map(|r| r.backends.iter()) {
+                        let name = clusters.register(
+                            self.set,
+                            self.mesh,
+                            &backend.destination,
+                            host.tags(),
+                            UpstreamProtocol::Tcp,
+                        );
+                        backends.push((name, backend.weight));
+                    }
+                }
+            }
+            let mut chain = FilterChain::default();
+            if !backends.is_empty() {
+                chain.filters = vec![self.tcp_proxy(backends)];
+            }
+            if port.protocol == Protocol::Tls {
+                chain.filter_chain_match = Some(sni_match(&group.key));
+                let terminate = group
+                    .hosts
+                    .iter()
+                    .find(|h| !h.implicit)
+                    .and_then(|h| h.listener.listener.tls.as_ref())
+                    .is_some_and(|t| t.mode == TlsMode::Terminate);
+                if terminate {
+                    chain.transport_socket = Some(self.downstream_tls(group, false, out)?);
+                }
+            }
+            chains.push(chain);
+        }
+        Ok(chains)
+    }
+
+    fn tcp_proxy(&self, backends: Vec<(String, u32)>) -> Filter {
+        let mut by_name: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+        for (name, weight) in backends {
+            by_name.insert(name, weight);
+        }
+        // Kuma writes weight 0 for backends without a weight, and Envoy then
+        // never picks them; unweighted backends share equally instead.
+        let all_zero = by_name.values().all(|w| *w == 0);
+        let specifier = if by_name.len() == 1 {
+            tcp_proxy::ClusterSpecifier::Cluster(by_name.into_keys().next().expect("one"))
+        } else {
+            tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
+                clusters: by_name
+                    .into_iter()
+                    .filter(|(_, w)| all_zero || *w > 0)
+                    .map(|(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name,
+                        weight: if all_zero { 1 } else { weight },
+                        ..Default::default()
+                    })
+                    .collect(),
+            })
+        };
+        let proxy = TcpProxy {
+            stat_prefix: self.service().into(),
+            cluster_specifier: Some(specifier),
+            idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
+            max_connect_attempts: u32v(defaults::TCP_MAX_CONNECT_ATTEMPTS),
+            ..Default::default()
+        };
+        Filter {
+            name: "envoy.filters.network.tcp_proxy".into(),
+            config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),
+        }
+    }
+}
+
+/// Matches TLS connections for one SNI name; `*` matches any (Envoy refuses
+/// a bare `*` in `server_names`).
+fn sni_match(hostname: &str) -> FilterChainMatch {
+    FilterChainMatch {
+        transport_protocol: "tls".into(),
+        server_names: if hostname == "*" { Vec::new() } else { vec![hostname.into()] },
+        ..Default::default()
+    }
+}

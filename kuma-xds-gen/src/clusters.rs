@@ -1,0 +1,288 @@
+//! Clusters and their endpoints: one per (destination, host tags), EDS for
+//! mesh services, `STRICT_DNS` with TLS origination for `ExternalService`s.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::{
+    Cluster,
+    cluster::{ClusterDiscoveryType, DiscoveryType, DnsLookupFamily, EdsClusterConfig, TransportSocketMatch},
+};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource as EnvoyDataSource, Http1ProtocolOptions, Http2ProtocolOptions, Metadata, data_source::Specifier,
+};
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint::HostIdentifier,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, TlsCertificate, UpstreamTlsContext,
+    common_tls_context::ValidationContextType,
+};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions,
+    http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig},
+};
+use kuma_model::external_service::ExternalServiceSpec;
+use kuma_model::{DataSource, Kind, Resource, ResourceSet, SERVICE_TAG, Spec, Tags};
+use kuma_policy::endpoints::{PROTOCOL_TAG, external_services, is_external_service, mesh_endpoints, service_protocol};
+
+use crate::defaults;
+use crate::names;
+use crate::pb::{self, millis, u32v};
+use crate::snapshot::GatewaySnapshot;
+
+/// The service name Kuma gives backends it could not resolve: routes point at
+/// it, and no cluster is made, so Envoy answers 500 (cluster not found).
+pub const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
+
+/// The upstream protocol of a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1.
+    Http,
+    /// HTTP/2 (also gRPC).
+    Http2,
+    /// Raw TCP.
+    Tcp,
+}
+
+impl UpstreamProtocol {
+    fn from_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "http" => Some(UpstreamProtocol::Http),
+            "http2" | "grpc" => Some(UpstreamProtocol::Http2),
+            "tcp" | "tls" | "kafka" | "mysql" => Some(UpstreamProtocol::Tcp),
+            _ => None,
+        }
+    }
+}
+
+/// A cluster to generate.
+#[derive(Debug, Clone)]
+pub struct ClusterPlan<'a> {
+    /// The cluster name.
+    pub name: String,
+    /// The backend destination tags.
+    pub destination: Tags,
+    /// The tags of the host (listener) it is reached from; they name it and
+    /// choose its policies.
+    pub host_tags: Tags,
+    /// The upstream protocol.
+    pub protocol: UpstreamProtocol,
+    /// `ExternalService`s behind it (empty for a mesh service).
+    pub external: Vec<(&'a Resource, &'a ExternalServiceSpec)>,
+}
+
+/// The clusters a translation needs, by name.
+#[derive(Debug, Default)]
+pub struct ClusterPlans<'a> {
+    /// The plans.
+    pub plans: BTreeMap<String, ClusterPlan<'a>>,
+}
+
+impl<'a> ClusterPlans<'a> {
+    /// Registers the cluster for `destination` reached from a host with
+    /// `host_tags` and returns its name. `fallback` is the protocol when
+    /// neither the destination nor its endpoints name one (http for HTTP
+    /// routes, tcp for TCP routes, as Kuma).
+    pub fn register(
+        &mut self,
+        set: &'a ResourceSet,
+        mesh: &str,
+        destination: &Tags,
+        host_tags: &Tags,
+        fallback: UpstreamProtocol,
+    ) -> String {
+        let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
+        if service == UNRESOLVED_BACKEND {
+            return UNRESOLVED_BACKEND.to_string();
+        }
+        let name = names::cluster(destination, host_tags);
+        if !self.plans.contains_key(&name) {
+            let protocol = destination
+                .get(PROTOCOL_TAG)
+                .map(String::as_str)
+                .or_else(|| service_protocol(set, mesh, destination))
+                .and_then(UpstreamProtocol::from_tag)
+                .unwrap_or(fallback);
+            let external = if is_external_service(set, mesh, service) {
+                external_services(set, mesh, destination)
+            } else {
+                Vec::new()
+            };
+            let plan = ClusterPlan {
+                name: name.clone(),
+                destination: destination.clone(),
+                host_tags: host_tags.clone(),
+                protocol,
+                external,
+            };
+            self.plans.insert(name.clone(), plan);
+        }
+        name
+    }
+
+    /// True when `name` is a direct `ExternalService` cluster (these get no
+    /// `x-kuma-tags` header: the header is for mesh peers).
+    pub fn is_external(&self, name: &str) -> bool {
+        self.plans.get(name).is_some_and(|p| !p.external.is_empty())
+    }
+
+    /// Writes every planned cluster (and its endpoints) into the snapshot.
+    pub fn generate(&self, set: &ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<(), String> {
+        for plan in self.plans.values() {
+            let cluster = if plan.external.is_empty() {
+                out.endpoints.insert(plan.name.clone(), mesh_load_assignment(set, mesh, plan));
+                mesh_cluster(plan)
+            } else {
+                external_cluster(set, mesh, plan)?
+            };
+            out.clusters.insert(plan.name.clone(), cluster);
+        }
+        Ok(())
+    }
+}
+
+fn protocol_options(protocol: UpstreamProtocol) -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
+    let config = match protocol {
+        UpstreamProtocol::Tcp => return BTreeMap::new(),
+        UpstreamProtocol::Http => ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default()),
+        UpstreamProtocol::Http2 => ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default()),
+    };
+    let options = HttpProtocolOptions {
+        common_http_protocol_options: Some(defaults::upstream_common_http()),
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(config),
+        })),
+        ..Default::default()
+    };
+    [("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(), pb::any(&options))].into()
+}
+
+fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType) -> Cluster {
+    Cluster {
+        name: plan.name.clone(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
+        connect_timeout: Some(millis(defaults::CONNECT_TIMEOUT_MS)),
+        per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
+        circuit_breakers: Some(defaults::circuit_breakers()),
+        typed_extension_protocol_options: protocol_options(plan.protocol).into_iter().collect(),
+        ..Default::default()
+    }
+}
+
+fn mesh_cluster(plan: &ClusterPlan<'_>) -> Cluster {
+    Cluster {
+        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(pb::ads()), service_name: String::new() }),
+        ..base_cluster(plan, DiscoveryType::Eds)
+    }
+}
+
+fn metadata(key: &str, value: &str) -> Metadata {
+    let s = pb::string_struct([(key, value)]);
+    Metadata {
+        filter_metadata: [("envoy.lb".to_string(), s.clone()), ("envoy.transport_socket_match".to_string(), s)].into(),
+        ..Default::default()
+    }
+}
+
+fn lb_endpoint(address: &str, port: u32, metadata: Metadata) -> LbEndpoint {
+    LbEndpoint {
+        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(pb::socket_address(address, port)),
+            ..Default::default()
+        })),
+        load_balancing_weight: u32v(1),
+        metadata: Some(metadata),
+        ..Default::default()
+    }
+}
+
+fn mesh_load_assignment(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
+    let lb_endpoints: Vec<LbEndpoint> = mesh_endpoints(set, mesh, &plan.destination)
+        .into_iter()
+        .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
+        .collect();
+    ClusterLoadAssignment {
+        cluster_name: plan.name.clone(),
+        endpoints: if lb_endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }]
+        },
+        ..Default::default()
+    }
+}
+
+/// Resolves a `DataSource` of an `ExternalService` to an Envoy data source.
+fn data_source(set: &ResourceSet, mesh: &str, source: &DataSource) -> Result<EnvoyDataSource, String> {
+    let specifier = match source {
+        DataSource::File(path) => Specifier::Filename(path.clone()),
+        DataSource::Inline(bytes) => Specifier::InlineBytes(bytes.clone()),
+        DataSource::InlineString(text) => Specifier::InlineString(text.clone()),
+        DataSource::Secret(name) => match set.get(Kind::Secret, mesh, name).map(|r| &r.spec) {
+            Some(Spec::Secret(s)) => Specifier::InlineBytes(s.data.clone()),
+            _ => return Err(format!("secret {name:?} not found in mesh {mesh:?}")),
+        },
+    };
+    Ok(EnvoyDataSource { specifier: Some(specifier), ..Default::default() })
+}
+
+fn external_cluster(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> Result<Cluster, String> {
+    let service = plan.destination.get(SERVICE_TAG).cloned().unwrap_or_default();
+    let mut lb_endpoints = Vec::new();
+    let mut matches = Vec::new();
+    for (res, es) in &plan.external {
+        let Some((host, port)) = es.host_port() else { continue };
+        lb_endpoints.push(lb_endpoint(host, port.into(), metadata("kuma.io/external-service-name", &res.meta.name)));
+        let Some(tls) = es.networking.as_ref().and_then(|n| n.tls.as_ref()).filter(|t| t.enabled) else { continue };
+        let sni = tls.server_name.clone().unwrap_or_else(|| host.to_string());
+        let mut common = CommonTlsContext::default();
+        if let Some(ca) = &tls.ca_cert {
+            let mut validation =
+                CertificateValidationContext { trusted_ca: Some(data_source(set, mesh, ca)?), ..Default::default() };
+            if !tls.skip_hostname_verification.unwrap_or(false) {
+                use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+                    SubjectAltNameMatcher, subject_alt_name_matcher::SanType,
+                };
+                use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+                validation.match_typed_subject_alt_names = vec![SubjectAltNameMatcher {
+                    san_type: SanType::Dns as i32,
+                    r#matcher: Some(StringMatcher {
+                        match_pattern: Some(MatchPattern::Exact(sni.clone())),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }];
+            }
+            common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
+        }
+        if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+            common.tls_certificates = vec![TlsCertificate {
+                certificate_chain: Some(data_source(set, mesh, cert)?),
+                private_key: Some(data_source(set, mesh, key)?),
+                ..Default::default()
+            }];
+        }
+        let context = UpstreamTlsContext {
+            common_tls_context: Some(common),
+            sni,
+            allow_renegotiation: tls.allow_renegotiation.unwrap_or(false),
+            ..Default::default()
+        };
+        matches.push(TransportSocketMatch {
+            name: host.to_string(),
+            r#match: Some(pb::string_struct([("kuma.io/external-service-name", res.meta.name.as_str())])),
+            transport_socket: Some(pb::transport_socket("envoy.transport_sockets.tls", &context)),
+        });
+    }
+    Ok(Cluster {
+        dns_lookup_family: DnsLookupFamily::V4Only as i32,
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: service,
+            endpoints: vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }],
+            ..Default::default()
+        }),
+        transport_socket_matches: matches,
+        ..base_cluster(plan, DiscoveryType::StrictDns)
+    })
+}

@@ -1,0 +1,125 @@
+//! A DELEGATED gateway (for example Kong with a Kuma sidecar): no inbound
+//! listeners; one outbound listener per `networking.outbound`, routing to
+//! the service's cluster.
+
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action, route_match,
+};
+use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier, http_filter,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use kuma_model::dataplane::DataplaneSpec;
+use kuma_model::{Resource, ResourceSet, SERVICE_TAG, Tags};
+use kuma_policy::delegated::outbounds;
+
+use crate::TranslateError;
+use crate::clusters::{ClusterPlans, UpstreamProtocol};
+use crate::defaults;
+use crate::pb::{self, millis};
+use crate::snapshot::GatewaySnapshot;
+
+pub(crate) fn generate(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &Resource,
+    spec: &DataplaneSpec,
+) -> Result<GatewaySnapshot, TranslateError> {
+    let mut out = GatewaySnapshot::default();
+    let mut clusters = ClusterPlans::default();
+    let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
+    for o in outbounds(set, mesh, spec) {
+        // Outbound clusters are named by the service alone (Kuma's outbound
+        // naming); no host tags take part.
+        let destination: Tags = o.outbound.tags.clone();
+        let http = matches!(o.protocol, "http" | "http2" | "grpc");
+        let fallback = if http { UpstreamProtocol::Http } else { UpstreamProtocol::Tcp };
+        let cluster = clusters.register(set, mesh, &destination, &Tags::new(), fallback);
+        let name = format!("outbound:{}:{}", o.outbound.local_address(), o.outbound.port);
+        let filter = if http {
+            let route_name = format!("outbound:{}", o.service);
+            out.routes.insert(route_name.clone(), route_configuration(&route_name, o.service, &cluster));
+            http_connection_manager(gateway_service, &route_name)
+        } else {
+            tcp_proxy(o.service, &cluster)
+        };
+        out.listeners.insert(
+            name.clone(),
+            Listener {
+                name,
+                address: Some(pb::socket_address(o.outbound.local_address(), o.outbound.port)),
+                filter_chains: vec![FilterChain { filters: vec![filter], ..Default::default() }],
+                traffic_direction: TrafficDirection::Outbound as i32,
+                ..Default::default()
+            },
+        );
+    }
+    clusters
+        .generate(set, mesh, &mut out)
+        .map_err(|message| TranslateError::Backend { dataplane: dataplane.key().to_string(), message })?;
+    Ok(out)
+}
+
+fn route_configuration(name: &str, service: &str, cluster: &str) -> RouteConfiguration {
+    RouteConfiguration {
+        name: name.into(),
+        virtual_hosts: vec![VirtualHost {
+            name: service.into(),
+            domains: vec!["*".into()],
+            routes: vec![Route {
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: Some(route::Action::Route(RouteAction {
+                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
+                    timeout: Some(millis(defaults::ROUTE_TIMEOUT_MS)),
+                    retry_policy: Some(defaults::retry_policy()),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        validate_clusters: pb::boolv(false),
+        ..Default::default()
+    }
+}
+
+fn http_connection_manager(stat_prefix: &str, route_name: &str) -> Filter {
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.into(),
+        route_specifier: Some(RouteSpecifier::Rds(Rds {
+            config_source: Some(pb::ads()),
+            route_config_name: route_name.into(),
+        })),
+        http_filters: vec![HttpFilter {
+            name: "envoy.filters.http.router".into(),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pb::any(&Router::default()))),
+            ..Default::default()
+        }],
+        stream_idle_timeout: Some(millis(defaults::STREAM_IDLE_TIMEOUT_MS)),
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.http_connection_manager".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(pb::any(&hcm))),
+    }
+}
+
+fn tcp_proxy(service: &str, cluster: &str) -> Filter {
+    let proxy = TcpProxy {
+        stat_prefix: service.into(),
+        cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
+        idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
+        max_connect_attempts: pb::u32v(defaults::TCP_MAX_CONNECT_ATTEMPTS),
+        ..Default::default()
+    };
+    Filter {
+        name: "envoy.filters.network.tcp_proxy".into(),
+        config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),
+    }
+}

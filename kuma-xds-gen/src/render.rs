@@ -1,0 +1,225 @@
+//! Canonical proto3 JSON and YAML of generated config, and static
+//! bootstraps that `envoy -c` runs directly.
+//!
+//! Messages are transcoded through a descriptor pool built from the
+//! descriptor set `envoy-types` was generated from (embedded at build time),
+//! so nested `Any`s render with `@type` as Envoy expects. Keys are camelCase
+//! and sorted, default values are omitted: the same snapshot always renders
+//! to the same bytes.
+
+use std::sync::LazyLock;
+
+use envoy_types::pb::envoy::config::bootstrap::v3::{
+    Admin, Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap::StaticResources, runtime_layer::LayerSpecifier,
+};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster::ClusterDiscoveryType, cluster::DiscoveryType};
+use envoy_types::pb::envoy::config::core::v3::{address, transport_socket};
+use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint::HostIdentifier};
+use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager::RouteSpecifier,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
+use envoy_types::pb::google::protobuf::Any;
+use prost::{Message, Name};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde_json::{Map, Value};
+
+use crate::pb;
+use crate::snapshot::{GatewaySnapshot, ResourceType};
+
+static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+
+static POOL: LazyLock<DescriptorPool> =
+    LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).expect("envoy-types descriptor set decodes"));
+
+/// Why a message could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// The type is not in envoy-types' descriptor set.
+    #[error("unknown message type {0}")]
+    UnknownType(String),
+    /// The message bytes or a nested `Any` did not decode or serialise.
+    #[error("cannot render {type_name}: {message}")]
+    Transcode {
+        /// The message type.
+        type_name: String,
+        /// The underlying error.
+        message: String,
+    },
+}
+
+/// The descriptor pool of every Envoy message envoy-types knows.
+pub fn pool() -> &'static DescriptorPool {
+    &POOL
+}
+
+/// True when a type URL (`type.googleapis.com/<message>`) names a message
+/// of the pool, so Envoy and the renderer can both decode it.
+pub fn type_url_resolves(url: &str) -> bool {
+    url.strip_prefix("type.googleapis.com/").is_some_and(|name| POOL.get_message_by_name(name).is_some())
+}
+
+/// Canonical JSON of the message `type_name` encoded in `bytes`.
+pub fn bytes_to_json(type_name: &str, bytes: &[u8]) -> Result<Value, RenderError> {
+    let desc = POOL.get_message_by_name(type_name).ok_or_else(|| RenderError::UnknownType(type_name.into()))?;
+    let transcode = |message: String| RenderError::Transcode { type_name: type_name.into(), message };
+    let dynamic = DynamicMessage::decode(desc, bytes).map_err(|e| transcode(e.to_string()))?;
+    let value = dynamic
+        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .map_err(|e| transcode(e.to_string()))?;
+    Ok(sorted(value))
+}
+
+/// Canonical JSON of a message.
+pub fn to_json<M: Message + Name>(message: &M) -> Result<Value, RenderError> {
+    bytes_to_json(&M::full_name(), &message.encode_to_vec())
+}
+
+/// Canonical JSON of a packed message.
+pub fn any_to_json(any: &Any) -> Result<Value, RenderError> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    bytes_to_json(name, &any.value)
+}
+
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect::<Map<_, _>>())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// A snapshot as `{Clusters: {Resources: {name: ...}}, Endpoints: ..., Listeners: ...,
+/// Routes: ..., Runtimes: ..., Secrets: ...}`, the layout of Kuma's golden files.
+pub fn snapshot_value(snapshot: &GatewaySnapshot) -> Result<Value, RenderError> {
+    let mut types: Vec<ResourceType> = ResourceType::ALL.to_vec();
+    types.sort_by_key(|t| t.plural());
+    let mut root = Map::new();
+    for t in types {
+        let mut resources = Map::new();
+        for (name, any) in snapshot.resources(t) {
+            resources.insert(name, any_to_json(&any)?);
+        }
+        let mut wrapper = Map::new();
+        wrapper.insert("Resources".into(), Value::Object(resources));
+        root.insert(t.plural().into(), Value::Object(wrapper));
+    }
+    Ok(Value::Object(root))
+}
+
+/// The snapshot as YAML (see [`snapshot_value`]).
+pub fn snapshot_yaml(snapshot: &GatewaySnapshot) -> Result<String, RenderError> {
+    Ok(to_yaml(&snapshot_value(snapshot)?))
+}
+
+/// The snapshot as pretty JSON (see [`snapshot_value`]).
+pub fn snapshot_json(snapshot: &GatewaySnapshot) -> Result<String, RenderError> {
+    Ok(to_pretty_json(&snapshot_value(snapshot)?))
+}
+
+/// YAML text of a JSON value.
+pub fn to_yaml(value: &Value) -> String {
+    serde_yaml::to_string(value).expect("JSON values serialise as YAML")
+}
+
+/// Pretty JSON text of a JSON value, newline-terminated.
+pub fn to_pretty_json(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
+    text.push('\n');
+    text
+}
+
+/// A static bootstrap serving `snapshot` with no control plane: EDS clusters
+/// get their endpoints inline, HTTP connection managers their route
+/// configurations inline, SDS references point at static secrets, and the
+/// runtime layer becomes a static layer. With `admin_port`, the admin
+/// interface listens on `127.0.0.1:<port>`.
+pub fn static_bootstrap(snapshot: &GatewaySnapshot, admin_port: Option<u16>) -> Bootstrap {
+    let clusters = snapshot.clusters.values().map(|c| static_cluster(c, snapshot)).collect();
+    let listeners = snapshot.listeners.values().map(|l| static_listener(l, snapshot)).collect();
+    let layers = snapshot
+        .runtimes
+        .values()
+        .map(|r| RuntimeLayer {
+            name: r.name.clone(),
+            layer_specifier: Some(LayerSpecifier::StaticLayer(r.layer.clone().unwrap_or_default())),
+        })
+        .collect();
+    Bootstrap {
+        static_resources: Some(StaticResources {
+            listeners,
+            clusters,
+            secrets: snapshot.secrets.values().cloned().collect(),
+        }),
+        admin: admin_port
+            .map(|port| Admin { address: Some(pb::socket_address("127.0.0.1", port.into())), ..Default::default() }),
+        layered_runtime: Some(LayeredRuntime { layers }),
+        ..Default::default()
+    }
+}
+
+fn static_cluster(cluster: &Cluster, snapshot: &GatewaySnapshot) -> Cluster {
+    let mut c = cluster.clone();
+    if c.eds_cluster_config.take().is_some() {
+        let cla = snapshot
+            .endpoints
+            .get(&c.name)
+            .cloned()
+            .unwrap_or_else(|| ClusterLoadAssignment { cluster_name: c.name.clone(), ..Default::default() });
+        let all_ips = cla.endpoints.iter().flat_map(|l| l.lb_endpoints.iter()).all(|e| match &e.host_identifier {
+            Some(HostIdentifier::Endpoint(ep)) => match ep.address.as_ref().and_then(|a| a.address.as_ref()) {
+                Some(address::Address::SocketAddress(s)) => s.address.parse::<std::net::IpAddr>().is_ok(),
+                _ => true,
+            },
+            _ => true,
+        });
+        let discovery = if all_ips { DiscoveryType::Static } else { DiscoveryType::StrictDns };
+        c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(discovery as i32));
+        c.load_assignment = Some(cla);
+    }
+    c
+}
+
+fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener {
+    let mut l = listener.clone();
+    for chain in &mut l.filter_chains {
+        for f in &mut chain.filters {
+            let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else { continue };
+            if any.type_url != HttpConnectionManager::type_url() {
+                continue;
+            }
+            let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
+            if let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
+                let routes = snapshot.routes.get(&rds.route_config_name).cloned().unwrap_or_else(|| {
+                    RouteConfiguration { name: rds.route_config_name.clone(), ..Default::default() }
+                });
+                hcm.route_specifier = Some(RouteSpecifier::RouteConfig(routes));
+                *any = pb::any(&hcm);
+            }
+        }
+        if let Some(socket) = &mut chain.transport_socket
+            && let Some(transport_socket::ConfigType::TypedConfig(any)) = &mut socket.config_type
+            && any.type_url == DownstreamTlsContext::type_url()
+            && let Ok(mut tls) = DownstreamTlsContext::decode(any.value.as_slice())
+        {
+            if let Some(common) = &mut tls.common_tls_context {
+                for sds in &mut common.tls_certificate_sds_secret_configs {
+                    sds.sds_config = None;
+                }
+            }
+            *any = pb::any(&tls);
+        }
+    }
+    l
+}
+
+/// A bootstrap as canonical JSON.
+pub fn bootstrap_value(bootstrap: &Bootstrap) -> Result<Value, RenderError> {
+    to_json(bootstrap)
+}

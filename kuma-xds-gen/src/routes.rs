@@ -1,0 +1,433 @@
+//! Virtual hosts and route entries of HTTP and HTTPS listeners.
+//!
+//! One Envoy route per (rule, match) of every route a host serves, sorted
+//! by [`MatchSummary`] (kuma-policy's precedence order). A PREFIX match
+//! covers whole path segments: `/api` becomes the prefix `/api/` plus an
+//! exact `/api` (the root prefix `/` needs no exact twin).
+
+use envoy_types::pb::envoy::config::core::v3::{DataSource, HeaderValueOption, RuntimeFractionalPercent, data_source};
+use envoy_types::pb::envoy::config::route::v3::{
+    DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, Route, RouteAction, RouteMatch,
+    VirtualHost, WeightedCluster, header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, route, route_action, route_match,
+    virtual_host::TlsRequirementType, weighted_cluster::ClusterWeight,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{
+    RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
+};
+use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
+use kuma_model::ResourceSet;
+use kuma_model::route::{
+    Backend, HeaderFilter, HeaderMatchKind, HttpMatch, HttpRule, PathMatchKind, QueryMatchKind, Redirect, Rewrite,
+};
+use kuma_policy::hosts::GatewayHost;
+use kuma_policy::precedence::MatchOrigin;
+use kuma_policy::{MatchSummary, PathSpecificity};
+
+use crate::clusters::{ClusterPlans, UpstreamProtocol};
+use crate::defaults;
+use crate::names;
+use crate::pb::{self, boolv, millis, u32v};
+
+/// The body of Kuma's "no route" answer.
+pub const NO_ROUTE_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
+
+/// What a host's routes need from their surroundings.
+#[derive(Debug)]
+pub struct HostContext<'s, 'a> {
+    /// All resources.
+    pub set: &'a ResourceSet,
+    /// The mesh.
+    pub mesh: &'s str,
+    /// The listener port (Kuma's default redirect port).
+    pub port: u32,
+    /// HTTPS: vhosts require TLS and send HSTS.
+    pub https: bool,
+    /// The `x-kuma-tags` value of the gateway data plane.
+    pub kuma_tags: &'s str,
+}
+
+struct Entry {
+    summary: MatchSummary,
+    /// An exact match made from a PREFIX match; dropped when the same
+    /// conditions already have a written exact match.
+    from_prefix: bool,
+    route: Route,
+}
+
+/// The virtual host for one gateway host.
+pub fn virtual_host<'a>(
+    ctx: &HostContext<'_, 'a>,
+    host: &GatewayHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+) -> VirtualHost {
+    let mut entries = Vec::new();
+    for (resource, spec) in &host.routes {
+        let Some(http) = spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
+        for (rule_index, rule) in http.rules.iter().enumerate() {
+            let default_match = [HttpMatch::default()];
+            let matches = if rule.matches.is_empty() { &default_match[..] } else { &rule.matches[..] };
+            for (match_index, m) in matches.iter().enumerate() {
+                let origin = MatchOrigin {
+                    creation: resource.meta.creation_order(),
+                    route: resource.meta.name.clone(),
+                    rule: rule_index,
+                    match_index,
+                };
+                entries_for(ctx, host, clusters, rule, m, origin, &mut entries);
+            }
+        }
+    }
+    // A PREFIX match's exact twin yields to a written exact match with the same conditions.
+    let written: Vec<(PathSpecificity, Option<RouteMatch>)> = entries
+        .iter()
+        .filter(|e| !e.from_prefix && matches!(e.summary.path, PathSpecificity::Exact(_)))
+        .map(|e| (e.summary.path.clone(), e.route.r#match.clone()))
+        .collect();
+    entries.retain(|e| !e.from_prefix || !written.iter().any(|(p, m)| *p == e.summary.path && *m == e.route.r#match));
+    entries.sort_by(|a, b| a.summary.cmp(&b.summary));
+    let mut routes: Vec<Route> = entries.into_iter().map(|e| e.route).collect();
+    if routes.is_empty() {
+        routes.push(no_route());
+    }
+    let mut vh =
+        VirtualHost { name: host.hostname.clone(), domains: vec![host.hostname.clone()], routes, ..Default::default() };
+    if ctx.https {
+        vh.require_tls = TlsRequirementType::All as i32;
+        vh.response_headers_to_add =
+            vec![pb::header("Strict-Transport-Security", "max-age=31536000; includeSubDomains", true)];
+    }
+    vh
+}
+
+/// Kuma's 404 for hosts without routes.
+pub fn no_route() -> Route {
+    Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::DirectResponse(DirectResponseAction {
+            status: 404,
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(NO_ROUTE_BODY.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// How a generated entry relates to the match it came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// The match as written (exact, regex, root prefix, no path).
+    AsWritten,
+    /// The `/p/` entry of a PREFIX match.
+    Prefix,
+    /// The exact `/p` entry of a PREFIX match.
+    ExactTwin,
+}
+
+fn string_exact(value: &str) -> StringMatcher {
+    StringMatcher { match_pattern: Some(MatchPattern::Exact(value.into())), ..Default::default() }
+}
+
+fn string_regex(regex: &str) -> StringMatcher {
+    StringMatcher {
+        match_pattern: Some(MatchPattern::SafeRegex(RegexMatcher { regex: regex.into(), ..Default::default() })),
+        ..Default::default()
+    }
+}
+
+fn regex_rewrite(substitution: &str) -> RegexMatchAndSubstitute {
+    RegexMatchAndSubstitute {
+        pattern: Some(RegexMatcher { regex: ".*".into(), ..Default::default() }),
+        substitution: substitution.into(),
+    }
+}
+
+fn conditions(m: &HttpMatch) -> (Vec<HeaderMatcher>, Vec<QueryParameterMatcher>) {
+    let mut headers = Vec::new();
+    if let Some(method) = m.method.as_str() {
+        headers.push(HeaderMatcher {
+            name: ":method".into(),
+            header_match_specifier: Some(HeaderMatchSpecifier::StringMatch(string_exact(method))),
+            ..Default::default()
+        });
+    }
+    for h in &m.headers {
+        let spec = match h.kind {
+            HeaderMatchKind::Exact => HeaderMatchSpecifier::StringMatch(string_exact(&h.value)),
+            HeaderMatchKind::Regex => HeaderMatchSpecifier::StringMatch(string_regex(&h.value)),
+            HeaderMatchKind::Present => HeaderMatchSpecifier::PresentMatch(true),
+            HeaderMatchKind::Absent => HeaderMatchSpecifier::PresentMatch(false),
+        };
+        headers.push(HeaderMatcher { name: h.name.clone(), header_match_specifier: Some(spec), ..Default::default() });
+    }
+    let query = m
+        .query_parameters
+        .iter()
+        .map(|q| QueryParameterMatcher {
+            name: q.name.clone(),
+            query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(match q.kind {
+                QueryMatchKind::Exact => string_exact(&q.value),
+                QueryMatchKind::Regex => string_regex(&q.value),
+            })),
+        })
+        .collect();
+    (headers, query)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entries_for<'a>(
+    ctx: &HostContext<'_, 'a>,
+    host: &GatewayHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+    rule: &HttpRule,
+    m: &HttpMatch,
+    origin: MatchOrigin,
+    out: &mut Vec<Entry>,
+) {
+    let redirect = rule.filters.iter().rev().find_map(|f| f.redirect.as_ref());
+    let rewrite = rule.filters.iter().rev().find_map(|f| f.rewrite.as_ref());
+    let path_rewrite = match redirect {
+        Some(r) => r.path.as_ref(),
+        None => rewrite,
+    };
+    let prefix_rewrite = path_rewrite.and_then(|r| r.replace_prefix_match.as_deref());
+    let mut variants: Vec<(PathSpecificity, Variant)> = Vec::new();
+    match &m.path {
+        None => variants.push((PathSpecificity::Prefix("/".into()), Variant::AsWritten)),
+        Some(p) => match p.kind {
+            PathMatchKind::Exact => variants.push((PathSpecificity::Exact(p.value.clone()), Variant::AsWritten)),
+            PathMatchKind::Regex => variants.push((PathSpecificity::Regex(p.value.clone()), Variant::AsWritten)),
+            PathMatchKind::Prefix => {
+                let trimmed = p.value.trim_end_matches('/');
+                if trimmed.is_empty() {
+                    variants.push((PathSpecificity::Prefix("/".into()), Variant::Prefix));
+                    // The root needs an exact twin only to rewrite `/` itself.
+                    if prefix_rewrite.is_some() {
+                        variants.push((PathSpecificity::Exact("/".into()), Variant::ExactTwin));
+                    }
+                } else {
+                    variants.push((PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix));
+                    variants.push((PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin));
+                }
+            }
+        },
+    }
+    let (headers, query_parameters) = conditions(m);
+    for (path, variant) in variants {
+        let path_specifier = match &path {
+            PathSpecificity::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+            PathSpecificity::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
+            PathSpecificity::Regex(r) => {
+                route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
+            }
+            PathSpecificity::None => unreachable!("every entry has a path"),
+        };
+        let route_match = RouteMatch {
+            path_specifier: Some(path_specifier),
+            headers: headers.clone(),
+            query_parameters: query_parameters.clone(),
+            ..Default::default()
+        };
+        let mut route = Route { r#match: Some(route_match), ..Default::default() };
+        let rewrite_path = PathRewrite::of(path_rewrite, variant);
+        match redirect {
+            Some(r) => route.action = Some(route::Action::Redirect(redirect_action(ctx, r, rewrite_path))),
+            None => {
+                let action = forward_action(ctx, host, clusters, rule, rewrite, rewrite_path);
+                route.action = Some(route::Action::Route(action));
+            }
+        }
+        for f in &rule.filters {
+            if let Some(h) = &f.request_header {
+                add_headers(h, &mut route.request_headers_to_add, &mut route.request_headers_to_remove, true);
+            }
+            if let Some(h) = &f.response_header {
+                add_headers(h, &mut route.response_headers_to_add, &mut route.response_headers_to_remove, false);
+            }
+        }
+        let summary = MatchSummary {
+            path,
+            method: m.method.as_str().is_some(),
+            headers: m.headers.len(),
+            query_parameters: m.query_parameters.len(),
+            origin: origin.clone(),
+        };
+        out.push(Entry { summary, from_prefix: variant == Variant::ExactTwin, route });
+    }
+}
+
+/// A path rewrite for one entry.
+enum PathRewrite {
+    None,
+    Prefix(String),
+    Full(String),
+}
+
+impl PathRewrite {
+    fn of(rewrite: Option<&Rewrite>, variant: Variant) -> PathRewrite {
+        let Some(r) = rewrite else { return PathRewrite::None };
+        if let Some(full) = &r.replace_full {
+            return PathRewrite::Full(full.clone());
+        }
+        match (&r.replace_prefix_match, variant) {
+            (None, _) => PathRewrite::None,
+            (Some(p), Variant::Prefix) => PathRewrite::Prefix(format!("{}/", p.trim_end_matches('/'))),
+            (Some(p), Variant::ExactTwin) => PathRewrite::Full(p.clone()),
+            (Some(p), Variant::AsWritten) => PathRewrite::Prefix(p.clone()),
+        }
+    }
+}
+
+fn redirect_action(ctx: &HostContext<'_, '_>, r: &Redirect, path: PathRewrite) -> RedirectAction {
+    use redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier};
+    let code = match r.status_code {
+        302 => RedirectResponseCode::Found,
+        303 => RedirectResponseCode::SeeOther,
+        307 => RedirectResponseCode::TemporaryRedirect,
+        308 => RedirectResponseCode::PermanentRedirect,
+        _ => RedirectResponseCode::MovedPermanently,
+    };
+    // Kuma keeps the listener port even when the scheme changes, so an
+    // http->https redirect from :8080 lands on https://host:8080. We keep the
+    // listener port only when the scheme stays; a scheme change without a
+    // port lets Envoy use the scheme's default port.
+    let port = if r.port != 0 {
+        r.port
+    } else if r.scheme.is_empty() {
+        ctx.port
+    } else {
+        0
+    };
+    RedirectAction {
+        scheme_rewrite_specifier: (!r.scheme.is_empty())
+            .then(|| SchemeRewriteSpecifier::SchemeRedirect(r.scheme.clone())),
+        host_redirect: r.hostname.clone(),
+        port_redirect: port,
+        response_code: code as i32,
+        strip_query: true,
+        path_rewrite_specifier: match path {
+            PathRewrite::None => None,
+            PathRewrite::Prefix(p) => Some(PathRewriteSpecifier::PrefixRewrite(p)),
+            PathRewrite::Full(f) => Some(PathRewriteSpecifier::RegexRewrite(regex_rewrite(&f))),
+        },
+    }
+}
+
+fn add_headers(f: &HeaderFilter, add: &mut Vec<HeaderValueOption>, remove: &mut Vec<String>, request: bool) {
+    for h in &f.set {
+        if request && is_host_header(&h.name) {
+            continue; // becomes the route's host rewrite
+        }
+        add.push(pb::header(&names::canonical_header(&h.name), &h.value, true));
+    }
+    for h in &f.add {
+        add.push(pb::header(&names::canonical_header(&h.name), &h.value, false));
+    }
+    remove.extend(f.remove.iter().cloned());
+}
+
+fn is_host_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("host") || name == ":authority"
+}
+
+fn weighted_clusters(
+    ctx: &HostContext<'_, '_>,
+    clusters: &ClusterPlans<'_>,
+    backends: &[(String, u32)],
+) -> WeightedCluster {
+    // De-duplicated by cluster name (the last backend wins) and in name order.
+    let mut by_name: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for (name, weight) in backends {
+        by_name.insert(name, *weight);
+    }
+    // Kuma sends weight 0 to Envoy when no weight is written and there are
+    // several backends, which Envoy refuses; unweighted backends share equally.
+    let all_zero = by_name.values().all(|w| *w == 0);
+    WeightedCluster {
+        clusters: by_name
+            .into_iter()
+            .map(|(name, weight)| ClusterWeight {
+                name: name.to_string(),
+                weight: u32v(if all_zero { 1 } else { weight }),
+                request_headers_to_add: if clusters.is_external(name) {
+                    Vec::new()
+                } else {
+                    vec![pb::header("x-kuma-tags", ctx.kuma_tags, false)]
+                },
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn register<'a>(
+    ctx: &HostContext<'_, 'a>,
+    host: &GatewayHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+    backend: &Backend,
+) -> String {
+    clusters.register(ctx.set, ctx.mesh, &backend.destination, host.tags(), UpstreamProtocol::Http)
+}
+
+fn forward_action<'a>(
+    ctx: &HostContext<'_, 'a>,
+    host: &GatewayHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+    rule: &HttpRule,
+    rewrite: Option<&Rewrite>,
+    path: PathRewrite,
+) -> RouteAction {
+    let backends: Vec<(String, u32)> =
+        rule.backends.iter().map(|b| (register(ctx, host, clusters, b), b.weight)).collect();
+    let mut action = RouteAction {
+        cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(weighted_clusters(
+            ctx, clusters, &backends,
+        ))),
+        cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
+        idle_timeout: Some(millis(defaults::ROUTE_IDLE_TIMEOUT_MS)),
+        timeout: Some(millis(defaults::ROUTE_TIMEOUT_MS)),
+        retry_policy: Some(defaults::retry_policy()),
+        ..Default::default()
+    };
+    match path {
+        PathRewrite::None => {}
+        PathRewrite::Prefix(p) => action.prefix_rewrite = p,
+        PathRewrite::Full(f) => action.regex_rewrite = Some(regex_rewrite(&f)),
+    }
+    if rewrite.is_some_and(|r| r.host_to_backend_hostname) {
+        action.host_rewrite_specifier =
+            Some(route_action::HostRewriteSpecifier::AutoHostRewrite(boolv(true).expect("some")));
+    }
+    for f in &rule.filters {
+        if let Some(h) = f.request_header.as_ref().and_then(|h| h.set.iter().rev().find(|h| is_host_header(&h.name))) {
+            action.host_rewrite_specifier =
+                Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h.value.clone()));
+        }
+    }
+    // The last mirror filter wins, as in Kuma.
+    if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
+        let percentage = mirror.percentage.unwrap_or(100.0);
+        if let (Some(backend), true) = (&mirror.backend, percentage > 0.0) {
+            let cluster = register(ctx, host, clusters, backend);
+            action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
+                cluster,
+                runtime_fraction: Some(RuntimeFractionalPercent {
+                    default_value: Some(FractionalPercent {
+                        numerator: (percentage * 10_000.0).round().min(1_000_000.0) as u32,
+                        denominator: DenominatorType::Million as i32,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }];
+        }
+    }
+    action
+}

@@ -1,0 +1,17 @@
+//! The generated config of every example and focused case, held as insta
+//! YAML snapshots (the layout of Kuma's golden files).
+
+mod common;
+
+#[test]
+fn generated_config_snapshots() {
+    for case in common::cases() {
+        let set = case.load();
+        for (mesh, dataplane) in &case.gateways {
+            let snapshot = kuma_xds_gen::translate(&set, mesh, dataplane)
+                .unwrap_or_else(|e| panic!("{} {mesh}/{dataplane}: {e}", case.name));
+            let yaml = kuma_xds_gen::render::snapshot_yaml(&snapshot).unwrap();
+            insta::assert_snapshot!(format!("{}__{mesh}__{dataplane}", case.name), yaml);
+        }
+    }
+}
