@@ -123,9 +123,101 @@ pub fn snapshot_json(snapshot: &GatewaySnapshot) -> Result<String, RenderError> 
     Ok(to_pretty_json(&snapshot_value(snapshot)?))
 }
 
-/// YAML text of a JSON value.
+/// YAML text of a JSON value, in block style. Strings are quoted unless
+/// they are plain in both YAML 1.1 and 1.2, so every reader (Envoy's
+/// included) reads `yes`, `on`, `1e3` or `*` back as the strings they are.
+///
+/// ```
+/// let v = serde_json::json!({"a": {"b": ["yes", 1, true]}, "@type": "x:y", "c": []});
+/// assert_eq!(kuma_xds_gen::render::to_yaml(&v), "a:\n  b:\n  - 'yes'\n  - 1\n  - true\n'@type': x:y\nc: []\n");
+/// ```
 pub fn to_yaml(value: &Value) -> String {
-    serde_yaml::to_string(value).expect("JSON values serialise as YAML")
+    let mut out = String::new();
+    match value {
+        Value::Object(m) if !m.is_empty() => yaml_map(m, 0, &mut out),
+        Value::Array(a) if !a.is_empty() => yaml_seq(a, 0, &mut out),
+        other => {
+            out.push_str(&yaml_scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn yaml_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
+    for (i, (k, v)) in map.iter().enumerate() {
+        // The first key of a sequence item sits after its "- ".
+        if i > 0 || !out.ends_with("- ") {
+            out.extend(std::iter::repeat_n(' ', indent));
+        }
+        out.push_str(&yaml_string(k));
+        out.push(':');
+        yaml_value(v, indent, indent + 2, out);
+    }
+}
+
+fn yaml_seq(items: &[Value], indent: usize, out: &mut String) {
+    for item in items {
+        out.extend(std::iter::repeat_n(' ', indent));
+        out.push('-');
+        match item {
+            Value::Object(m) if !m.is_empty() => {
+                out.push(' ');
+                yaml_map(m, indent + 2, out);
+            }
+            other => yaml_value(other, indent, indent + 2, out),
+        }
+    }
+}
+
+/// A value after `key:` or `-`: nested blocks on the next lines, scalars inline.
+fn yaml_value(v: &Value, seq_indent: usize, map_indent: usize, out: &mut String) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            yaml_map(m, map_indent, out);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            yaml_seq(a, if out.ends_with("-\n") { map_indent } else { seq_indent }, out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&yaml_scalar(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => yaml_string(s),
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+fn yaml_string(s: &str) -> String {
+    const RESERVED: [&str; 22] = [
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "nan", ".nan", "inf", ".inf", "-inf",
+        "-.inf", "+inf", "+.inf", "<<", "=", "-", "",
+    ];
+    let plain = !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-+=,()".contains(c))
+        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_')
+        && !s.ends_with(':')
+        && !s.contains(": ")
+        && s.parse::<f64>().is_err();
+    if plain {
+        s.to_string()
+    } else if s.chars().all(|c| !c.is_control()) {
+        format!("'{}'", s.replace('\'', "''"))
+    } else {
+        serde_json::to_string(s).expect("strings serialise")
+    }
 }
 
 /// Pretty JSON text of a JSON value, newline-terminated.

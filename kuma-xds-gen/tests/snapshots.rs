@@ -15,3 +15,17 @@ fn generated_config_snapshots() {
         }
     }
 }
+
+/// The YAML rendering reads back (as YAML 1.2) to exactly the JSON rendering.
+#[test]
+fn yaml_reads_back_as_the_json() {
+    for case in common::cases() {
+        let set = case.load();
+        for (mesh, dataplane) in &case.gateways {
+            let snapshot = kuma_xds_gen::translate(&set, mesh, dataplane).unwrap();
+            let value = kuma_xds_gen::render::snapshot_value(&snapshot).unwrap();
+            let back: serde_json::Value = serde_yaml::from_str(&kuma_xds_gen::render::to_yaml(&value)).unwrap();
+            assert_eq!(back, value, "{} {mesh}/{dataplane}", case.name);
+        }
+    }
+}
