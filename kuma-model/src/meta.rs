@@ -109,17 +109,18 @@ pub struct Meta {
     pub labels: BTreeMap<String, String>,
     /// Where the resource was read from (its document's first line).
     pub location: Location,
-    /// Load order, the tie-break (and, without `creation_time`, the measure)
-    /// of creation order. Set by [`crate::ResourceSet`].
+    /// Load order, set by [`crate::ResourceSet`]. It never decides anything
+    /// about the generated config: output must not depend on input order.
     pub sequence: u64,
 }
 
 impl Meta {
     /// The key that orders resources from oldest to newest: creation time
-    /// when given (resources without one count as created at load, after
-    /// every dated resource), then load order.
-    pub fn creation_order(&self) -> (bool, Option<Timestamp>, u64) {
-        (self.creation_time.is_none(), self.creation_time, self.sequence)
+    /// when given (resources without one count as newer than every dated
+    /// resource), then the name, so the order never depends on the order
+    /// resources were read in.
+    pub fn creation_order(&self) -> (bool, Option<Timestamp>, &str) {
+        (self.creation_time.is_none(), self.creation_time, &self.name)
     }
 }
 

@@ -70,8 +70,9 @@ pub struct MatchSummary {
 /// first, then by name, rule and match index.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MatchOrigin {
-    /// The route's creation order (smaller is older).
-    pub creation: (bool, Option<kuma_model::Timestamp>, u64),
+    /// The route's creation time (`(true, None)` when unknown, after every
+    /// dated route).
+    pub creation: (bool, Option<kuma_model::Timestamp>),
     /// The route's name.
     pub route: String,
     /// Index of the rule in the route.
@@ -179,9 +180,9 @@ mod tests {
         method.method = true;
         assert!(method < plain);
         let mut older = plain.clone();
-        older.origin.creation = (false, Option::None, 1);
+        older.origin.creation = (false, kuma_model::Timestamp::parse("2024-01-01T00:00:00Z"));
         let mut newer = plain.clone();
-        newer.origin.creation = (false, Option::None, 2);
+        newer.origin.creation = (true, Option::None);
         assert!(older < newer);
     }
 }

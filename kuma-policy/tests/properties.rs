@@ -20,14 +20,22 @@ fn summary() -> impl Strategy<Value = MatchSummary> {
         any::<bool>(),
         0usize..3,
         0usize..3,
-        (0u64..3, "[ab]{0,2}", 0usize..2, 0usize..2),
+        (proptest::option::of(0i64..3), "[ab]{0,2}", 0usize..2, 0usize..2),
     )
         .prop_map(|(path, method, headers, query_parameters, (seq, route, rule, match_index))| MatchSummary {
             path,
             method,
             headers,
             query_parameters,
-            origin: MatchOrigin { creation: (true, None, seq), route, rule, match_index },
+            origin: MatchOrigin {
+                creation: (
+                    seq.is_none(),
+                    seq.map(|s| kuma_model::Timestamp::parse(&format!("2024-01-01T00:00:0{s}Z")).unwrap()),
+                ),
+                route,
+                rule,
+                match_index,
+            },
         })
 }
 

@@ -69,7 +69,7 @@ pub fn virtual_host<'a>(
             let matches = if rule.matches.is_empty() { &default_match[..] } else { &rule.matches[..] };
             for (match_index, m) in matches.iter().enumerate() {
                 let origin = MatchOrigin {
-                    creation: resource.meta.creation_order(),
+                    creation: (resource.meta.creation_time.is_none(), resource.meta.creation_time),
                     route: resource.meta.name.clone(),
                     rule: rule_index,
                     match_index,
