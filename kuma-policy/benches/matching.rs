@@ -37,7 +37,7 @@ fn summaries(n: usize) -> Vec<MatchSummary> {
                 headers: i % 5,
                 query_parameters: i % 2,
                 origin: MatchOrigin {
-                    creation: (true, None, i as u64),
+                    creation: (true, None),
                     route: format!("r-{}", i % 100),
                     rule: i % 7,
                     match_index: 0,
