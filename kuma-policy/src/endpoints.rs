@@ -106,6 +106,71 @@ pub fn service_protocol<'a>(set: &'a ResourceSet, mesh: &str, destination: &Tags
     seen
 }
 
+/// Every ready inbound and `ExternalService` of a mesh, grouped by
+/// `kuma.io/service`, so a translation looks each destination up once
+/// instead of scanning every data plane per cluster. Answers exactly as
+/// [`mesh_endpoints`], [`external_services`], [`is_external_service`] and
+/// [`service_protocol`] do.
+#[derive(Debug, Default)]
+pub struct EndpointIndex<'a> {
+    inbounds: std::collections::HashMap<&'a str, Vec<Endpoint<'a>>>,
+    external: std::collections::HashMap<&'a str, Vec<(&'a Resource, &'a ExternalServiceSpec)>>,
+}
+
+impl<'a> EndpointIndex<'a> {
+    /// Indexes `mesh`.
+    pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
+        let mut index = EndpointIndex::default();
+        for e in mesh_endpoints(set, mesh, &Tags::new()) {
+            let service = e.tags.get(SERVICE_TAG).map_or("", String::as_str);
+            index.inbounds.entry(service).or_default().push(e);
+        }
+        for (r, es) in external_services(set, mesh, &Tags::new()) {
+            index.external.entry(es.service()).or_default().push((r, es));
+        }
+        index
+    }
+
+    fn service(destination: &Tags) -> &str {
+        destination.get(SERVICE_TAG).map_or("", String::as_str)
+    }
+
+    /// As [`mesh_endpoints`].
+    pub fn endpoints(&self, destination: &Tags) -> Vec<Endpoint<'a>> {
+        let all = self.inbounds.get(Self::service(destination)).map_or(&[][..], Vec::as_slice);
+        all.iter().filter(|e| carries(e.tags, destination)).cloned().collect()
+    }
+
+    /// As [`external_services`].
+    pub fn external_services(&self, destination: &Tags) -> Vec<(&'a Resource, &'a ExternalServiceSpec)> {
+        let all = self.external.get(Self::service(destination)).map_or(&[][..], Vec::as_slice);
+        all.iter().filter(|(_, es)| carries(&es.tags, destination)).copied().collect()
+    }
+
+    /// As [`is_external_service`].
+    pub fn is_external_service(&self, service: &str) -> bool {
+        self.external.contains_key(service)
+    }
+
+    /// As [`service_protocol`].
+    pub fn service_protocol(&self, destination: &Tags) -> Option<&'a str> {
+        let mut seen: Option<&'a str> = None;
+        let from_dps = self.endpoints(destination).into_iter().map(|e| e.protocol());
+        let from_es = self
+            .external_services(destination)
+            .into_iter()
+            .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str));
+        for p in from_dps.chain(from_es) {
+            match seen {
+                None => seen = Some(p),
+                Some(s) if s != p => return None,
+                Some(_) => {}
+            }
+        }
+        seen
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +193,26 @@ mod tests {
         assert_eq!(v2.len(), 1);
         assert!(mesh_endpoints(&s, "default", &kuma_model::tags::tags_of([("kuma.io/service", "api")])).is_empty());
         assert!(mesh_endpoints(&s, "other", &kuma_model::tags::tags_of([("kuma.io/service", "web")])).is_empty());
+    }
+
+    #[test]
+    fn the_index_answers_as_the_scans() {
+        let s = set();
+        let index = EndpointIndex::new(&s, "default");
+        for dest in [
+            kuma_model::tags::tags_of([("kuma.io/service", "web")]),
+            kuma_model::tags::tags_of([("kuma.io/service", "web"), ("version", "v2")]),
+            kuma_model::tags::tags_of([("kuma.io/service", "httpbin")]),
+            kuma_model::tags::tags_of([("kuma.io/service", "none")]),
+        ] {
+            let a: Vec<_> = index.endpoints(&dest).iter().map(|e| (e.address, e.port)).collect();
+            let b: Vec<_> = mesh_endpoints(&s, "default", &dest).iter().map(|e| (e.address, e.port)).collect();
+            assert_eq!(a, b);
+            assert_eq!(index.external_services(&dest).len(), external_services(&s, "default", &dest).len());
+            assert_eq!(index.service_protocol(&dest), service_protocol(&s, "default", &dest));
+            let svc = dest["kuma.io/service"].as_str();
+            assert_eq!(index.is_external_service(svc), is_external_service(&s, "default", svc));
+        }
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl<'a> Builtin<'a, '_> {
 
     pub fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
         let mut out = GatewaySnapshot::default();
-        let mut clusters = ClusterPlans::default();
+        let mut clusters = ClusterPlans::new(self.set, self.mesh);
         let kuma_tags = names::kuma_tags_header(self.tags);
         let mut limits = Vec::new();
         for port in plan(self.set, self.mesh, self.tags, self.spec) {
@@ -274,13 +274,7 @@ impl<'a> Builtin<'a, '_> {
                 for (_, route) in &host.routes {
                     let rules = route.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
                     for backend in rules.iter().flat_map(|r| r.backends.iter()) {
-                        let name = clusters.register(
-                            self.set,
-                            self.mesh,
-                            &backend.destination,
-                            host.tags(),
-                            UpstreamProtocol::Tcp,
-                        );
+                        let name = clusters.register(&backend.destination, host.tags(), UpstreamProtocol::Tcp);
                         backends.push((name, backend.weight));
                     }
                 }

@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
 };
 use kuma_model::external_service::ExternalServiceSpec;
 use kuma_model::{DataSource, Kind, Resource, ResourceSet, SERVICE_TAG, Spec, Tags};
-use kuma_policy::endpoints::{PROTOCOL_TAG, external_services, is_external_service, mesh_endpoints, service_protocol};
+use kuma_policy::endpoints::{EndpointIndex, PROTOCOL_TAG};
 
 use crate::defaults;
 use crate::names;
@@ -73,25 +73,24 @@ pub struct ClusterPlan<'a> {
 }
 
 /// The clusters a translation needs, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClusterPlans<'a> {
     /// The plans.
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
+    index: EndpointIndex<'a>,
 }
 
 impl<'a> ClusterPlans<'a> {
+    /// No clusters yet, with the endpoints of `mesh` indexed.
+    pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
+        ClusterPlans { plans: BTreeMap::new(), index: EndpointIndex::new(set, mesh) }
+    }
+
     /// Registers the cluster for `destination` reached from a host with
     /// `host_tags` and returns its name. `fallback` is the protocol when
     /// neither the destination nor its endpoints name one (http for HTTP
     /// routes, tcp for TCP routes, as Kuma).
-    pub fn register(
-        &mut self,
-        set: &'a ResourceSet,
-        mesh: &str,
-        destination: &Tags,
-        host_tags: &Tags,
-        fallback: UpstreamProtocol,
-    ) -> String {
+    pub fn register(&mut self, destination: &Tags, host_tags: &Tags, fallback: UpstreamProtocol) -> String {
         let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
         if service == UNRESOLVED_BACKEND {
             return UNRESOLVED_BACKEND.to_string();
@@ -101,11 +100,11 @@ impl<'a> ClusterPlans<'a> {
             let protocol = destination
                 .get(PROTOCOL_TAG)
                 .map(String::as_str)
-                .or_else(|| service_protocol(set, mesh, destination))
+                .or_else(|| self.index.service_protocol(destination))
                 .and_then(UpstreamProtocol::from_tag)
                 .unwrap_or(fallback);
-            let external = if is_external_service(set, mesh, service) {
-                external_services(set, mesh, destination)
+            let external = if self.index.is_external_service(service) {
+                self.index.external_services(destination)
             } else {
                 Vec::new()
             };
@@ -131,7 +130,7 @@ impl<'a> ClusterPlans<'a> {
     pub fn generate(&self, set: &ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<(), String> {
         for plan in self.plans.values() {
             let cluster = if plan.external.is_empty() {
-                out.endpoints.insert(plan.name.clone(), mesh_load_assignment(set, mesh, plan));
+                out.endpoints.insert(plan.name.clone(), self.load_assignment(plan));
                 mesh_cluster(plan)
             } else {
                 external_cluster(set, mesh, plan)?
@@ -197,19 +196,23 @@ fn lb_endpoint(address: &str, port: u32, metadata: Metadata) -> LbEndpoint {
     }
 }
 
-fn mesh_load_assignment(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
-    let lb_endpoints: Vec<LbEndpoint> = mesh_endpoints(set, mesh, &plan.destination)
-        .into_iter()
-        .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
-        .collect();
-    ClusterLoadAssignment {
-        cluster_name: plan.name.clone(),
-        endpoints: if lb_endpoints.is_empty() {
-            Vec::new()
-        } else {
-            vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }]
-        },
-        ..Default::default()
+impl ClusterPlans<'_> {
+    fn load_assignment(&self, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
+        let lb_endpoints: Vec<LbEndpoint> = self
+            .index
+            .endpoints(&plan.destination)
+            .into_iter()
+            .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
+            .collect();
+        ClusterLoadAssignment {
+            cluster_name: plan.name.clone(),
+            endpoints: if lb_endpoints.is_empty() {
+                Vec::new()
+            } else {
+                vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }]
+            },
+            ..Default::default()
+        }
     }
 }
 

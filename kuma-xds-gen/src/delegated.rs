@@ -29,7 +29,7 @@ pub(crate) fn generate(
     spec: &DataplaneSpec,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let mut out = GatewaySnapshot::default();
-    let mut clusters = ClusterPlans::default();
+    let mut clusters = ClusterPlans::new(set, mesh);
     let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
     for o in outbounds(set, mesh, spec) {
         // Outbound clusters are named by the service alone (Kuma's outbound
@@ -37,7 +37,7 @@ pub(crate) fn generate(
         let destination: Tags = o.outbound.tags.clone();
         let http = matches!(o.protocol, "http" | "http2" | "grpc");
         let fallback = if http { UpstreamProtocol::Http } else { UpstreamProtocol::Tcp };
-        let cluster = clusters.register(set, mesh, &destination, &Tags::new(), fallback);
+        let cluster = clusters.register(&destination, &Tags::new(), fallback);
         let name = format!("outbound:{}:{}", o.outbound.local_address(), o.outbound.port);
         let filter = if http {
             let route_name = format!("outbound:{}", o.service);

@@ -47,12 +47,13 @@ pub struct HostContext<'s, 'a> {
     pub kuma_tags: &'s str,
 }
 
-struct Entry {
+/// One Envoy route to build: planned first (small), sorted, then built in
+/// order, so the large `Route` messages are never moved around by the sort.
+struct Entry<'r> {
     summary: MatchSummary,
-    /// An exact match made from a PREFIX match; dropped when the same
-    /// conditions already have a written exact match.
-    from_prefix: bool,
-    route: Route,
+    variant: Variant,
+    rule: &'r HttpRule,
+    conditions: &'r HttpMatch,
 }
 
 /// The virtual host for one gateway host.
@@ -61,12 +62,13 @@ pub fn virtual_host<'a>(
     host: &GatewayHost<'a>,
     clusters: &mut ClusterPlans<'a>,
 ) -> VirtualHost {
+    let default_match = HttpMatch::default();
     let mut entries = Vec::new();
     for (resource, spec) in &host.routes {
         let Some(http) = spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
         for (rule_index, rule) in http.rules.iter().enumerate() {
-            let default_match = [HttpMatch::default()];
-            let matches = if rule.matches.is_empty() { &default_match[..] } else { &rule.matches[..] };
+            let matches =
+                if rule.matches.is_empty() { std::slice::from_ref(&default_match) } else { &rule.matches[..] };
             for (match_index, m) in matches.iter().enumerate() {
                 let origin = MatchOrigin {
                     creation: (resource.meta.creation_time.is_none(), resource.meta.creation_time),
@@ -74,19 +76,37 @@ pub fn virtual_host<'a>(
                     rule: rule_index,
                     match_index,
                 };
-                entries_for(ctx, host, clusters, rule, m, origin, &mut entries);
+                plan_entries(rule, m, origin, &mut entries);
             }
         }
     }
-    // A PREFIX match's exact twin yields to a written exact match with the same conditions.
-    let written: Vec<(PathSpecificity, Option<RouteMatch>)> = entries
+    // A PREFIX match's exact twin yields to a written exact match with the
+    // same conditions (golden 08: the written one wins).
+    let same_conditions = |a: &HttpMatch, b: &HttpMatch| {
+        a.method == b.method && a.headers == b.headers && a.query_parameters == b.query_parameters
+    };
+    let mut written: std::collections::HashMap<&str, Vec<&HttpMatch>> = std::collections::HashMap::new();
+    for e in &entries {
+        if let (Variant::AsWritten, PathSpecificity::Exact(p)) = (e.variant, &e.summary.path) {
+            written.entry(p.as_str()).or_default().push(e.conditions);
+        }
+    }
+    let shadowed: Vec<bool> = entries
         .iter()
-        .filter(|e| !e.from_prefix && matches!(e.summary.path, PathSpecificity::Exact(_)))
-        .map(|e| (e.summary.path.clone(), e.route.r#match.clone()))
+        .map(|e| match (&e.summary.path, e.variant) {
+            (PathSpecificity::Exact(p), Variant::ExactTwin) => {
+                written.get(p.as_str()).is_some_and(|ms| ms.iter().any(|m| same_conditions(m, e.conditions)))
+            }
+            _ => false,
+        })
         .collect();
-    entries.retain(|e| !e.from_prefix || !written.iter().any(|(p, m)| *p == e.summary.path && *m == e.route.r#match));
+    let mut shadowed = shadowed.into_iter();
+    entries.retain(|_| !shadowed.next().unwrap_or(false));
     entries.sort_by(|a, b| a.summary.cmp(&b.summary));
-    let mut routes: Vec<Route> = entries.into_iter().map(|e| e.route).collect();
+    let mut routes: Vec<Route> = Vec::with_capacity(entries.len().max(1));
+    for e in &entries {
+        routes.push(build_route(ctx, host, clusters, e));
+    }
     if routes.is_empty() {
         routes.push(no_route());
     }
@@ -180,77 +200,20 @@ fn conditions(m: &HttpMatch) -> (Vec<HeaderMatcher>, Vec<QueryParameterMatcher>)
     (headers, query)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn entries_for<'a>(
-    ctx: &HostContext<'_, 'a>,
-    host: &GatewayHost<'a>,
-    clusters: &mut ClusterPlans<'a>,
-    rule: &HttpRule,
-    m: &HttpMatch,
-    origin: MatchOrigin,
-    out: &mut Vec<Entry>,
-) {
+fn path_rewrite(rule: &HttpRule) -> (Option<&Redirect>, Option<&Rewrite>, Option<&Rewrite>) {
     let redirect = rule.filters.iter().rev().find_map(|f| f.redirect.as_ref());
     let rewrite = rule.filters.iter().rev().find_map(|f| f.rewrite.as_ref());
-    let path_rewrite = match redirect {
+    let path = match redirect {
         Some(r) => r.path.as_ref(),
         None => rewrite,
     };
+    (redirect, rewrite, path)
+}
+
+fn plan_entries<'r>(rule: &'r HttpRule, m: &'r HttpMatch, origin: MatchOrigin, out: &mut Vec<Entry<'r>>) {
+    let (_, _, path_rewrite) = path_rewrite(rule);
     let prefix_rewrite = path_rewrite.and_then(|r| r.replace_prefix_match.as_deref());
-    let mut variants: Vec<(PathSpecificity, Variant)> = Vec::new();
-    match &m.path {
-        None => variants.push((PathSpecificity::Prefix("/".into()), Variant::AsWritten)),
-        Some(p) => match p.kind {
-            PathMatchKind::Exact => variants.push((PathSpecificity::Exact(p.value.clone()), Variant::AsWritten)),
-            PathMatchKind::Regex => variants.push((PathSpecificity::Regex(p.value.clone()), Variant::AsWritten)),
-            PathMatchKind::Prefix => {
-                let trimmed = p.value.trim_end_matches('/');
-                if trimmed.is_empty() {
-                    variants.push((PathSpecificity::Prefix("/".into()), Variant::Prefix));
-                    // The root needs an exact twin only to rewrite `/` itself.
-                    if prefix_rewrite.is_some() {
-                        variants.push((PathSpecificity::Exact("/".into()), Variant::ExactTwin));
-                    }
-                } else {
-                    variants.push((PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix));
-                    variants.push((PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin));
-                }
-            }
-        },
-    }
-    let (headers, query_parameters) = conditions(m);
-    for (path, variant) in variants {
-        let path_specifier = match &path {
-            PathSpecificity::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
-            PathSpecificity::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
-            PathSpecificity::Regex(r) => {
-                route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
-            }
-            PathSpecificity::None => unreachable!("every entry has a path"),
-        };
-        let route_match = RouteMatch {
-            path_specifier: Some(path_specifier),
-            headers: headers.clone(),
-            query_parameters: query_parameters.clone(),
-            ..Default::default()
-        };
-        let mut route = Route { r#match: Some(route_match), ..Default::default() };
-        let rewrite_path = PathRewrite::of(path_rewrite, variant);
-        match redirect {
-            Some(r) => route.action = Some(route::Action::Redirect(redirect_action(ctx, r, rewrite_path))),
-            None => {
-                let action = forward_action(ctx, host, clusters, rule, rewrite, rewrite_path);
-                route.action = Some(route::Action::Route(action));
-            }
-        }
-        for f in &rule.filters {
-            if let Some(h) = &f.request_header {
-                add_headers(h, &mut route.request_headers_to_add, &mut route.request_headers_to_remove, true);
-            }
-            if let Some(h) = &f.response_header {
-                add_headers(h, &mut route.response_headers_to_add, &mut route.response_headers_to_remove, false);
-            }
-        }
+    let mut push = |path: PathSpecificity, variant: Variant| {
         let summary = MatchSummary {
             path,
             method: m.method.as_str().is_some(),
@@ -258,8 +221,70 @@ fn entries_for<'a>(
             query_parameters: m.query_parameters.len(),
             origin: origin.clone(),
         };
-        out.push(Entry { summary, from_prefix: variant == Variant::ExactTwin, route });
+        out.push(Entry { summary, variant, rule, conditions: m });
+    };
+    match &m.path {
+        None => push(PathSpecificity::Prefix("/".into()), Variant::AsWritten),
+        Some(p) => match p.kind {
+            PathMatchKind::Exact => push(PathSpecificity::Exact(p.value.clone()), Variant::AsWritten),
+            PathMatchKind::Regex => push(PathSpecificity::Regex(p.value.clone()), Variant::AsWritten),
+            PathMatchKind::Prefix => {
+                let trimmed = p.value.trim_end_matches('/');
+                if trimmed.is_empty() {
+                    push(PathSpecificity::Prefix("/".into()), Variant::Prefix);
+                    // The root needs an exact twin only to rewrite `/` itself.
+                    if prefix_rewrite.is_some() {
+                        push(PathSpecificity::Exact("/".into()), Variant::ExactTwin);
+                    }
+                } else {
+                    push(PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix);
+                    push(PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin);
+                }
+            }
+        },
     }
+}
+
+fn build_route<'a>(
+    ctx: &HostContext<'_, 'a>,
+    host: &GatewayHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+    e: &Entry<'_>,
+) -> Route {
+    let (redirect, rewrite, path_rewrite) = path_rewrite(e.rule);
+    let (headers, query_parameters) = conditions(e.conditions);
+    let path_specifier = match &e.summary.path {
+        PathSpecificity::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+        PathSpecificity::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
+        PathSpecificity::Regex(r) => {
+            route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
+        }
+        PathSpecificity::None => unreachable!("every entry has a path"),
+    };
+    let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
+    let action = match redirect {
+        Some(r) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
+        None => route::Action::Route(forward_action(ctx, host, clusters, e.rule, rewrite, rewrite_path)),
+    };
+    let mut route = Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(path_specifier),
+            headers,
+            query_parameters,
+            ..Default::default()
+        }),
+        action: Some(action),
+        ..Default::default()
+    };
+    for f in &e.rule.filters {
+        if let Some(h) = &f.request_header {
+            add_headers(h, &mut route.request_headers_to_add, &mut route.request_headers_to_remove, true);
+        }
+        if let Some(h) = &f.response_header {
+            add_headers(h, &mut route.response_headers_to_add, &mut route.response_headers_to_remove, false);
+        }
+    }
+    route
 }
 
 /// A path rewrite for one entry.
@@ -367,13 +392,8 @@ fn weighted_clusters(
     }
 }
 
-fn register<'a>(
-    ctx: &HostContext<'_, 'a>,
-    host: &GatewayHost<'a>,
-    clusters: &mut ClusterPlans<'a>,
-    backend: &Backend,
-) -> String {
-    clusters.register(ctx.set, ctx.mesh, &backend.destination, host.tags(), UpstreamProtocol::Http)
+fn register<'a>(host: &GatewayHost<'a>, clusters: &mut ClusterPlans<'a>, backend: &Backend) -> String {
+    clusters.register(&backend.destination, host.tags(), UpstreamProtocol::Http)
 }
 
 fn forward_action<'a>(
@@ -384,8 +404,7 @@ fn forward_action<'a>(
     rewrite: Option<&Rewrite>,
     path: PathRewrite,
 ) -> RouteAction {
-    let backends: Vec<(String, u32)> =
-        rule.backends.iter().map(|b| (register(ctx, host, clusters, b), b.weight)).collect();
+    let backends: Vec<(String, u32)> = rule.backends.iter().map(|b| (register(host, clusters, b), b.weight)).collect();
     let mut action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(weighted_clusters(
             ctx, clusters, &backends,
@@ -415,7 +434,7 @@ fn forward_action<'a>(
     if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
         let percentage = mirror.percentage.unwrap_or(100.0);
         if let (Some(backend), true) = (&mirror.backend, percentage > 0.0) {
-            let cluster = register(ctx, host, clusters, backend);
+            let cluster = register(host, clusters, backend);
             action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
                 cluster,
                 runtime_fraction: Some(RuntimeFractionalPercent {

@@ -1,0 +1,70 @@
+//! Translation time of generated gateways (100 / 1,000 / 10,000 route rules
+//! over 10 / 100 / 1,000 services), beside the time to merely prost-encode
+//! the resources it produces (the floor any translator pays).
+//! Target: 10,000 routes in at most 3x the encode time and under 50 ms.
+
+use std::fmt::Write as _;
+
+// The allocator the `kuma-gateway` binary uses; translation allocates many
+// small strings and vectors, where glibc's malloc spends more time than the
+// translation itself.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use kuma_model::{ResourceSet, UnknownFields};
+use kuma_xds_gen::ResourceType;
+
+/// One gateway, `routes` rules spread over resources of 100 rules each, every
+/// rule a PREFIX match to one of `services` services with one endpoint each.
+fn gateway(routes: usize, services: usize) -> ResourceSet {
+    let mut y = String::from(
+        "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: edge}}\n---\ntype: MeshGateway\nname: edge\nselectors: [{match: {kuma.io/service: edge}}]\nconf: {listeners: [{port: 8080, protocol: HTTP}]}\n",
+    );
+    for s in 0..services {
+        let _ = write!(
+            y,
+            "---\ntype: Dataplane\nname: svc-{s}-1\nnetworking:\n  address: 10.0.{}.{}\n  inbound: [{{port: 8080, tags: {{kuma.io/service: svc-{s}, kuma.io/protocol: http}}}}]\n",
+            s / 250,
+            s % 250 + 1
+        );
+    }
+    for r in 0..routes.div_ceil(100) {
+        let _ = write!(
+            y,
+            "---\ntype: MeshGatewayRoute\nname: route-{r}\nselectors: [{{match: {{kuma.io/service: edge}}}}]\nconf:\n  http:\n    rules:\n"
+        );
+        for i in 0..100.min(routes - r * 100) {
+            let n = r * 100 + i;
+            let _ = write!(
+                y,
+                "    - matches: [{{path: {{match: PREFIX, value: /r{n}/items}}, headers: [{{name: x-tenant, value: t{}}}]}}]\n      backends: [{{destination: {{kuma.io/service: svc-{}}}}}]\n",
+                n % 7,
+                n % services
+            );
+        }
+    }
+    ResourceSet::load([("bench.yaml", y.as_str())], UnknownFields::Reject).unwrap().0
+}
+
+fn encode_all(snapshot: &kuma_xds_gen::GatewaySnapshot) -> usize {
+    ResourceType::ALL.iter().map(|t| snapshot.resources(*t).iter().map(|(_, a)| a.value.len()).sum::<usize>()).sum()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("translate");
+    group.sample_size(20);
+    for (routes, services) in [(100, 10), (1_000, 100), (10_000, 1_000)] {
+        let set = gateway(routes, services);
+        let snapshot = kuma_xds_gen::translate(&set, "default", "gw").unwrap();
+        let label = format!("{routes}r-{services}s");
+        group.bench_with_input(BenchmarkId::new("translate", &label), &set, |b, set| {
+            b.iter(|| kuma_xds_gen::translate(set, "default", "gw").unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("encode-only", &label), &snapshot, |b, s| b.iter(|| encode_all(s)));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
