@@ -35,7 +35,8 @@ use crate::clusters::{ClusterPlans, UpstreamProtocol};
 use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, millis, u32v};
-use crate::routes::{HostContext, virtual_host};
+use crate::policy::HostPolicies;
+use crate::routes::{Host, HostContext, virtual_host};
 use crate::snapshot::GatewaySnapshot;
 use crate::{TranslateError, tls};
 
@@ -126,7 +127,14 @@ impl<'a> Builtin<'a, '_> {
         let mut chains = Vec::new();
         for group in &port.groups {
             let route_name = names::route_configuration(listener, &group.key);
-            let virtual_hosts = group.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect();
+            let virtual_hosts = group
+                .hosts
+                .iter()
+                .map(|h| {
+                    let policies = HostPolicies::new(self.set, self.mesh, h.tags());
+                    virtual_host(ctx, Host { host: h, policies: &policies }, clusters)
+                })
+                .collect();
             out.routes.insert(
                 route_name.clone(),
                 RouteConfiguration {
@@ -270,18 +278,23 @@ impl<'a> Builtin<'a, '_> {
         let mut chains = Vec::new();
         for group in &port.groups {
             let mut backends: Vec<(String, u32)> = Vec::new();
+            let mut destinations: Vec<Tags> = Vec::new();
             for host in &group.hosts {
                 for (_, route) in &host.routes {
                     let rules = route.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
                     for backend in rules.iter().flat_map(|r| r.backends.iter()) {
-                        let name = clusters.register(&backend.destination, host.tags(), UpstreamProtocol::Tcp);
+                        let name =
+                            clusters.register(&backend.destination, host.tags(), host.tags(), UpstreamProtocol::Tcp);
                         backends.push((name, backend.weight));
+                        destinations.push(backend.destination.clone());
                     }
                 }
             }
             let mut chain = FilterChain::default();
             if !backends.is_empty() {
-                chain.filters = vec![self.tcp_proxy(backends)];
+                let own = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+                let policies = HostPolicies::new(self.set, self.mesh, own.tags());
+                chain.filters = vec![self.tcp_proxy(backends, &destinations, &policies)];
             }
             if port.protocol == Protocol::Tls {
                 chain.filter_chain_match = Some(sni_match(&group.key));
@@ -300,7 +313,7 @@ impl<'a> Builtin<'a, '_> {
         Ok(chains)
     }
 
-    fn tcp_proxy(&self, backends: Vec<(String, u32)>) -> Filter {
+    fn tcp_proxy(&self, backends: Vec<(String, u32)>, destinations: &[Tags], policies: &HostPolicies<'_>) -> Filter {
         let mut by_name: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
         for (name, weight) in backends {
             by_name.insert(name, weight);
@@ -323,13 +336,14 @@ impl<'a> Builtin<'a, '_> {
                     .collect(),
             })
         };
-        let proxy = TcpProxy {
+        let mut proxy = TcpProxy {
             stat_prefix: self.service().into(),
             cluster_specifier: Some(specifier),
             idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
             max_connect_attempts: u32v(defaults::TCP_MAX_CONNECT_ATTEMPTS),
             ..Default::default()
         };
+        policies.apply_tcp_proxy(destinations, &mut proxy);
         Filter {
             name: "envoy.filters.network.tcp_proxy".into(),
             config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),

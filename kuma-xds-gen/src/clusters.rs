@@ -28,6 +28,7 @@ use kuma_policy::endpoints::{EndpointIndex, PROTOCOL_TAG};
 use crate::defaults;
 use crate::names;
 use crate::pb::{self, millis, u32v};
+use crate::policy::HostPolicies;
 use crate::snapshot::GatewaySnapshot;
 
 /// The service name Kuma gives backends it could not resolve: routes point at
@@ -63,9 +64,11 @@ pub struct ClusterPlan<'a> {
     pub name: String,
     /// The backend destination tags.
     pub destination: Tags,
-    /// The tags of the host (listener) it is reached from; they name it and
-    /// choose its policies.
+    /// The tags of the host (listener) it is reached from; they name it.
     pub host_tags: Tags,
+    /// The tags connection policies' `sources` are matched against (the
+    /// host tags for a builtin gateway, the gateway tags for a delegated one).
+    pub source_tags: Tags,
     /// The upstream protocol.
     pub protocol: UpstreamProtocol,
     /// `ExternalService`s behind it (empty for a mesh service).
@@ -87,10 +90,16 @@ impl<'a> ClusterPlans<'a> {
     }
 
     /// Registers the cluster for `destination` reached from a host with
-    /// `host_tags` and returns its name. `fallback` is the protocol when
-    /// neither the destination nor its endpoints name one (http for HTTP
-    /// routes, tcp for TCP routes, as Kuma).
-    pub fn register(&mut self, destination: &Tags, host_tags: &Tags, fallback: UpstreamProtocol) -> String {
+    /// `host_tags` (policies matched by `source_tags`) and returns its name.
+    /// `fallback` is the protocol when neither the destination nor its
+    /// endpoints name one (http for HTTP routes, tcp for TCP routes, as Kuma).
+    pub fn register(
+        &mut self,
+        destination: &Tags,
+        host_tags: &Tags,
+        source_tags: &Tags,
+        fallback: UpstreamProtocol,
+    ) -> String {
         let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
         if service == UNRESOLVED_BACKEND {
             return UNRESOLVED_BACKEND.to_string();
@@ -112,6 +121,7 @@ impl<'a> ClusterPlans<'a> {
                 name: name.clone(),
                 destination: destination.clone(),
                 host_tags: host_tags.clone(),
+                source_tags: source_tags.clone(),
                 protocol,
                 external,
             };
@@ -127,14 +137,19 @@ impl<'a> ClusterPlans<'a> {
     }
 
     /// Writes every planned cluster (and its endpoints) into the snapshot.
-    pub fn generate(&self, set: &ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<(), String> {
+    pub fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<(), String> {
+        let mut policies: BTreeMap<&Tags, HostPolicies<'a>> = BTreeMap::new();
         for plan in self.plans.values() {
-            let cluster = if plan.external.is_empty() {
+            let mut cluster = if plan.external.is_empty() {
                 out.endpoints.insert(plan.name.clone(), self.load_assignment(plan));
                 mesh_cluster(plan)
             } else {
                 external_cluster(set, mesh, plan)?
             };
+            policies
+                .entry(&plan.source_tags)
+                .or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags))
+                .apply_cluster(&plan.destination, &mut cluster);
             out.clusters.insert(plan.name.clone(), cluster);
         }
         Ok(())

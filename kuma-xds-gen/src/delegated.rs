@@ -37,7 +37,8 @@ pub(crate) fn generate(
         let destination: Tags = o.outbound.tags.clone();
         let http = matches!(o.protocol, "http" | "http2" | "grpc");
         let fallback = if http { UpstreamProtocol::Http } else { UpstreamProtocol::Tcp };
-        let cluster = clusters.register(&destination, &Tags::new(), fallback);
+        let sources = spec.gateway().map(|g| g.tags.clone()).unwrap_or_default();
+        let cluster = clusters.register(&destination, &Tags::new(), &sources, fallback);
         let name = format!("outbound:{}:{}", o.outbound.local_address(), o.outbound.port);
         let filter = if http {
             let route_name = format!("outbound:{}", o.service);

@@ -24,6 +24,7 @@ pub mod defaults;
 mod delegated;
 pub mod names;
 pub mod pb;
+pub mod policy;
 pub mod render;
 pub mod routes;
 pub mod snapshot;

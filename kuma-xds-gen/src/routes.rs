@@ -16,10 +16,10 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
-use kuma_model::ResourceSet;
 use kuma_model::route::{
     Backend, HeaderFilter, HeaderMatchKind, HttpMatch, HttpRule, PathMatchKind, QueryMatchKind, Redirect, Rewrite,
 };
+use kuma_model::{ResourceSet, Tags};
 use kuma_policy::hosts::GatewayHost;
 use kuma_policy::precedence::MatchOrigin;
 use kuma_policy::{MatchSummary, PathSpecificity};
@@ -28,6 +28,7 @@ use crate::clusters::{ClusterPlans, UpstreamProtocol};
 use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, millis, u32v};
+use crate::policy::HostPolicies;
 
 /// The body of Kuma's "no route" answer.
 pub const NO_ROUTE_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
@@ -47,6 +48,15 @@ pub struct HostContext<'s, 'a> {
     pub kuma_tags: &'s str,
 }
 
+/// One host and the connection policies whose sources match its tags.
+#[derive(Debug)]
+pub struct Host<'h, 'a> {
+    /// The host.
+    pub host: &'h GatewayHost<'a>,
+    /// Its policies.
+    pub policies: &'h HostPolicies<'a>,
+}
+
 /// One Envoy route to build: planned first (small), sorted, then built in
 /// order, so the large `Route` messages are never moved around by the sort.
 struct Entry<'r> {
@@ -57,14 +67,10 @@ struct Entry<'r> {
 }
 
 /// The virtual host for one gateway host.
-pub fn virtual_host<'a>(
-    ctx: &HostContext<'_, 'a>,
-    host: &GatewayHost<'a>,
-    clusters: &mut ClusterPlans<'a>,
-) -> VirtualHost {
+pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters: &mut ClusterPlans<'a>) -> VirtualHost {
     let default_match = HttpMatch::default();
     let mut entries = Vec::new();
-    for (resource, spec) in &host.routes {
+    for (resource, spec) in &host.host.routes {
         let Some(http) = spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
         for (rule_index, rule) in http.rules.iter().enumerate() {
             let matches =
@@ -105,13 +111,17 @@ pub fn virtual_host<'a>(
     entries.sort_by(|a, b| a.summary.cmp(&b.summary));
     let mut routes: Vec<Route> = Vec::with_capacity(entries.len().max(1));
     for e in &entries {
-        routes.push(build_route(ctx, host, clusters, e));
+        routes.push(build_route(ctx, &host, clusters, e));
     }
     if routes.is_empty() {
         routes.push(no_route());
     }
-    let mut vh =
-        VirtualHost { name: host.hostname.clone(), domains: vec![host.hostname.clone()], routes, ..Default::default() };
+    let mut vh = VirtualHost {
+        name: host.host.hostname.clone(),
+        domains: vec![host.host.hostname.clone()],
+        routes,
+        ..Default::default()
+    };
     if ctx.https {
         vh.require_tls = TlsRequirementType::All as i32;
         vh.response_headers_to_add =
@@ -247,7 +257,7 @@ fn plan_entries<'r>(rule: &'r HttpRule, m: &'r HttpMatch, origin: MatchOrigin, o
 
 fn build_route<'a>(
     ctx: &HostContext<'_, 'a>,
-    host: &GatewayHost<'a>,
+    host: &Host<'_, 'a>,
     clusters: &mut ClusterPlans<'a>,
     e: &Entry<'_>,
 ) -> Route {
@@ -393,18 +403,19 @@ fn weighted_clusters(
 }
 
 fn register<'a>(host: &GatewayHost<'a>, clusters: &mut ClusterPlans<'a>, backend: &Backend) -> String {
-    clusters.register(&backend.destination, host.tags(), UpstreamProtocol::Http)
+    clusters.register(&backend.destination, host.tags(), host.tags(), UpstreamProtocol::Http)
 }
 
 fn forward_action<'a>(
     ctx: &HostContext<'_, 'a>,
-    host: &GatewayHost<'a>,
+    host: &Host<'_, 'a>,
     clusters: &mut ClusterPlans<'a>,
     rule: &HttpRule,
     rewrite: Option<&Rewrite>,
     path: PathRewrite,
 ) -> RouteAction {
-    let backends: Vec<(String, u32)> = rule.backends.iter().map(|b| (register(host, clusters, b), b.weight)).collect();
+    let backends: Vec<(String, u32)> =
+        rule.backends.iter().map(|b| (register(host.host, clusters, b), b.weight)).collect();
     let mut action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(weighted_clusters(
             ctx, clusters, &backends,
@@ -430,11 +441,13 @@ fn forward_action<'a>(
                 Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h.value.clone()));
         }
     }
+    let destinations: Vec<Tags> = rule.backends.iter().map(|b| b.destination.clone()).collect();
+    host.policies.apply_route(&destinations, &mut action);
     // The last mirror filter wins, as in Kuma.
     if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
         let percentage = mirror.percentage.unwrap_or(100.0);
         if let (Some(backend), true) = (&mirror.backend, percentage > 0.0) {
-            let cluster = register(host, clusters, backend);
+            let cluster = register(host.host, clusters, backend);
             action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
                 cluster,
                 runtime_fraction: Some(RuntimeFractionalPercent {

@@ -1,0 +1,91 @@
+//! The seam between policy matching (kuma-policy) and the generated config:
+//! for each host (listener tags) the connection policies whose `sources`
+//! match, and for each destination or route the one that applies. One
+//! module per policy type turns a chosen policy into Envoy settings; a type
+//! with no module yet is matched and left alone.
+//!
+//! Cluster-level settings (connect/idle timeouts, circuit breakers) follow
+//! the policy of the cluster's destination; route-level ones (request
+//! timeout, retries) the policy chosen for all of the route's forward
+//! backends by the seed's heuristic ([`kuma_policy::connection::for_destinations`]).
+
+mod circuit_breaker;
+mod retry;
+mod timeout;
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::route::v3::RouteAction;
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+use kuma_model::{Kind, Resource, ResourceSet, Tags};
+use kuma_policy::connection::{SourceMatch, by_source, for_destination, for_destinations};
+
+/// The policy kinds that shape a gateway's routes and clusters.
+const KINDS: [Kind; 6] =
+    [Kind::Timeout, Kind::Retry, Kind::CircuitBreaker, Kind::HealthCheck, Kind::RateLimit, Kind::FaultInjection];
+
+/// The connection policies whose sources match one host's tags.
+#[derive(Debug, Default)]
+pub struct HostPolicies<'a> {
+    by_kind: BTreeMap<Kind, Vec<SourceMatch<'a>>>,
+}
+
+impl<'a> HostPolicies<'a> {
+    /// Matches every policy of `mesh` against `host_tags`.
+    pub fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
+        let by_kind =
+            KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
+        HostPolicies { by_kind }
+    }
+
+    fn candidates(&self, kind: Kind) -> &[SourceMatch<'a>] {
+        self.by_kind.get(&kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// The policy of `kind` for one destination.
+    pub fn for_destination(&self, kind: Kind, destination: &Tags) -> Option<&'a Resource> {
+        for_destination(self.candidates(kind), destination)
+    }
+
+    /// The policy of `kind` for a route forwarding to `destinations`.
+    pub fn for_route(&self, kind: Kind, destinations: &[Tags]) -> Option<&'a Resource> {
+        for_destinations(self.candidates(kind), destinations)
+    }
+
+    /// Route-level policies of an HTTP route over `destinations`.
+    pub fn apply_route(&self, destinations: &[Tags], action: &mut RouteAction) {
+        if destinations.is_empty() {
+            return;
+        }
+        if let Some(p) = self.for_route(Kind::Timeout, destinations) {
+            timeout::route(p, action);
+        }
+        if let Some(p) = self.for_route(Kind::Retry, destinations) {
+            retry::route(p, action);
+        }
+    }
+
+    /// Cluster-level policies of the cluster for `destination`.
+    pub fn apply_cluster(&self, destination: &Tags, cluster: &mut Cluster) {
+        if let Some(p) = self.for_destination(Kind::Timeout, destination) {
+            timeout::cluster(p, cluster);
+        }
+        if let Some(p) = self.for_destination(Kind::CircuitBreaker, destination) {
+            circuit_breaker::cluster(p, cluster);
+        }
+    }
+
+    /// Policies of a TCP proxy over `destinations`.
+    pub fn apply_tcp_proxy(&self, destinations: &[Tags], proxy: &mut TcpProxy) {
+        if destinations.is_empty() {
+            return;
+        }
+        if let Some(p) = self.for_route(Kind::Timeout, destinations) {
+            timeout::tcp_proxy(p, proxy);
+        }
+        if let Some(p) = self.for_route(Kind::Retry, destinations) {
+            retry::tcp_proxy(p, proxy);
+        }
+    }
+}
