@@ -1,21 +1,29 @@
 //! `kuma-gateway`: the thin command-line front of the library crates.
-//!
-//! `validate PATH...` checks Kuma resources; the other commands (render,
-//! serve, bootstrap, run, explain) arrive with the translator and xDS server.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use kuma_model::{ResourceSet, Severity, UnknownFields};
+use clap::{Parser, Subcommand, ValueEnum};
+use kuma_gateway::files::{Loaded, Loader, collect_files};
+use kuma_model::{ResourceSet, Severity};
+use kuma_xds_gen::render;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "kuma-gateway", version, about = "Kuma gateway: Kuma resources in, Envoy config out")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -25,6 +33,78 @@ enum Command {
         /// Files or folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+    /// Print the Envoy config of a gateway data plane (BUILTIN or DELEGATED).
+    Render {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The data plane.
+        #[arg(long)]
+        dataplane: String,
+        /// Its mesh.
+        #[arg(long, default_value = "default")]
+        mesh: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+        /// Print a complete static bootstrap that `envoy -c FILE` runs as is.
+        #[arg(long)]
+        bootstrap: bool,
+        /// Admin interface port on 127.0.0.1 (with --bootstrap).
+        #[arg(long)]
+        admin_port: Option<u16>,
+    },
+    /// Serve the resources over ADS (State of the World), following file changes.
+    Serve {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Address of the gRPC server.
+        #[arg(long, default_value = "127.0.0.1:5678")]
+        xds_address: SocketAddr,
+    },
+    /// Print the bootstrap an Envoy needs to connect to `serve`.
+    Bootstrap {
+        /// The data plane (Envoy's node id).
+        #[arg(long)]
+        dataplane: String,
+        /// Its mesh (node metadata `mesh`).
+        #[arg(long, default_value = "default")]
+        mesh: String,
+        /// Address of `serve`.
+        #[arg(long, default_value = "127.0.0.1:5678")]
+        xds_address: SocketAddr,
+        /// Admin interface port on 127.0.0.1.
+        #[arg(long)]
+        admin_port: Option<u16>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+    },
+    /// Serve the resources and run Envoy for one data plane (what kuma-dp does).
+    Run {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The data plane.
+        #[arg(long)]
+        dataplane: String,
+        /// Its mesh.
+        #[arg(long, default_value = "default")]
+        mesh: String,
+        /// The Envoy binary (else ENVOY_BIN, PATH, .tools/envoy).
+        #[arg(long)]
+        envoy_bin: Option<PathBuf>,
+        /// Address of the in-process ADS server.
+        #[arg(long, default_value = "127.0.0.1:5678")]
+        xds_address: SocketAddr,
+        /// Envoy's admin port on 127.0.0.1.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+        /// Envoy's --base-id (distinct per Envoy on one machine).
+        #[arg(long, default_value_t = 0)]
+        base_id: u32,
     },
 }
 
@@ -38,65 +118,160 @@ fn main() -> ExitCode {
     }
 }
 
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
+        Command::Render { paths, dataplane, mesh, format, bootstrap, admin_port } => {
+            render_cmd(paths, &dataplane, &mesh, format, bootstrap, admin_port)
+        }
+        Command::Serve { paths, xds_address } => {
+            init_logging();
+            runtime()?.block_on(kuma_gateway::server::serve(paths, xds_address, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bootstrap { dataplane, mesh, xds_address, admin_port, format } => {
+            let b = ads_bootstrap(&dataplane, &mesh, xds_address, admin_port);
+            print(&render::bootstrap_value(&b)?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { paths, dataplane, mesh, envoy_bin, xds_address, admin_port, base_id } => {
+            init_logging();
+            let bin = kuma_gateway::envoy::find(envoy_bin.as_deref())?;
+            runtime()?.block_on(run_cmd(paths, dataplane, mesh, bin, xds_address, admin_port, base_id))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
-    let files = collect_files(paths)?;
-    let mut texts = Vec::with_capacity(files.len());
-    for file in &files {
-        let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        texts.push((file.display().to_string(), text));
+fn ads_bootstrap(
+    dataplane: &str,
+    mesh: &str,
+    xds: SocketAddr,
+    admin_port: Option<u16>,
+) -> envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap {
+    let host = xds.ip().to_string();
+    render::ads_bootstrap(&render::AdsBootstrap { dataplane, mesh, xds_host: &host, xds_port: xds.port(), admin_port })
+}
+
+fn print(value: &serde_json::Value, format: Format) {
+    match format {
+        Format::Yaml => print!("{}", render::to_yaml(value)),
+        Format::Json => print!("{}", render::to_pretty_json(value)),
     }
-    let loaded =
-        ResourceSet::load(texts.iter().map(|(name, text)| (name.as_str(), text.as_str())), UnknownFields::Reject);
-    match loaded {
-        Ok((set, warnings)) => {
+}
+
+/// Loads and validates; on failure prints the report on stderr.
+fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
+    let mut loader = Loader::new(paths);
+    match loader.load()? {
+        Loaded::Valid(set, warnings) => {
             for w in &warnings {
                 eprintln!("{w}");
             }
-            println!("{} resources in {} files: valid", set.len(), files.len());
-            Ok(ExitCode::SUCCESS)
+            Ok(Some(set))
         }
-        Err(e) => {
+        Loaded::Invalid(e) => {
             for d in &e.diagnostics {
                 eprintln!("{d}");
             }
             let errors = e.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
             eprintln!("{errors} errors");
-            Ok(ExitCode::from(1))
+            Ok(None)
         }
     }
 }
 
-/// Files named on the command line, and the resource files under folders,
-/// in a stable (sorted) order.
-fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for path in paths {
-        let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if meta.is_dir() {
-            walk(path, &mut out)?;
-        } else {
-            out.push(path.clone());
+fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
+    let files = collect_files(paths)?.len();
+    match load(paths.to_vec())? {
+        Some(set) => {
+            println!("{} resources in {files} files: valid", set.len());
+            Ok(ExitCode::SUCCESS)
         }
+        None => Ok(ExitCode::from(1)),
     }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
-            out.push(path);
+fn render_cmd(
+    paths: Vec<PathBuf>,
+    dataplane: &str,
+    mesh: &str,
+    format: Format,
+    bootstrap: bool,
+    admin_port: Option<u16>,
+) -> Result<ExitCode> {
+    let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
+    let snapshot = match kuma_xds_gen::translate(&set, mesh, dataplane) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
         }
+    };
+    let value = if bootstrap {
+        render::bootstrap_value(&render::static_bootstrap(&snapshot, admin_port))?
+    } else {
+        render::snapshot_value(&snapshot)?
+    };
+    print(&value, format);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_cmd(
+    paths: Vec<PathBuf>,
+    dataplane: String,
+    mesh: String,
+    bin: PathBuf,
+    xds: SocketAddr,
+    admin_port: u16,
+    base_id: u32,
+) -> Result<()> {
+    let bootstrap = ads_bootstrap(&dataplane, &mesh, xds, Some(admin_port));
+    let dir = std::env::temp_dir().join(format!("kuma-gateway-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("bootstrap.json");
+    std::fs::write(&config, render::to_pretty_json(&render::bootstrap_value(&bootstrap)?))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut stop_server = stop_rx.clone();
+    let server = tokio::spawn(kuma_gateway::server::serve(paths, xds, async move {
+        let _ = stop_server.wait_for(|s| *s).await;
+    }));
+    // Give the server a moment to report bad input before Envoy starts.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if server.is_finished() {
+        return server.await?;
     }
-    Ok(())
+    tracing::info!(envoy = %bin.display(), admin = %format!("http://127.0.0.1:{admin_port}"), "starting Envoy");
+    let result = kuma_gateway::envoy::supervise(&bin, &config, base_id, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    let served = server.await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    result.and(served)
 }

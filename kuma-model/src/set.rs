@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use crate::datasource::DataSource;
 use crate::diagnostic::{Diagnostic, LoadError, Severity};
-use crate::load::{UnknownFields, parse_file};
+use crate::load::{ParsedFile, UnknownFields, parse_file};
 use crate::resource::{Kind, Resource, ResourceKey, Spec};
 use crate::violation::{FieldPath, Origin};
 
@@ -39,13 +39,23 @@ impl ResourceSet {
         files: impl IntoIterator<Item = (&'a str, &'a str)>,
         unknown: UnknownFields,
     ) -> Result<(ResourceSet, Vec<Diagnostic>), LoadError> {
+        let parsed: Vec<ParsedFile> = files.into_iter().map(|(name, text)| parse_file(name, text, unknown)).collect();
+        Self::assemble(&parsed)
+    }
+
+    /// Builds a set from files parsed earlier ([`parse_file`]), with the same
+    /// all-or-nothing rules as [`ResourceSet::load`]: duplicates and missing
+    /// references are errors. A watcher re-parses only the files that changed
+    /// and assembles the set again from the rest.
+    pub fn assemble<'p>(
+        files: impl IntoIterator<Item = &'p ParsedFile>,
+    ) -> Result<(ResourceSet, Vec<Diagnostic>), LoadError> {
         let mut set = ResourceSet::new();
         let mut diagnostics = Vec::new();
-        for (name, text) in files {
-            let parsed = parse_file(name, text, unknown);
-            diagnostics.extend(parsed.diagnostics);
-            for resource in parsed.resources {
-                if let Err(d) = set.insert(resource) {
+        for parsed in files {
+            diagnostics.extend(parsed.diagnostics.iter().cloned());
+            for resource in &parsed.resources {
+                if let Err(d) = set.insert(resource.clone()) {
                     diagnostics.push(*d);
                 }
             }

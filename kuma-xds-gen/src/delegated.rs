@@ -58,6 +58,15 @@ pub(crate) fn generate(
             },
         );
     }
+    // The runtime layer every gateway bootstrap subscribes to (empty here),
+    // so Envoy's initialisation does not wait for it.
+    out.runtimes.insert(
+        crate::LISTENER_RUNTIME.into(),
+        envoy_types::pb::envoy::service::runtime::v3::Runtime {
+            name: crate::LISTENER_RUNTIME.into(),
+            layer: Some(Default::default()),
+        },
+    );
     clusters
         .generate(set, mesh, &mut out)
         .map_err(|message| TranslateError::Backend { dataplane: dataplane.key().to_string(), message })?;

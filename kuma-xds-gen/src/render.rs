@@ -315,3 +315,113 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
 pub fn bootstrap_value(bootstrap: &Bootstrap) -> Result<Value, RenderError> {
     to_json(bootstrap)
 }
+
+/// Where an Envoy finds its control plane and who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdsBootstrap<'a> {
+    /// The data plane name: Envoy's node id.
+    pub dataplane: &'a str,
+    /// The mesh: node metadata `mesh`.
+    pub mesh: &'a str,
+    /// The ADS server's host (an IP address or a DNS name).
+    pub xds_host: &'a str,
+    /// The ADS server's port.
+    pub xds_port: u16,
+    /// The admin interface port on 127.0.0.1, if any.
+    pub admin_port: Option<u16>,
+}
+
+/// The dynamic bootstrap an Envoy needs to get everything else from the
+/// ADS server (`kuma-gateway serve`): node id = data plane name, node
+/// metadata `mesh`, listeners and clusters over ADS, the `gateway.listeners`
+/// runtime layer over RTDS, and a static `ads_cluster` speaking HTTP/2.
+pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
+    use envoy_types::pb::envoy::config::bootstrap::v3::bootstrap::DynamicResources;
+    use envoy_types::pb::envoy::config::bootstrap::v3::runtime_layer::RtdsLayer;
+    use envoy_types::pb::envoy::config::core::v3::{
+        ApiConfigSource, ApiVersion, GrpcService, Http2ProtocolOptions, Node,
+        api_config_source::ApiType,
+        grpc_service::{EnvoyGrpc, TargetSpecifier},
+    };
+    use envoy_types::pb::envoy::config::endpoint::v3::{Endpoint, LbEndpoint, LocalityLbEndpoints};
+    use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+        HttpProtocolOptions,
+        http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig},
+    };
+    let is_ip = b.xds_host.parse::<std::net::IpAddr>().is_ok();
+    let http2 = HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())),
+        })),
+        ..Default::default()
+    };
+    let ads_cluster = Cluster {
+        name: "ads_cluster".into(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(if is_ip {
+            DiscoveryType::Static
+        } else {
+            DiscoveryType::StrictDns
+        } as i32)),
+        connect_timeout: Some(pb::secs(1)),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: "ads_cluster".into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                        address: Some(pb::socket_address(b.xds_host, b.xds_port.into())),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        typed_extension_protocol_options: [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            pb::any(&http2),
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    Bootstrap {
+        node: Some(Node {
+            id: b.dataplane.into(),
+            cluster: b.dataplane.into(),
+            metadata: Some(pb::string_struct([("mesh", b.mesh)])),
+            ..Default::default()
+        }),
+        dynamic_resources: Some(DynamicResources {
+            ads_config: Some(ApiConfigSource {
+                api_type: ApiType::Grpc as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
+                        cluster_name: "ads_cluster".into(),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            cds_config: Some(pb::ads()),
+            lds_config: Some(pb::ads()),
+            ..Default::default()
+        }),
+        static_resources: Some(StaticResources { clusters: vec![ads_cluster], ..Default::default() }),
+        layered_runtime: Some(LayeredRuntime {
+            layers: vec![RuntimeLayer {
+                name: crate::LISTENER_RUNTIME.into(),
+                layer_specifier: Some(LayerSpecifier::RtdsLayer(RtdsLayer {
+                    name: crate::LISTENER_RUNTIME.into(),
+                    rtds_config: Some(pb::ads()),
+                })),
+            }],
+        }),
+        admin: b
+            .admin_port
+            .map(|port| Admin { address: Some(pb::socket_address("127.0.0.1", port.into())), ..Default::default() }),
+        ..Default::default()
+    }
+}

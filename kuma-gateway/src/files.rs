@@ -1,0 +1,98 @@
+//! Reading resource files: the paths given on the command line, searched
+//! for `*.yaml`, `*.yml` and `*.json`, parsed and validated all or nothing.
+//! A [`Loader`] keeps each file's parse, so a reload re-parses only the
+//! files whose text changed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use kuma_model::{Diagnostic, LoadError, ParsedFile, ResourceSet, UnknownFields, parse_file};
+
+/// Files named on the command line, and the resource files under folders,
+/// sorted.
+pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if meta.is_dir() {
+            walk(path, &mut out)?;
+        } else {
+            out.push(path.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if is_resource_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// True for `*.yaml`, `*.yml` and `*.json`.
+pub fn is_resource_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+}
+
+/// A load: the set, or every problem found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// Valid: the set and any warnings.
+    Valid(ResourceSet, Vec<Diagnostic>),
+    /// Invalid: the report.
+    Invalid(LoadError),
+}
+
+/// Loads the resources under some paths, remembering each file's parse.
+#[derive(Debug)]
+pub struct Loader {
+    paths: Vec<PathBuf>,
+    cache: BTreeMap<PathBuf, (String, ParsedFile)>,
+}
+
+impl Loader {
+    /// A loader for `paths` (files or folders).
+    pub fn new(paths: Vec<PathBuf>) -> Self {
+        Loader { paths, cache: BTreeMap::new() }
+    }
+
+    /// The paths given.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// Reads every file again, re-parses the ones whose text changed, and
+    /// assembles the set. I/O errors (a missing path) are errors.
+    pub fn load(&mut self) -> Result<Loaded> {
+        let files = collect_files(&self.paths)?;
+        let mut cache = BTreeMap::new();
+        for file in files {
+            let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let parsed = match self.cache.remove(&file) {
+                Some((old, parsed)) if old == text => parsed,
+                _ => parse_file(&file.display().to_string(), &text, UnknownFields::Reject),
+            };
+            cache.insert(file, (text, parsed));
+        }
+        self.cache = cache;
+        Ok(match ResourceSet::assemble(self.cache.values().map(|(_, p)| p)) {
+            Ok((set, warnings)) => Loaded::Valid(set, warnings),
+            Err(e) => Loaded::Invalid(e),
+        })
+    }
+
+    /// Number of files read by the last load.
+    pub fn file_count(&self) -> usize {
+        self.cache.len()
+    }
+}

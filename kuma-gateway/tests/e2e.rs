@@ -1,0 +1,193 @@
+//! End to end: real backends, the `kuma-gateway` binary (ADS server +
+//! Envoy supervisor) and a real Envoy 1.40, with traffic sent through it.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn ok_from(reply: Option<Reply>, backend: &str) -> bool {
+    reply.is_some_and(|r| r.status == 200 && r.body.starts_with(backend))
+}
+
+/// The seed's example (examples/edge-gateway) with the backends on their
+/// own ports, plus HTTPS with SNI, a TCP listener, a redirect and a header filter.
+#[test]
+fn builtin_gateway_serves_http_https_tcp() {
+    let frontend = backend("frontend");
+    let api = backend("api");
+    let (http, https, tcp) = (free_port(), free_port(), free_port());
+    let dir = temp_dir("builtin");
+    // The example, with its ports moved to free ones.
+    for file in ["dataplane.yaml", "gateway.yaml", "routes.yaml", "services.yaml"] {
+        let text = std::fs::read_to_string(root().join("examples/edge-gateway").join(file)).unwrap();
+        let text = text
+            .replace("8080", &http.to_string())
+            .replace("18081", &frontend.to_string())
+            .replace("18082", &api.to_string());
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let cert = std::fs::read_to_string(root().join("testdata/certs/rsa.crt")).unwrap();
+    let key = std::fs::read_to_string(root().join("testdata/certs/rsa.key")).unwrap();
+    let bundle = base64_encode(format!("{cert}{key}").as_bytes());
+    let more = [
+        "type: MeshGatewayRoute",
+        "name: filters",
+        "selectors: [{match: {kuma.io/service: edge-gateway}}]",
+        "conf:",
+        "  http:",
+        "    hostnames: [foo.example.com]",
+        "    rules:",
+        "    - matches: [{path: {match: PREFIX, value: /old}}]",
+        "      filters: [{redirect: {hostname: new.example.com, statusCode: 302, path: {replacePrefixMatch: /new}}}]",
+        "    - matches: [{path: {match: PREFIX, value: /headers}}]",
+        "      filters:",
+        "      - requestHeader: {set: [{name: x-set-me, value: one}], remove: [x-drop-me]}",
+        "      - responseHeader: {add: [{name: x-gateway, value: kuma}]}",
+        "      backends: [{destination: {kuma.io/service: api}}]",
+        "---",
+        "type: MeshGatewayRoute",
+        "name: tcp",
+        "selectors: [{match: {kuma.io/service: edge-gateway, port: tcp}}]",
+        "conf: {tcp: {rules: [{backends: [{destination: {kuma.io/service: api}}]}]}}",
+        "---",
+        "type: MeshGatewayRoute",
+        "name: secure",
+        "selectors: [{match: {kuma.io/service: edge-gateway, port: https}}]",
+        "conf: {http: {rules: [{matches: [{path: {match: PREFIX, value: /}}], backends: [{destination: {kuma.io/service: api}}]}]}}",
+        "---",
+        "type: Secret",
+        "name: tls-cert",
+        &format!("data: {bundle}"),
+    ]
+    .join("\n");
+    std::fs::write(dir.join("more.yaml"), more + "\n").unwrap();
+    // HTTPS and TCP listeners join the gateway.
+    let gw = std::fs::read_to_string(dir.join("gateway.yaml")).unwrap();
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "{gw}  - port: {https}\n    protocol: HTTPS\n    hostname: secure.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https}}\n  - port: {tcp}\n    protocol: TCP\n    tags: {{port: tcp}}\n"
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(&dir, "gateway-instance-1", 11);
+    gateway.wait_for("the HTTP listener", Duration::from_secs(10), || {
+        http_get(http, "foo.example.com", "/asset").is_some()
+    });
+    // The seed's example.
+    assert!(ok_from(http_get(http, "foo.example.com", "/api/foo"), "api /api/foo"));
+    assert!(ok_from(http_get(http, "foo.example.com", "/api"), "api /api"));
+    assert!(ok_from(http_get(http, "foo.example.com", "/asset"), "frontend /asset"));
+    assert!(ok_from(http_get(http, "foo.example.com", "/apiary"), "frontend"), "prefixes match whole segments");
+    assert_eq!(http_get(http, "other.example.com", "/asset").unwrap().status, 404);
+    // Redirect.
+    let r = http_get(http, "foo.example.com", "/old/page?x=1").unwrap();
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some(format!("http://new.example.com:{http}/new/page").as_str()));
+    // Header filters: set on the request, add on the response.
+    let r = http_get(http, "foo.example.com", "/headers").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("x-set-me: one"), "{}", r.body);
+    // Like Kuma's config, the route configuration removes `x-kuma-tags` after
+    // the cluster level added it (Envoy applies the least specific level last).
+    assert!(!r.body.contains("x-kuma-tags"), "{}", r.body);
+    assert_eq!(r.header("x-gateway"), Some("kuma"));
+    // HTTPS with SNI.
+    let ca = root().join("testdata/certs/rsa.crt");
+    let (status, body) = https_get(https, "secure.example.com", "/api/x", &ca).unwrap();
+    assert_eq!((status, body.starts_with("api /api/x")), (200, true), "{body}\n{}", gateway.log());
+    // TCP.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let r = exchange(stream, "anything", "/through-tcp").unwrap();
+    assert!(r.body.starts_with("api /through-tcp"), "{}", r.body);
+}
+
+/// The seed's delegated gateway: traffic to the outbound reaches the service.
+#[test]
+fn delegated_gateway_outbound_reaches_the_service() {
+    let backend_port = backend("backend");
+    let outbound = free_port();
+    let dir = temp_dir("delegated");
+    let text = std::fs::read_to_string(root().join("examples/delegated/kong-01.yaml")).unwrap();
+    let text = text.replace("33033", &outbound.to_string()).replace("18083", &backend_port.to_string());
+    std::fs::write(dir.join("kong-01.yaml"), text).unwrap();
+    let gateway = Gateway::start(&dir, "kong-01", 12);
+    gateway.wait_for("the outbound listener", Duration::from_secs(10), || {
+        ok_from(http_get(outbound, "backend", "/hello"), "backend /hello")
+    });
+}
+
+/// Edits reach Envoy; an invalid edit is reported and the old config keeps
+/// serving; a config Envoy rejects (NACK) is logged and the old one stays.
+#[test]
+fn live_updates_invalid_edits_and_nacks() {
+    let one = backend("one");
+    let two = backend("two");
+    let http = free_port();
+    let dir = temp_dir("live");
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}\n---\n\
+type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}]}}\n---\n\
+type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - {{port: {one}, tags: {{kuma.io/service: one, kuma.io/protocol: http}}}}\n  - {{port: {two}, tags: {{kuma.io/service: two, kuma.io/protocol: http}}}}\n"
+        ),
+    )
+    .unwrap();
+    let route = |service: &str| {
+        format!(
+            "type: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{value: /}}}}], backends: [{{destination: {{kuma.io/service: {service}}}}}]}}]}}}}\n"
+        )
+    };
+    std::fs::write(dir.join("route.yaml"), route("one")).unwrap();
+    let gateway = Gateway::start(&dir, "gw", 13);
+    gateway.wait_for("route to one", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "one"));
+    // An edit arrives.
+    std::fs::write(dir.join("route.yaml"), route("two")).unwrap();
+    gateway.wait_for("route to two", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "two"));
+    // An invalid edit is reported; traffic keeps flowing on the old config.
+    std::fs::write(dir.join("route.yaml"), route("two").replace("PREFIX", "").replace("value: /", "value: no-slash"))
+        .unwrap();
+    gateway.wait_for("the error report", Duration::from_secs(10), || gateway.log().contains("invalid change"));
+    assert!(gateway.log().contains("route.yaml"), "the report names the file");
+    assert!(ok_from(http_get(http, "x", "/"), "two"));
+    // Fixed: the update arrives.
+    std::fs::write(dir.join("route.yaml"), route("one")).unwrap();
+    gateway.wait_for("route back to one", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "one"));
+    // A listener on a port someone else holds: Envoy cannot bind it and
+    // rejects the update (NACK); the old listener keeps serving.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let gw = std::fs::read_to_string(dir.join("gateway.yaml")).unwrap();
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        gw.replace(
+            &format!("{{port: {http}, protocol: HTTP}}"),
+            &format!("{{port: {http}, protocol: HTTP}}, {{port: {port}, protocol: HTTP, hostname: b.example.com}}"),
+        ),
+    )
+    .unwrap();
+    gateway.wait_for("the NACK", Duration::from_secs(10), || gateway.log().contains("NACK"));
+    assert!(ok_from(http_get(http, "x", "/"), "one"));
+    drop(taken);
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
