@@ -106,6 +106,34 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         base_id: u32,
     },
+    /// Explain offline what Envoy will do with one request: listener, virtual
+    /// host, route rule, backends and policies, or why nothing matches.
+    Explain {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The data plane.
+        #[arg(long)]
+        dataplane: String,
+        /// Its mesh.
+        #[arg(long, default_value = "default")]
+        mesh: String,
+        /// Listener port.
+        #[arg(long)]
+        port: u32,
+        /// Host header (and SNI on TLS listeners).
+        #[arg(long)]
+        host: String,
+        /// Path, with an optional query string.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// Method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// A request header, `name=value` (repeatable).
+        #[arg(long = "header", value_name = "NAME=VALUE")]
+        headers: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -160,6 +188,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let b = ads_bootstrap(&dataplane, &mesh, xds_address, admin_port);
             print(&render::bootstrap_value(&b)?, format);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { paths, dataplane, mesh, port, host, path, method, headers } => {
+            let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
+            let headers = headers
+                .iter()
+                .map(|h| {
+                    h.split_once('=')
+                        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+                        .with_context(|| format!("--header {h:?}: expected NAME=VALUE"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let request = kuma_xds_gen::explain::Request { port, host, path, method, headers };
+            match kuma_xds_gen::explain::explain(&set, &mesh, &dataplane, &request) {
+                Ok(ex) => {
+                    print!("{ex}");
+                    Ok(if ex.matched { ExitCode::SUCCESS } else { ExitCode::from(3) })
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Run { paths, dataplane, mesh, envoy_bin, xds_address, admin_port, base_id } => {
             init_logging();

@@ -22,6 +22,7 @@ mod builtin;
 pub mod clusters;
 pub mod defaults;
 mod delegated;
+pub mod explain;
 pub mod names;
 pub mod pb;
 pub mod policy;

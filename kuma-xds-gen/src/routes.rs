@@ -130,6 +130,14 @@ pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters:
     vh
 }
 
+/// The name of an Envoy route: where it comes from,
+/// `<MeshGatewayRoute>/rules[<i>]/matches[<j>]`. Kuma leaves routes unnamed;
+/// the name shows in Envoy's admin dumps and access logs (`%ROUTE_NAME%`)
+/// and is how `explain` maps a route back to its rule.
+pub fn route_name(resource: &str, rule: usize, match_index: usize) -> String {
+    format!("{resource}/rules[{rule}]/matches[{match_index}]")
+}
+
 /// Kuma's 404 for hosts without routes.
 pub fn no_route() -> Route {
     Route {
@@ -276,7 +284,9 @@ fn build_route<'a>(
         Some(r) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
         None => route::Action::Route(forward_action(ctx, host, clusters, e.rule, rewrite, rewrite_path)),
     };
+    let o = &e.summary.origin;
     let mut route = Route {
+        name: route_name(&o.route, o.rule, o.match_index),
         r#match: Some(RouteMatch {
             path_specifier: Some(path_specifier),
             headers,

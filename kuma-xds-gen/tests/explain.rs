@@ -1,0 +1,43 @@
+//! `explain` on the bundled example and the policy case.
+
+mod common;
+
+use kuma_xds_gen::explain::{Request, explain};
+
+fn request(port: u32, host: &str, path: &str) -> Request {
+    Request { port, host: host.into(), path: path.into(), method: "GET".into(), headers: Vec::new() }
+}
+
+fn case(name: &str) -> kuma_model::ResourceSet {
+    common::cases().into_iter().find(|c| c.name == name).unwrap().load()
+}
+
+#[test]
+fn explains_the_seed_example() {
+    let set = case("example-edge-gateway");
+    let ex = explain(&set, "default", "gateway-instance-1", &request(8080, "foo.example.com", "/api/foo")).unwrap();
+    let text = ex.to_string();
+    assert!(ex.matched);
+    assert!(text.contains("listener edge-gateway:HTTP:8080"), "{text}");
+    assert!(text.contains("virtual host foo.example.com"), "{text}");
+    assert!(text.contains("route #1 from edge-gateway-route/rules[1]/matches[0]: path starts with /api/"), "{text}");
+    assert!(text.contains("skipped edge-gateway-route/rules[1]/matches[0]: path == /api"), "{text}");
+    assert!(text.contains("-> cluster api-3a816e1bbc4ae5db weight 1 [127.0.0.1:18082]"), "{text}");
+
+    let other = explain(&set, "default", "gateway-instance-1", &request(8080, "bar.example.com", "/")).unwrap();
+    assert!(!other.matched);
+    assert!(other.to_string().contains("no virtual host for \"bar.example.com\""), "{other}");
+    let port = explain(&set, "default", "gateway-instance-1", &request(81, "foo.example.com", "/")).unwrap();
+    assert!(port.to_string().contains("no listener on port 81"), "{port}");
+}
+
+#[test]
+fn explains_which_policies_apply() {
+    let set = case("case-policies");
+    let text = explain(&set, "default", "gateway", &request(8080, "any", "/both/x")).unwrap().to_string();
+    assert!(text.contains("policy Retry everything (route)"), "{text}");
+    assert!(text.contains("policy Timeout public-web (route)"), "{text}");
+    assert!(text.contains("policy CircuitBreaker web (cluster of web)"), "{text}");
+    let tcp = explain(&set, "default", "gateway", &request(9000, "any", "/")).unwrap().to_string();
+    assert!(tcp.contains("tcp_proxy -> cluster db-"), "{tcp}");
+}
