@@ -310,7 +310,7 @@ pub fn explain(
             if let Some(t) = &a.timeout {
                 let _ = write!(settings, "timeout {}s", t.seconds as f64 + f64::from(t.nanos) / 1e9);
             }
-            if let Some(r) = &a.retry_policy {
+            if let Some(r) = a.retry_policy.as_ref().or(vh.retry_policy.as_ref()) {
                 let _ =
                     write!(settings, ", retries {} on {}", r.num_retries.as_ref().map_or(1, |n| n.value), r.retry_on);
             }
