@@ -36,6 +36,7 @@ use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, millis, u32v};
 use crate::policy::HostPolicies;
+use crate::policy::traffic_log::{LogContext, access_logs};
 use crate::routes::{Host, HostContext, virtual_host};
 use crate::snapshot::GatewaySnapshot;
 use crate::{TranslateError, tls};
@@ -146,8 +147,9 @@ impl<'a> Builtin<'a, '_> {
                     ..Default::default()
                 },
             );
-            let mut chain =
-                FilterChain { filters: vec![self.http_connection_manager(&route_name)], ..Default::default() };
+            let own = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+            let filter = self.http_connection_manager(&route_name, own.tags());
+            let mut chain = FilterChain { filters: vec![filter], ..Default::default() };
             if port.protocol == Protocol::Https {
                 chain.filter_chain_match = Some(sni_match(&group.key));
                 chain.transport_socket = Some(self.downstream_tls(group, true, out)?);
@@ -157,7 +159,11 @@ impl<'a> Builtin<'a, '_> {
         Ok(chains)
     }
 
-    fn http_connection_manager(&self, route_name: &str) -> Filter {
+    fn log_context(&self, http: bool) -> LogContext<'_> {
+        LogContext { mesh: self.mesh, service: self.service(), address: self.address, http }
+    }
+
+    fn http_connection_manager(&self, route_name: &str, host_tags: &Tags) -> Filter {
         use http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier};
         let typed = |name: &str, any| HttpFilter {
             name: name.into(),
@@ -175,20 +181,28 @@ impl<'a> Builtin<'a, '_> {
             }),
             ..Default::default()
         };
+        let mut http_filters = vec![
+            typed(
+                "envoy.filters.http.local_ratelimit",
+                pb::any(&LocalRateLimit { stat_prefix: "rate_limit".into(), ..Default::default() }),
+            ),
+            typed("gzip-compress", pb::any(&compressor)),
+            typed("envoy.filters.http.router", pb::any(&Router::default())),
+        ];
+        // The fault filter only when some FaultInjection could configure it,
+        // so meshes without them get Kuma's filter chain exactly.
+        if self.set.in_mesh(kuma_model::Kind::FaultInjection, self.mesh).next().is_some() {
+            use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
+            http_filters.insert(1, typed(crate::policy::fault_injection::FILTER, pb::any(&HttpFault::default())));
+        }
         let hcm = HttpConnectionManager {
             stat_prefix: self.service().into(),
             route_specifier: Some(RouteSpecifier::Rds(Rds {
                 config_source: Some(pb::ads()),
                 route_config_name: route_name.into(),
             })),
-            http_filters: vec![
-                typed(
-                    "envoy.filters.http.local_ratelimit",
-                    pb::any(&LocalRateLimit { stat_prefix: "rate_limit".into(), ..Default::default() }),
-                ),
-                typed("gzip-compress", pb::any(&compressor)),
-                typed("envoy.filters.http.router", pb::any(&Router::default())),
-            ],
+            http_filters,
+            access_log: access_logs(self.set, host_tags, self.log_context(true)),
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
                 idle_timeout: Some(millis(defaults::DOWNSTREAM_IDLE_TIMEOUT_MS)),
                 headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,
@@ -294,7 +308,16 @@ impl<'a> Builtin<'a, '_> {
             if !backends.is_empty() {
                 let own = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
                 let policies = HostPolicies::new(self.set, self.mesh, own.tags());
-                chain.filters = vec![self.tcp_proxy(backends, &destinations, &policies)];
+                let mut filter = self.tcp_proxy(backends, &destinations, &policies);
+                let logs = access_logs(self.set, own.tags(), self.log_context(false));
+                if !logs.is_empty()
+                    && let Some(filter::ConfigType::TypedConfig(any)) = &mut filter.config_type
+                    && let Ok(mut proxy) = <TcpProxy as prost::Message>::decode(any.value.as_slice())
+                {
+                    proxy.access_log = logs;
+                    *any = pb::any(&proxy);
+                }
+                chain.filters = vec![filter];
             }
             if port.protocol == Protocol::Tls {
                 chain.filter_chain_match = Some(sni_match(&group.key));

@@ -321,6 +321,10 @@ fn build_route<'a>(
         action: Some(action),
         ..Default::default()
     };
+    if matches!(route.action, Some(route::Action::Route(_))) {
+        let destinations: Vec<Tags> = e.rule.backends.iter().map(|b| b.destination.clone()).collect();
+        host.policies.apply_route_filters(&destinations, &mut route);
+    }
     for f in &e.rule.filters {
         if let Some(h) = &f.request_header {
             add_headers(h, &mut route.request_headers_to_add, &mut route.request_headers_to_remove, true);

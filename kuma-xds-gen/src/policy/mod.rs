@@ -10,13 +10,17 @@
 //! backends by the seed's heuristic ([`kuma_policy::connection::for_destinations`]).
 
 mod circuit_breaker;
+pub mod fault_injection;
+mod health_check;
+pub mod rate_limit;
 mod retry;
 mod timeout;
+pub mod traffic_log;
 
 use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::route::v3::RouteAction;
+use envoy_types::pb::envoy::config::route::v3::{Route, RouteAction};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use kuma_model::{Kind, Resource, ResourceSet, Tags};
 use kuma_policy::connection::{SourceMatch, by_source, for_destination, for_destinations};
@@ -66,6 +70,20 @@ impl<'a> HostPolicies<'a> {
         }
     }
 
+    /// Per-route filter settings (rate limit, fault injection) of a route
+    /// over `destinations`.
+    pub fn apply_route_filters(&self, destinations: &[Tags], route: &mut Route) {
+        if destinations.is_empty() {
+            return;
+        }
+        if let Some(p) = self.for_route(Kind::RateLimit, destinations) {
+            rate_limit::route(p, route);
+        }
+        if let Some(p) = self.for_route(Kind::FaultInjection, destinations) {
+            fault_injection::route(p, route);
+        }
+    }
+
     /// Cluster-level policies of the cluster for `destination`.
     pub fn apply_cluster(&self, destination: &Tags, cluster: &mut Cluster) {
         if let Some(p) = self.for_destination(Kind::Timeout, destination) {
@@ -73,6 +91,9 @@ impl<'a> HostPolicies<'a> {
         }
         if let Some(p) = self.for_destination(Kind::CircuitBreaker, destination) {
             circuit_breaker::cluster(p, cluster);
+        }
+        if let Some(p) = self.for_destination(Kind::HealthCheck, destination) {
+            health_check::cluster(p, cluster);
         }
     }
 
