@@ -113,10 +113,16 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let gw = Gateway { child, log, admin };
-        gw.wait_for("Envoy ready", Duration::from_secs(30), || {
-            http_get(admin, "localhost", "/ready").is_some_and(|r| r.body.trim() == "LIVE")
-        });
+        let mut gw = Gateway { child, log, admin };
+        let start = Instant::now();
+        while !http_get(admin, "localhost", "/ready").is_some_and(|r| r.body.trim() == "LIVE") {
+            if let Ok(Some(status)) = gw.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("kuma-gateway run exited ({status}); log:\n{}", gw.log());
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "Envoy not ready in 30 s; log:\n{}", gw.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         gw
     }
 
@@ -222,4 +228,53 @@ pub fn https_get(port: u16, host: &str, path: &str, ca: &Path) -> Option<(u16, S
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n')?;
     Some((code.trim().parse().ok()?, body.to_string()))
+}
+
+/// A backend with behaviours by path: `/sleep` answers after 2 s, `/flaky/<key>`
+/// answers 500 twice per key then 200, `/health` answers `health_status`,
+/// anything else 200 with `<name> <path>`.
+pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let failures: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let failures = failures.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let status = if path == "/health" {
+                    health_status
+                } else if path.starts_with("/sleep") {
+                    std::thread::sleep(Duration::from_secs(2));
+                    200
+                } else if let Some(key) = path.strip_prefix("/flaky/") {
+                    let mut f = failures.lock().unwrap();
+                    let n = f.entry(key.to_string()).or_insert(0);
+                    *n += 1;
+                    if *n <= 2 { 500 } else { 200 }
+                } else {
+                    200
+                };
+                let body = format!("{name} {path}\n");
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
 }

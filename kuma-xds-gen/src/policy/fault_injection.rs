@@ -5,7 +5,9 @@
 
 use envoy_types::pb::envoy::config::route::v3::Route;
 use envoy_types::pb::envoy::extensions::filters::common::fault::v3::{
-    FaultDelay, FaultRateLimit, fault_delay::FaultDelaySecifier, fault_rate_limit::{FixedLimit, LimitType},
+    FaultDelay, FaultRateLimit,
+    fault_delay::FaultDelaySecifier,
+    fault_rate_limit::{FixedLimit, LimitType},
 };
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::{FaultAbort, HttpFault, fault_abort::ErrorType};
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};

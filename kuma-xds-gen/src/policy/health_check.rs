@@ -3,7 +3,7 @@
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster::CommonLbConfig};
 use envoy_types::pb::envoy::config::core::v3::{
-    HealthCheck, HeaderValue, HeaderValueOption,
+    HeaderValue, HeaderValueOption, HealthCheck,
     health_check::{HealthChecker, HttpHealthCheck, Payload, TcpHealthCheck, payload},
 };
 use envoy_types::pb::envoy::r#type::v3::{Int64Range, Percent};
@@ -66,7 +66,9 @@ pub(super) fn cluster(policy: &Resource, cluster: &mut Cluster) {
             use envoy_types::pb::envoy::extensions::health_check::event_sinks::file::v3::HealthCheckEventFileSink;
             vec![envoy_types::pb::envoy::config::core::v3::TypedExtensionConfig {
                 name: "envoy.health_check.event_sinks.file".into(),
-                typed_config: Some(crate::pb::any(&HealthCheckEventFileSink { event_log_path: c.event_log_path.clone() })),
+                typed_config: Some(crate::pb::any(&HealthCheckEventFileSink {
+                    event_log_path: c.event_log_path.clone(),
+                })),
             }]
         },
         always_log_health_check_failures: c.always_log_health_check_failures.unwrap_or(false),

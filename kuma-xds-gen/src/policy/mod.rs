@@ -26,8 +26,15 @@ use kuma_model::{Kind, Resource, ResourceSet, Tags};
 use kuma_policy::connection::{SourceMatch, by_source, for_destination, for_destinations};
 
 /// The policy kinds that shape a gateway's routes and clusters.
-const KINDS: [Kind; 6] =
-    [Kind::Timeout, Kind::Retry, Kind::CircuitBreaker, Kind::HealthCheck, Kind::RateLimit, Kind::FaultInjection];
+const KINDS: [Kind; 7] = [
+    Kind::Timeout,
+    Kind::Retry,
+    Kind::CircuitBreaker,
+    Kind::HealthCheck,
+    Kind::RateLimit,
+    Kind::FaultInjection,
+    Kind::TrafficLog,
+];
 
 /// The connection policies whose sources match one host's tags.
 #[derive(Debug, Default)]
@@ -79,7 +86,17 @@ impl<'a> HostPolicies<'a> {
         if let Some(p) = self.for_route(Kind::RateLimit, destinations) {
             rate_limit::route(p, route);
         }
-        if let Some(p) = self.for_route(Kind::FaultInjection, destinations) {
+        // FaultInjection destinations must name an HTTP protocol (Kuma's
+        // rule), which gateway backends rarely write: these are HTTP routes.
+        let http: Vec<Tags> = destinations
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d.entry(kuma_policy::endpoints::PROTOCOL_TAG.to_string()).or_insert_with(|| "http".to_string());
+                d
+            })
+            .collect();
+        if let Some(p) = self.for_route(Kind::FaultInjection, &http) {
             fault_injection::route(p, route);
         }
     }

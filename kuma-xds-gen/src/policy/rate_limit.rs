@@ -3,10 +3,12 @@
 //! HTTP connection manager always carries the `local_ratelimit` filter
 //! (Kuma's layout); routes configure it per route.
 
-use envoy_types::pb::envoy::config::core::v3::{RuntimeFractionalPercent};
+use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3::Route;
 use envoy_types::pb::envoy::extensions::filters::http::local_ratelimit::v3::LocalRateLimit;
-use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, HttpStatus, TokenBucket, fractional_percent::DenominatorType};
+use envoy_types::pb::envoy::r#type::v3::{
+    FractionalPercent, HttpStatus, TokenBucket, fractional_percent::DenominatorType,
+};
 use kuma_model::{Resource, Spec};
 
 use crate::pb::{self, duration, u32v};

@@ -4,7 +4,9 @@
 //! supported (Kuma streams those through kuma-dp).
 
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
-use envoy_types::pb::envoy::config::core::v3::{DataSource, SubstitutionFormatString, data_source, substitution_format_string};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, SubstitutionFormatString, data_source, substitution_format_string,
+};
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{FileAccessLog, file_access_log};
 use kuma_model::{Kind, ResourceSet, SERVICE_TAG, Spec, Tags};
 

@@ -1,0 +1,102 @@
+//! Connection policies through a real Envoy: each is configured on a gateway
+//! route and shown by traffic.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn policies_shape_traffic_through_envoy() {
+    let slow = smart_backend("slow", 200);
+    let limited = smart_backend("limited", 200);
+    let faulty = smart_backend("faulty", 200);
+    let delayed = smart_backend("delayed", 200);
+    let flaky = smart_backend("flaky", 200);
+    let healthy = smart_backend("healthy", 200);
+    let sick = smart_backend("sick", 503);
+    let http = free_port();
+    let dir = temp_dir("policies");
+    let log = dir.join("access.log");
+    let route = |name: &str, prefix: &str| {
+        format!(
+            "    - matches: [{{path: {{match: PREFIX, value: {prefix}}}}}]\n      backends: [{{destination: {{kuma.io/service: {name}}}}}]\n"
+        )
+    };
+    let inbound = |port: u16, name: &str| {
+        format!("  - {{port: {port}, tags: {{kuma.io/service: {name}, kuma.io/protocol: http}}}}\n")
+    };
+    let policy = |kind: &str, name: &str, conf: &str| {
+        // FaultInjection destinations must name the protocol (Kuma's rule).
+        let protocol = if kind == "FaultInjection" { ", kuma.io/protocol: http" } else { "" };
+        format!(
+            "---\ntype: {kind}\nname: {name}\nsources: [{{match: {{kuma.io/service: '*'}}}}]\ndestinations: [{{match: {{kuma.io/service: {name}{protocol}}}}}]\nconf: {conf}\n"
+        )
+    };
+    let yaml = [
+        format!(
+            "type: Mesh\nname: default\nlogging:\n  defaultBackend: file\n  backends: [{{name: file, type: file, conf: {{path: {}}}}}]\n---\n",
+            log.display()
+        ),
+        "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}\n---\n".into(),
+        format!(
+            "type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}]}}\n---\n"
+        ),
+        "type: MeshGatewayRoute\nname: r\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  http:\n    rules:\n".into(),
+        route("slow", "/sleep"),
+        route("limited", "/limited"),
+        route("faulty", "/faulty"),
+        route("delayed", "/delayed"),
+        route("flaky", "/flaky"),
+        route("hc", "/hc"),
+        "---\ntype: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n".into(),
+        inbound(slow, "slow"),
+        inbound(limited, "limited"),
+        inbound(faulty, "faulty"),
+        inbound(delayed, "delayed"),
+        inbound(flaky, "flaky"),
+        inbound(healthy, "hc"),
+        inbound(sick, "hc"),
+        policy("Timeout", "slow", "{http: {requestTimeout: 500ms}}"),
+        policy("RateLimit", "limited", "{http: {requests: 2, interval: 60s, onRateLimit: {status: 429}}}"),
+        policy("FaultInjection", "faulty", "{abort: {httpStatus: 418, percentage: 100}}"),
+        policy("FaultInjection", "delayed", "{delay: {value: 400ms, percentage: 100}}"),
+        policy("Retry", "flaky", "{http: {numRetries: 3, retryOn: [all_5xx]}}"),
+        policy(
+            "HealthCheck",
+            "hc",
+            "{interval: 200ms, timeout: 200ms, unhealthyThreshold: 1, healthyThreshold: 1, http: {path: /health}}",
+        ),
+        "---\ntype: TrafficLog\nname: all\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\n".into(),
+    ]
+    .concat();
+    std::fs::write(dir.join("all.yaml"), yaml).unwrap();
+    let gateway = Gateway::start(&dir, "gw", 21);
+    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/limited/0").is_some());
+    // Timeout: the backend takes 2 s, the route allows 0.5 s.
+    let start = Instant::now();
+    assert_eq!(http_get(http, "x", "/sleep").unwrap().status, 504);
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+    // RateLimit: 2 requests per minute; /limited/0 above was the first.
+    assert_eq!(http_get(http, "x", "/limited/1").unwrap().status, 200);
+    assert_eq!(http_get(http, "x", "/limited/2").unwrap().status, 429);
+    // FaultInjection: abort and delay.
+    assert_eq!(http_get(http, "x", "/faulty").unwrap().status, 418);
+    let start = Instant::now();
+    assert_eq!(http_get(http, "x", "/delayed").unwrap().status, 200);
+    assert!(start.elapsed() >= Duration::from_millis(400), "{:?}", start.elapsed());
+    // Retry: the backend fails twice with 500 (not a gateway error, so the
+    // default policy would not retry), then succeeds.
+    let r = http_get(http, "x", "/flaky/a").unwrap();
+    assert_eq!((r.status, r.body.trim()), (200, "flaky /flaky/a"));
+    // HealthCheck: the sick endpoint is ejected, the healthy one serves everything.
+    gateway.wait_for("the sick endpoint ejected", Duration::from_secs(10), || {
+        (0..10).all(|_| http_get(http, "x", "/hc").is_some_and(|r| r.body.starts_with("healthy")))
+    });
+    // TrafficLog: a line per request in Kuma's format.
+    gateway.wait_for("an access log line", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("\"GET /faulty HTTP/1.1\" 418") && t.contains("\"gw\" \"*\""))
+    });
+}
