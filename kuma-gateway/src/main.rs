@@ -242,7 +242,7 @@ fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
     let mut loader = Loader::new(paths);
     match loader.load()? {
         Loaded::Valid(set, warnings) => {
-            for w in &warnings {
+            for w in warnings.iter().chain(&kuma_xds_gen::policy::ignored(&set)) {
                 eprintln!("{w}");
             }
             Ok(Some(set))

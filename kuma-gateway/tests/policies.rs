@@ -100,3 +100,63 @@ fn policies_shape_traffic_through_envoy() {
             .is_ok_and(|t| t.contains("\"GET /faulty HTTP/1.1\" 418") && t.contains("\"gw\" \"*\""))
     });
 }
+
+/// An ExternalService over TLS (a local TLS server with the test
+/// certificate for `secure.example.com`): the gateway originates TLS with
+/// SNI and verifies the server against the CA from a Secret.
+#[test]
+fn external_service_with_tls_is_reached() {
+    let tls_port = free_port();
+    let certs = root().join("testdata/certs");
+    let script = format!(
+        "import http.server, ssl\n\
+class H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('external ' + self.path + ' sni-host ' + self.headers.get('host', '')).encode()\n        self.send_response(200); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)\n    def log_message(self, *a): pass\n\
+s = http.server.HTTPServer(('127.0.0.1', {tls_port}), H)\n\
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{}', '{}')\n\
+s.socket = c.wrap_socket(s.socket, server_side=True)\ns.serve_forever()\n",
+        certs.join("rsa.crt").display(),
+        certs.join("rsa.key").display()
+    );
+    let _server = KillOnDrop(std::process::Command::new("python3").args(["-c", &script]).spawn().unwrap());
+    let http = free_port();
+    let dir = temp_dir("external");
+    let ca = base64(std::fs::read(certs.join("rsa.crt")).unwrap().as_slice());
+    std::fs::write(
+        dir.join("all.yaml"),
+        format!(
+            "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}\n---\n\
+type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}]}}\n---\n\
+type: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /}}}}], backends: [{{destination: {{kuma.io/service: secure}}}}]}}]}}}}\n---\n\
+type: ExternalService\nname: secure\nnetworking:\n  address: localhost:{tls_port}\n  tls: {{enabled: true, serverName: secure.example.com, caCert: {{secret: ca}}}}\ntags: {{kuma.io/service: secure, kuma.io/protocol: http}}\n---\n\
+type: Secret\nname: ca\ndata: {ca}\n"
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(&dir, "gw", 22);
+    gateway.wait_for("the external service", Duration::from_secs(15), || {
+        http_get(http, "x", "/hello").is_some_and(|r| r.status == 200 && r.body.starts_with("external /hello"))
+    });
+}
+
+/// Stops a helper process however the test ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { A[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}

@@ -81,12 +81,33 @@ pub struct ClusterPlans<'a> {
     /// The plans.
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
     index: EndpointIndex<'a>,
+    permissions: Vec<&'a kuma_model::policy::TrafficPermissionSpec>,
 }
 
 impl<'a> ClusterPlans<'a> {
     /// No clusters yet, with the endpoints of `mesh` indexed.
     pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
-        ClusterPlans { plans: BTreeMap::new(), index: EndpointIndex::new(set, mesh) }
+        let permissions = set
+            .in_mesh(Kind::TrafficPermission, mesh)
+            .filter_map(|r| match &r.spec {
+                Spec::TrafficPermission(tp) => Some(tp),
+                _ => None,
+            })
+            .collect();
+        ClusterPlans { plans: BTreeMap::new(), index: EndpointIndex::new(set, mesh), permissions }
+    }
+
+    /// Kuma's rule for `ExternalService`s behind a gateway: with no
+    /// TrafficPermission in the mesh every one is reachable; otherwise only
+    /// those a permission allows from the gateway (sources matching
+    /// `source_tags`, destinations matching the service's tags). One that is
+    /// not allowed becomes a mesh cluster with no endpoints (503).
+    fn permitted(&self, source_tags: &Tags, external: &ExternalServiceSpec) -> bool {
+        self.permissions.is_empty()
+            || self.permissions.iter().any(|tp| {
+                kuma_policy::best_rank(&tp.sources, source_tags).is_some()
+                    && kuma_policy::best_rank(&tp.destinations, &external.tags).is_some()
+            })
     }
 
     /// Registers the cluster for `destination` reached from a host with
@@ -113,7 +134,9 @@ impl<'a> ClusterPlans<'a> {
                 .and_then(UpstreamProtocol::from_tag)
                 .unwrap_or(fallback);
             let external = if self.index.is_external_service(service) {
-                self.index.external_services(destination)
+                let mut es = self.index.external_services(destination);
+                es.retain(|(_, spec)| self.permitted(source_tags, spec));
+                es
             } else {
                 Vec::new()
             };

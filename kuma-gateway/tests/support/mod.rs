@@ -115,7 +115,7 @@ impl Gateway {
         });
         let mut gw = Gateway { child, log, admin };
         let start = Instant::now();
-        while !http_get(admin, "localhost", "/ready").is_some_and(|r| r.body.trim() == "LIVE") {
+        while http_get(admin, "localhost", "/ready").is_none_or(|r| r.body.trim() != "LIVE") {
             if let Ok(Some(status)) = gw.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!("kuma-gateway run exited ({status}); log:\n{}", gw.log());

@@ -127,3 +127,27 @@ impl<'a> HostPolicies<'a> {
         }
     }
 }
+
+/// Warnings for resources a gateway accepts but does not use: TrafficRoute
+/// and VirtualOutbound (ignored by gateways, as in Kuma) and ProxyTemplate
+/// (not applied by this gateway yet).
+pub fn ignored(set: &ResourceSet) -> Vec<kuma_model::Diagnostic> {
+    let mut out = Vec::new();
+    for (kind, message) in [
+        (Kind::TrafficRoute, "TrafficRoute is ignored by gateways (routes come from MeshGatewayRoute)"),
+        (Kind::VirtualOutbound, "VirtualOutbound is ignored by gateways"),
+        (Kind::ProxyTemplate, "ProxyTemplate is not applied by this gateway yet"),
+    ] {
+        for r in set.of_kind(kind) {
+            out.push(kuma_model::Diagnostic {
+                location: r.meta.location.clone(),
+                resource: Some(r.key()),
+                field: String::new(),
+                message: message.into(),
+                origin: kuma_model::Origin::Extra,
+                severity: kuma_model::Severity::Warning,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,101 @@
+//! The command-line interface: exit codes, where output goes, warnings.
+
+use std::process::Command;
+
+fn kuma_gateway(args: &[&str]) -> (i32, String, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma-gateway")).current_dir(root).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn temp_file(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("kuma-gateway-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn validate_and_render_the_examples() {
+    let (code, out, _) = kuma_gateway(&["validate", "examples/"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("valid"));
+    let (code, out, _) = kuma_gateway(&["render", "examples/", "--dataplane", "gateway-instance-1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("edge-gateway:HTTP:8080"));
+    let (code, out, _) = kuma_gateway(&[
+        "render",
+        "examples/",
+        "--dataplane",
+        "kong-01",
+        "--format",
+        "json",
+        "--bootstrap",
+        "--admin-port",
+        "9901",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["admin"]["address"]["socketAddress"]["portValue"], 9901);
+}
+
+#[test]
+fn invalid_input_prints_the_report_and_nothing_on_stdout() {
+    let bad = temp_file(
+        "bad.yaml",
+        "type: MeshGateway\nname: gw\nselectors: [{match: {kuma.io/service: x}}]\nconf:\n  listeners:\n  - port: 70000\n    protocol: HTTP\n",
+    );
+    let (code, out, err) = kuma_gateway(&["render", &bad, "--dataplane", "x"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("bad.yaml:6: MeshGateway default/gw: conf.listeners[0].port:"), "{err}");
+    let (code, _, _) = kuma_gateway(&["validate", &bad]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn ignored_policies_are_named_in_a_warning() {
+    let tr = temp_file(
+        "tr.yaml",
+        "type: TrafficRoute\nname: route-all\nsources: [{match: {kuma.io/service: '*'}}]\ndestinations: [{match: {kuma.io/service: '*'}}]\nconf: {destination: {kuma.io/service: '*'}}\n",
+    );
+    let (code, _, err) = kuma_gateway(&["validate", "examples/edge-gateway", &tr]);
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("tr.yaml:1: warning: TrafficRoute default/route-all: TrafficRoute is ignored by gateways"),
+        "{err}"
+    );
+    let (code, out, err) = kuma_gateway(&["render", "examples/edge-gateway", &tr, "--dataplane", "gateway-instance-1"]);
+    assert_eq!(code, 0);
+    assert!(!out.is_empty() && err.contains("TrafficRoute is ignored"));
+}
+
+#[test]
+fn bootstrap_points_envoy_at_serve() {
+    let (code, out, _) = kuma_gateway(&[
+        "bootstrap",
+        "--dataplane",
+        "gw-1",
+        "--mesh",
+        "m",
+        "--xds-address",
+        "127.0.0.1:5678",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["node"]["id"], "gw-1");
+    assert_eq!(v["node"]["metadata"]["mesh"], "m");
+    assert_eq!(v["dynamicResources"]["adsConfig"]["apiType"], "GRPC");
+}
+
+#[test]
+fn explain_exit_codes() {
+    let args = ["explain", "examples/", "--dataplane", "gateway-instance-1", "--port", "8080", "--host"];
+    let (code, out, _) = kuma_gateway(&[&args[..], &["foo.example.com", "--path", "/api/x"]].concat());
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = kuma_gateway(&[&args[..], &["nope.example.com"]].concat());
+    assert_eq!(code, 3, "{out}");
+}
