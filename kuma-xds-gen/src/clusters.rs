@@ -130,7 +130,14 @@ impl<'a> ClusterPlans<'a> {
             let protocol = destination
                 .get(PROTOCOL_TAG)
                 .map(String::as_str)
-                .or_else(|| self.index.service_protocol(destination))
+                .or_else(|| {
+                    // Kuma reads the protocol from the destination, or from
+                    // the ExternalService; mesh endpoints do not decide it.
+                    self.index
+                        .external_services(destination)
+                        .first()
+                        .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str))
+                })
                 .and_then(UpstreamProtocol::from_tag)
                 .unwrap_or(fallback);
             let external = if self.index.is_external_service(service) {
@@ -183,7 +190,11 @@ fn protocol_options(protocol: UpstreamProtocol) -> BTreeMap<String, envoy_types:
     let config = match protocol {
         UpstreamProtocol::Tcp => return BTreeMap::new(),
         UpstreamProtocol::Http => ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default()),
-        UpstreamProtocol::Http2 => ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default()),
+        UpstreamProtocol::Http2 => ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions {
+            initial_stream_window_size: u32v(65_536),
+            initial_connection_window_size: u32v(1_048_576),
+            ..Default::default()
+        }),
     };
     let options = HttpProtocolOptions {
         common_http_protocol_options: Some(defaults::upstream_common_http()),
@@ -215,7 +226,10 @@ fn mesh_cluster(plan: &ClusterPlan<'_>) -> Cluster {
 }
 
 fn metadata(key: &str, value: &str) -> Metadata {
-    let s = pb::string_struct([(key, value)]);
+    metadata_of(pb::string_struct([(key, value)]))
+}
+
+fn metadata_of(s: envoy_types::pb::google::protobuf::Struct) -> Metadata {
     Metadata {
         filter_metadata: [("envoy.lb".to_string(), s.clone()), ("envoy.transport_socket_match".to_string(), s)].into(),
         ..Default::default()
@@ -274,8 +288,19 @@ fn external_cluster(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> Re
     let mut matches = Vec::new();
     for (res, es) in &plan.external {
         let Some((host, port)) = es.host_port() else { continue };
-        lb_endpoints.push(lb_endpoint(host, port.into(), metadata("kuma.io/external-service-name", &res.meta.name)));
-        let Some(tls) = es.networking.as_ref().and_then(|n| n.tls.as_ref()).filter(|t| t.enabled) else { continue };
+        // Kuma's endpoint metadata: the service name when TLS needs a
+        // per-endpoint transport socket, and the ExternalService's protocol.
+        let tls = es.networking.as_ref().and_then(|n| n.tls.as_ref()).filter(|t| t.enabled);
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        if tls.is_some() {
+            labels.push(("kuma.io/external-service-name", res.meta.name.as_str()));
+        }
+        if let Some(p) = es.tags.get(PROTOCOL_TAG) {
+            labels.push((PROTOCOL_TAG, p.as_str()));
+        }
+        let labels = pb::string_struct(labels);
+        lb_endpoints.push(lb_endpoint(host, port.into(), metadata_of(labels.clone())));
+        let Some(tls) = tls else { continue };
         let sni = tls.server_name.clone().unwrap_or_else(|| host.to_string());
         let mut common = CommonTlsContext::default();
         if let Some(ca) = &tls.ca_cert {
@@ -305,14 +330,14 @@ fn external_cluster(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> Re
             }];
         }
         let context = UpstreamTlsContext {
-            common_tls_context: Some(common),
+            common_tls_context: (common != CommonTlsContext::default()).then_some(common),
             sni,
             allow_renegotiation: tls.allow_renegotiation.unwrap_or(false),
             ..Default::default()
         };
         matches.push(TransportSocketMatch {
             name: host.to_string(),
-            r#match: Some(pb::string_struct([("kuma.io/external-service-name", res.meta.name.as_str())])),
+            r#match: Some(labels),
             transport_socket: Some(pb::transport_socket("envoy.transport_sockets.tls", &context)),
         });
     }

@@ -490,9 +490,15 @@ fn forward_action<'a>(
             action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
                 cluster,
                 runtime_fraction: Some(RuntimeFractionalPercent {
-                    default_value: Some(FractionalPercent {
-                        numerator: (percentage * 10_000.0).round().min(1_000_000.0) as u32,
-                        denominator: DenominatorType::Million as i32,
+                    // Whole percentages as Kuma writes them (n of a hundred),
+                    // others in millionths (0.001% is 10 of a million).
+                    default_value: Some(if percentage.fract() == 0.0 && percentage <= 100.0 {
+                        FractionalPercent { numerator: percentage as u32, denominator: DenominatorType::Hundred as i32 }
+                    } else {
+                        FractionalPercent {
+                            numerator: (percentage * 10_000.0).round().min(1_000_000.0) as u32,
+                            denominator: DenominatorType::Million as i32,
+                        }
                     }),
                     ..Default::default()
                 }),

@@ -53,6 +53,8 @@ pub fn split_pem(text: &str) -> Result<PemBundle, String> {
         return Err("missing server certificate".into());
     }
     let (key, key_type) = key.ok_or("missing private key")?;
+    // Kuma ends the chain with a blank line; kept so the output matches.
+    certificates.push('\n');
     Ok(PemBundle { certificates, key, key_type })
 }
 

@@ -1,4 +1,4 @@
-//! `Timeout`: connect and idle timeouts on clusters, request and stream idle
+//! `Timeout`: connect, idle and maximum stream duration on clusters, request and stream idle
 //! timeouts on routes (Kuma hard-codes the route stream idle timeout to 5 s;
 //! here the policy decides), idle timeout on TCP proxies.
 
@@ -27,12 +27,6 @@ pub(super) fn route(policy: &Resource, action: &mut RouteAction) {
     if let Some(d) = http.stream_idle_timeout {
         action.idle_timeout = Some(duration(d));
     }
-    if let Some(d) = http.max_stream_duration {
-        action.max_stream_duration = Some(envoy_types::pb::envoy::config::route::v3::route_action::MaxStreamDuration {
-            max_stream_duration: Some(duration(d)),
-            ..Default::default()
-        });
-    }
 }
 
 pub(super) fn cluster(policy: &Resource, cluster: &mut Cluster) {
@@ -40,11 +34,19 @@ pub(super) fn cluster(policy: &Resource, cluster: &mut Cluster) {
     if let Some(d) = c.connect_timeout {
         cluster.connect_timeout = Some(duration(d));
     }
-    let Some(idle) = c.http.as_ref().and_then(|h| h.idle_timeout) else { return };
+    let Some(http) = &c.http else { return };
+    if http.idle_timeout.is_none() && http.max_stream_duration.is_none() {
+        return;
+    }
     for any in cluster.typed_extension_protocol_options.values_mut() {
         if let Ok(mut options) = HttpProtocolOptions::decode(any.value.as_slice()) {
-            options.common_http_protocol_options.get_or_insert_with(Default::default).idle_timeout =
-                Some(duration(idle));
+            let common = options.common_http_protocol_options.get_or_insert_with(Default::default);
+            if let Some(d) = http.idle_timeout {
+                common.idle_timeout = Some(duration(d));
+            }
+            if let Some(d) = http.max_stream_duration {
+                common.max_stream_duration = Some(duration(d));
+            }
             *any = pb::any(&options);
         }
     }

@@ -1,0 +1,291 @@
+//! Parity with Kuma v2.14.3's own gateway golden files
+//! (`../shared/peer/kuma/`, see the README there): each scenario's inputs
+//! are stored as Kuma's test harness stored them (fixtures, then inputs with
+//! an upsert, then deletions), translated for Dataplane `default`, and
+//! compared with Kuma's golden output after one normalisation (below).
+//!
+//! Prints one line per scenario and a summary, writes the same to
+//! `target/kuma-parity.md`, and fails when a scenario listed in
+//! `tests/kuma-parity-equal.txt` is no longer equal. It fails, saying so,
+//! when the golden data is missing.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use kuma_model::{Kind, ResourceKey, ResourceSet, Timestamp, UnknownFields, parse_file};
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    let dir = std::env::var_os("KUMA_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let peer = dir.join("peer/kuma");
+    assert!(
+        peer.join("gateway-route").is_dir(),
+        "Kuma's golden data is missing: expected {} (set KUMA_SHARED_DIR to the folder holding peer/kuma)",
+        peer.display()
+    );
+    peer
+}
+
+struct Scenario {
+    name: String,
+    mesh: String,
+    files: Vec<PathBuf>,
+    deletions: Option<PathBuf>,
+    golden: PathBuf,
+}
+
+fn inputs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("input-"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn scenarios(peer: &Path) -> Vec<Scenario> {
+    let f = |n: &str| peer.join("fixtures").join(n);
+    let base = vec![
+        f("mesh-default.yaml"),
+        f("default-mesh-policies.transcribed.yaml"),
+        f("dataplane-default.yaml"),
+        f("generated-dataplanes.transcribed.yaml"),
+    ];
+    let mut out = Vec::new();
+    let mut dirs = |group: &str| {
+        let mut d: Vec<PathBuf> =
+            std::fs::read_dir(peer.join(group)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+        d.sort();
+        d
+    };
+    for dir in dirs("gateway-route") {
+        for (context, extra) in [
+            ("http", vec![f("gateway-http-multihost.yaml"), f("gateway-http-default.yaml")]),
+            (
+                "https",
+                vec![
+                    f("gateway-https-multihost.yaml"),
+                    f("gateway-https-default.yaml"),
+                    f("secret-https-default.yaml"),
+                ],
+            ),
+        ] {
+            let mut files = base.clone();
+            files.extend(extra);
+            files.extend(inputs(&dir));
+            out.push(Scenario {
+                name: format!("gateway-route/{}/{context}", dir.file_name().unwrap().to_string_lossy()),
+                mesh: "default".into(),
+                files,
+                deletions: Some(dir.join("delete-before-generate.yaml")).filter(|p| p.is_file()),
+                golden: dir.join(format!("golden-{context}.yaml")),
+            });
+        }
+    }
+    for (group, context, extra) in
+        [("gateway-route-tcp", "tcp", vec![]), ("gateway-route-tls", "tls", vec![f("secret-https-default.yaml")])]
+    {
+        for dir in dirs(group) {
+            let mut files = base.clone();
+            files.extend(extra.clone());
+            files.extend(inputs(&dir));
+            out.push(Scenario {
+                name: format!("{group}/{}", dir.file_name().unwrap().to_string_lossy()),
+                mesh: "default".into(),
+                files,
+                deletions: Some(dir.join("delete-before-generate.yaml")).filter(|p| p.is_file()),
+                golden: dir.join(format!("golden-{context}.yaml")),
+            });
+        }
+    }
+    for dir in dirs("gateway-listener") {
+        let mut files = vec![
+            f("mesh-default.yaml"),
+            f("default-mesh-policies.transcribed.yaml"),
+            f("dataplane-default.yaml"),
+            f("mesh-tracing.yaml"),
+            f("dataplane-tracing.yaml"),
+            f("traffictrace.yaml"),
+            f("mesh-logging.yaml"),
+            f("dataplane-logging.yaml"),
+            f("trafficlog.yaml"),
+            f("listener-test-secret-server-certificate.yaml"),
+        ];
+        files.extend(inputs(&dir));
+        // Generated for Dataplane `default` of the MeshGateway's mesh.
+        let gateway: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&inputs(&dir)[0]).unwrap()).unwrap();
+        out.push(Scenario {
+            mesh: gateway["mesh"].as_str().unwrap_or("default").to_string(),
+            name: format!("gateway-listener/{}", dir.file_name().unwrap().to_string_lossy()),
+            files,
+            deletions: None,
+            golden: dir.join("golden.yaml"),
+        });
+    }
+    out
+}
+
+/// Stores resources as Kuma's test store did: in order, an upsert per
+/// resource, creation times increasing. Documents of kinds this gateway does
+/// not model (ServiceInsight, the Mesh* policies, TrafficTrace) are skipped:
+/// their effect is this gateway's built-in defaults.
+fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
+    let mut set = ResourceSet::new();
+    let mut seq = 0i64;
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for doc in text.split("\n---") {
+            let parsed = parse_file(&file.display().to_string(), doc, UnknownFields::Ignore);
+            for mut r in parsed.resources {
+                seq += 1;
+                let key = r.key();
+                let created = set.get(key.kind, &key.mesh, &key.name).and_then(|old| old.meta.creation_time);
+                r.meta.creation_time = created.or_else(|| Timestamp::parse(&format!("2020-01-01T00:00:00.{seq:06}Z")));
+                set.upsert(r);
+            }
+        }
+    }
+    if let Some(path) = deletions {
+        let text = std::fs::read_to_string(path).unwrap();
+        let docs: Vec<serde_yaml::Value> = serde_yaml::from_str(&text).unwrap_or_default();
+        for d in docs {
+            let (Some(t), Some(m), Some(n)) = (d["type"].as_str(), d["mesh"].as_str(), d["name"].as_str()) else {
+                continue;
+            };
+            if let Some(kind) = Kind::ALL.iter().find(|k| k.to_string() == t) {
+                set.remove(&ResourceKey { kind: *kind, mesh: m.into(), name: n.into() });
+            }
+        }
+    }
+    set
+}
+
+/// Settings written explicitly on one side that equal Envoy's behaviour when
+/// they are absent: `0s` maximum connection/stream durations (no limit) and
+/// circuit-breaker thresholds equal to Envoy's defaults (1024/1024/1024, 3 retries).
+fn drop_envoy_defaults(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for key in ["maxConnectionDuration", "maxStreamDuration"] {
+                if map.get(key).and_then(Value::as_str) == Some("0s") {
+                    map.remove(key);
+                }
+            }
+            if map.contains_key("trackRemaining") {
+                for (key, default) in [
+                    ("maxConnections", 1024.0),
+                    ("maxPendingRequests", 1024.0),
+                    ("maxRequests", 1024.0),
+                    ("maxRetries", 3.0),
+                ] {
+                    if map.get(key).and_then(Value::as_f64) == Some(default) {
+                        map.remove(key);
+                    }
+                }
+            }
+            map.values_mut().for_each(drop_envoy_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_envoy_defaults),
+        _ => {}
+    }
+}
+
+/// One normalisation for both sides: what Envoy does the same is written the same.
+fn normalise(v: &mut Value) {
+    drop_envoy_defaults(v);
+    if let Some(routes) = v.pointer_mut("/Routes/Resources").and_then(Value::as_object_mut) {
+        for rc in routes.values_mut() {
+            for vh in rc["virtualHosts"].as_array_mut().into_iter().flatten() {
+                // A virtual host's retry policy applies to routes without their own.
+                let retry = vh.as_object_mut().and_then(|o| o.remove("retryPolicy"));
+                for r in vh["routes"].as_array_mut().into_iter().flatten() {
+                    if let Some(o) = r.as_object_mut() {
+                        o.remove("name"); // Kuma leaves routes unnamed.
+                    }
+                    if let (Some(retry), Some(action)) = (&retry, r.get_mut("route").and_then(Value::as_object_mut)) {
+                        action.entry("retryPolicy").or_insert_with(|| retry.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    if out.len() >= 4 {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => diff(&format!("{path}/{k}"), p, q, out),
+                    (Some(_), None) => out.push(format!("{path}/{k}: only ours")),
+                    (None, Some(_)) => out.push(format!("{path}/{k}: only Kuma's")),
+                    (None, None) => {}
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                diff(&format!("{path}[{i}]"), p, q, out);
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ if a != b => out.push(format!("{path}: ours {} vs Kuma's {}", short(a), short(b))),
+        _ => {}
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 { format!("{}…", &s[..s.char_indices().nth(80).map_or(s.len(), |(i, _)| i)]) } else { s }
+}
+
+#[test]
+fn kuma_golden_parity() {
+    let peer = shared();
+    let expected: BTreeSet<String> = include_str!("kuma-parity-equal.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    let mut report = String::from("# Parity with Kuma v2.14.3's gateway goldens\n\n");
+    let mut equal = BTreeSet::new();
+    let all = scenarios(&peer);
+    for s in &all {
+        let set = store(&s.files, s.deletions.as_deref());
+        let mut golden: Value = serde_yaml::from_str(&std::fs::read_to_string(&s.golden).unwrap()).unwrap();
+        let line = match kuma_xds_gen::translate(&set, &s.mesh, "default") {
+            Ok(snapshot) => {
+                let mut ours = kuma_xds_gen::render::snapshot_value(&snapshot).unwrap();
+                normalise(&mut ours);
+                normalise(&mut golden);
+                let mut d = Vec::new();
+                diff("", &ours, &golden, &mut d);
+                if d.is_empty() {
+                    equal.insert(s.name.clone());
+                    format!("- `{}`: equal", s.name)
+                } else {
+                    format!("- `{}`: {}", s.name, d.join("; "))
+                }
+            }
+            Err(e) => format!("- `{}`: translation failed: {e}", s.name),
+        };
+        let _ = writeln!(report, "{line}");
+    }
+    let _ = writeln!(report, "\n{} of {} scenarios equal.", equal.len(), all.len());
+    println!("{report}");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let _ = std::fs::create_dir_all(&target);
+    std::fs::write(target.join("kuma-parity.md"), &report).unwrap();
+    let regressed: Vec<&String> = expected.difference(&equal).collect();
+    assert!(regressed.is_empty(), "scenarios no longer equal to Kuma's golden: {regressed:?}");
+}
