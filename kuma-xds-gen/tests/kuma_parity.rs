@@ -56,7 +56,7 @@ fn scenarios(peer: &Path) -> Vec<Scenario> {
         f("generated-dataplanes.transcribed.yaml"),
     ];
     let mut out = Vec::new();
-    let mut dirs = |group: &str| {
+    let dirs = |group: &str| {
         let mut d: Vec<PathBuf> =
             std::fs::read_dir(peer.join(group)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
         d.sort();
