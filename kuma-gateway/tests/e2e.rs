@@ -30,7 +30,7 @@ fn builtin_gateway_serves_http_https_tcp() {
     }
     let cert = std::fs::read_to_string(root().join("testdata/certs/rsa.crt")).unwrap();
     let key = std::fs::read_to_string(root().join("testdata/certs/rsa.key")).unwrap();
-    let bundle = base64_encode(format!("{cert}{key}").as_bytes());
+    let bundle = base64(format!("{cert}{key}").as_bytes());
     let more = [
         "type: MeshGatewayRoute",
         "name: filters",
@@ -173,21 +173,4 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     gateway.wait_for("the NACK", Duration::from_secs(10), || gateway.log().contains("NACK"));
     assert!(ok_from(http_get(http, "x", "/"), "one"));
     drop(taken);
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n =
-            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }

@@ -91,12 +91,19 @@ pub fn is_external_service(set: &ResourceSet, mesh: &str, service: &str) -> bool
 /// (an `ExternalService`'s own tag counts), `None` when there are none or
 /// they disagree (Kuma then falls back to the route's kind).
 pub fn service_protocol<'a>(set: &'a ResourceSet, mesh: &str, destination: &Tags) -> Option<&'a str> {
-    let mut seen: Option<&'a str> = None;
     let from_dps = mesh_endpoints(set, mesh, destination).into_iter().map(|e| e.protocol());
-    let from_es = external_services(set, mesh, destination)
-        .into_iter()
-        .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str));
-    for p in from_dps.chain(from_es) {
+    let from_es = external_services(set, mesh, destination).into_iter().map(|(_, es)| es_protocol(es));
+    agreed(from_dps.chain(from_es))
+}
+
+fn es_protocol(es: &ExternalServiceSpec) -> &str {
+    es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str)
+}
+
+/// The one protocol every endpoint names, or `None` when there are none or they differ.
+fn agreed<'a>(protocols: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen: Option<&'a str> = None;
+    for p in protocols {
         match seen {
             None => seen = Some(p),
             Some(s) if s != p => return None,
@@ -154,20 +161,9 @@ impl<'a> EndpointIndex<'a> {
 
     /// As [`service_protocol`].
     pub fn service_protocol(&self, destination: &Tags) -> Option<&'a str> {
-        let mut seen: Option<&'a str> = None;
         let from_dps = self.endpoints(destination).into_iter().map(|e| e.protocol());
-        let from_es = self
-            .external_services(destination)
-            .into_iter()
-            .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str));
-        for p in from_dps.chain(from_es) {
-            match seen {
-                None => seen = Some(p),
-                Some(s) if s != p => return None,
-                Some(_) => {}
-            }
-        }
-        seen
+        let from_es = self.external_services(destination).into_iter().map(|(_, es)| es_protocol(es));
+        agreed(from_dps.chain(from_es))
     }
 }
 

@@ -147,7 +147,7 @@ impl<'a> Builtin<'a, '_> {
                     ..Default::default()
                 },
             );
-            let own = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+            let own = own_host(group);
             let filter = self.http_connection_manager(&route_name, own.tags());
             let mut chain = FilterChain { filters: vec![filter], ..Default::default() };
             if port.protocol == Protocol::Https {
@@ -245,7 +245,7 @@ impl<'a> Builtin<'a, '_> {
         out: &mut GatewaySnapshot,
     ) -> Result<envoy_types::pb::envoy::config::core::v3::TransportSocket, TranslateError> {
         // The group's own (non-implicit) listener carries the certificates.
-        let host = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+        let host = own_host(group);
         let listener = host.listener.listener;
         let hostnames: Vec<&str> = group.hosts.iter().map(|h| h.hostname.as_str()).collect();
         let mut configs = Vec::new();
@@ -306,7 +306,7 @@ impl<'a> Builtin<'a, '_> {
             }
             let mut chain = FilterChain::default();
             if !backends.is_empty() {
-                let own = group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0]);
+                let own = own_host(group);
                 let policies = HostPolicies::new(self.set, self.mesh, own.tags());
                 let mut filter = self.tcp_proxy(backends, &destinations, &policies);
                 let logs = access_logs(self.set, own.tags(), self.log_context(false));
@@ -321,12 +321,8 @@ impl<'a> Builtin<'a, '_> {
             }
             if port.protocol == Protocol::Tls {
                 chain.filter_chain_match = Some(sni_match(&group.key));
-                let terminate = group
-                    .hosts
-                    .iter()
-                    .find(|h| !h.implicit)
-                    .and_then(|h| h.listener.listener.tls.as_ref())
-                    .is_some_and(|t| t.mode == TlsMode::Terminate);
+                let terminate =
+                    own_host(group).listener.listener.tls.as_ref().is_some_and(|t| t.mode == TlsMode::Terminate);
                 if terminate {
                     chain.transport_socket = Some(self.downstream_tls(group, false, out)?);
                 }
@@ -372,6 +368,12 @@ impl<'a> Builtin<'a, '_> {
             config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),
         }
     }
+}
+
+/// The host a group was made for (its listener carries the TLS settings and
+/// the tags the group's policies match), not one split off for a route.
+fn own_host<'g, 'a>(group: &'g HostGroup<'a>) -> &'g kuma_policy::hosts::GatewayHost<'a> {
+    group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0])
 }
 
 /// Matches TLS connections for one SNI name; `*` matches any (Envoy refuses
