@@ -65,6 +65,16 @@ pub enum TranslateError {
         /// What is wrong.
         message: String,
     },
+    /// A ProxyTemplate could not be applied.
+    #[error("{template}: {field}: {message}")]
+    ProxyTemplate {
+        /// The template (`ProxyTemplate mesh/name`).
+        template: String,
+        /// The field path of the failing part.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A backend's TLS material could not be found.
     #[error("{dataplane}: {message}")]
     Backend {
@@ -86,10 +96,36 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
     let Spec::Dataplane(spec) = &resource.spec else { return Err(no_dataplane()) };
     let not_gateway = || TranslateError::NotAGateway { mesh: mesh.into(), name: dataplane.into() };
     let gateway = spec.gateway().ok_or_else(not_gateway)?;
-    if spec.is_delegated_gateway() {
-        return delegated::generate(set, mesh, resource, spec);
+    let mut snapshot = if spec.is_delegated_gateway() {
+        delegated::generate(set, mesh, resource, spec)?
+    } else {
+        builtin_snapshot(set, mesh, resource, spec, &gateway.tags)?
+    };
+    if let Some((template, t)) = policy::proxy_template::select(set, mesh, &gateway.tags) {
+        let listener_tags = |name: &str| listener_tags(set, mesh, &gateway.tags, name);
+        policy::proxy_template::apply(template, t, &mut snapshot, spec.is_delegated_gateway(), &listener_tags)
+            .map_err(|e| TranslateError::ProxyTemplate { template: e.template, field: e.field, message: e.message })?;
     }
-    let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, &gateway.tags) else {
+    Ok(snapshot)
+}
+
+/// The merged tags of the builtin listener named `name`.
+fn listener_tags(set: &ResourceSet, mesh: &str, tags: &kuma_model::Tags, name: &str) -> Option<kuma_model::Tags> {
+    let (gw, spec) = kuma_policy::gateway::select_gateway(set, mesh, tags)?;
+    kuma_policy::gateway::listeners(tags, spec)
+        .into_iter()
+        .find(|l| names::listener(&gw.meta.name, l.listener.protocol.as_str(), l.listener.port) == name)
+        .map(|l| l.tags)
+}
+
+fn builtin_snapshot(
+    set: &ResourceSet,
+    mesh: &str,
+    resource: &kuma_model::Resource,
+    spec: &kuma_model::dataplane::DataplaneSpec,
+    tags: &kuma_model::Tags,
+) -> Result<GatewaySnapshot, TranslateError> {
+    let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, tags) else {
         let mut empty = GatewaySnapshot::default();
         empty.runtimes.insert(
             LISTENER_RUNTIME.into(),
@@ -101,6 +137,5 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
         return Ok(empty);
     };
     let address = spec.networking.as_ref().map_or("", |n| n.address.as_str());
-    builtin::Builtin { set, mesh, dataplane: resource, address, tags: &gateway.tags, gateway: gw, spec: gw_spec }
-        .generate()
+    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec }.generate()
 }

@@ -12,6 +12,7 @@
 mod circuit_breaker;
 pub mod fault_injection;
 mod health_check;
+pub mod proxy_template;
 pub mod rate_limit;
 mod retry;
 mod timeout;
@@ -129,14 +130,12 @@ impl<'a> HostPolicies<'a> {
 }
 
 /// Warnings for resources a gateway accepts but does not use: TrafficRoute
-/// and VirtualOutbound (ignored by gateways, as in Kuma) and ProxyTemplate
-/// (not applied by this gateway yet).
+/// and VirtualOutbound (ignored by gateways, as in Kuma).
 pub fn ignored(set: &ResourceSet) -> Vec<kuma_model::Diagnostic> {
     let mut out = Vec::new();
     for (kind, message) in [
         (Kind::TrafficRoute, "TrafficRoute is ignored by gateways (routes come from MeshGatewayRoute)"),
         (Kind::VirtualOutbound, "VirtualOutbound is ignored by gateways"),
-        (Kind::ProxyTemplate, "ProxyTemplate is not applied by this gateway yet"),
     ] {
         for r in set.of_kind(kind) {
             out.push(kuma_model::Diagnostic {
