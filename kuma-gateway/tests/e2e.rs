@@ -173,4 +173,15 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     gateway.wait_for("the NACK", Duration::from_secs(10), || gateway.log().contains("NACK"));
     assert!(ok_from(http_get(http, "x", "/"), "one"));
     drop(taken);
+    // A ProxyTemplate adding a route Envoy cannot compile (a broken regex):
+    // RDS is rejected with Envoy's error, and the old routes keep serving.
+    std::fs::write(
+        dir.join("template.yaml"),
+        "type: ProxyTemplate\nname: broken\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  modifications:\n  - virtualHost:\n      operation: add\n      value: |\n        name: broken\n        domains: [broken.example.com]\n        routes: [{match: {safeRegex: {regex: '(['}}, directResponse: {status: 200}}]\n",
+    )
+    .unwrap();
+    gateway.wait_for("the RDS NACK", Duration::from_secs(10), || {
+        gateway.log().lines().any(|l| l.contains("NACK") && l.contains("RouteConfiguration"))
+    });
+    assert!(ok_from(http_get(http, "x", "/"), "one"));
 }
