@@ -12,7 +12,7 @@ use crate::mesh::MeshSpec;
 use crate::meta::Meta;
 use crate::policy::{
     CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec, RetrySpec, TimeoutSpec,
-    TrafficLogSpec, TrafficPermissionSpec, TrafficRouteSpec, VirtualOutboundSpec,
+    TrafficLogSpec, TrafficPermissionSpec, TrafficRouteSpec, TrafficTraceSpec, VirtualOutboundSpec,
 };
 use crate::route::MeshGatewayRouteSpec;
 use crate::secret::SecretSpec;
@@ -121,6 +121,8 @@ kinds! {
     TrafficRoute(TrafficRouteSpec) { mesh_scoped: true, namespaced: false }
     /// Access logging.
     TrafficLog(TrafficLogSpec) { mesh_scoped: true, namespaced: false }
+    /// Tracing: which data planes report spans to which mesh backend.
+    TrafficTrace(TrafficTraceSpec) { mesh_scoped: true, namespaced: false }
     /// Connection policy: timeouts.
     Timeout(TimeoutSpec) { mesh_scoped: true, namespaced: false }
     /// Virtual hostnames for outbounds (ignored by gateways).

@@ -37,6 +37,7 @@ use crate::names;
 use crate::pb::{self, boolv, millis, u32v};
 use crate::policy::HostPolicies;
 use crate::policy::traffic_log::{LogContext, access_logs};
+use crate::policy::traffic_trace;
 use crate::routes::{Host, HostContext, virtual_host};
 use crate::snapshot::GatewaySnapshot;
 use crate::{TranslateError, tls};
@@ -103,6 +104,11 @@ impl<'a> Builtin<'a, '_> {
                     ..Default::default()
                 },
             );
+        }
+        if let Some(t) = traffic_trace::for_gateway(self.set, self.mesh, self.tags)
+            && out.listeners.values().any(|l| l.name.contains(":HTTP"))
+        {
+            out.clusters.insert(t.cluster.name.clone(), t.cluster);
         }
         clusters
             .generate(self.set, self.mesh, &mut out)
@@ -203,6 +209,7 @@ impl<'a> Builtin<'a, '_> {
             })),
             http_filters,
             access_log: access_logs(self.set, host_tags, self.log_context(true)),
+            tracing: traffic_trace::for_gateway(self.set, self.mesh, self.tags).map(|t| t.tracing),
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
                 idle_timeout: Some(millis(defaults::DOWNSTREAM_IDLE_TIMEOUT_MS)),
                 headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,

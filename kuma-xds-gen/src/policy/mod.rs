@@ -17,6 +17,7 @@ pub mod rate_limit;
 mod retry;
 mod timeout;
 pub mod traffic_log;
+pub mod traffic_trace;
 
 use std::collections::BTreeMap;
 
