@@ -30,6 +30,34 @@ pub struct MeshGatewayInstanceSpec {
     pub tags: Tags,
 }
 
+impl MeshGatewayInstanceSpec {
+    /// The gateway `Dataplane` Kuma's controller makes for the pods of the
+    /// instance named `name` (`<name>.<namespace>` in a resource set): a
+    /// BUILTIN gateway tagged with the instance tags plus
+    /// `kuma.io/service: <name>_<namespace>_svc`. Its address is `0.0.0.0`,
+    /// since the pod IP is known only in the cluster (Envoy then listens on
+    /// every interface of the pod).
+    ///
+    /// ```
+    /// let dp = kuma_model::instance::MeshGatewayInstanceSpec::default().dataplane("edge-gateway.default");
+    /// assert_eq!(dp.gateway().unwrap().tags["kuma.io/service"], "edge-gateway_default_svc");
+    /// ```
+    pub fn dataplane(&self, name: &str) -> crate::dataplane::DataplaneSpec {
+        use crate::dataplane::{DataplaneSpec, GatewayMode, GatewayType, Networking};
+        let (base, namespace) = name.split_once('.').unwrap_or((name, "default"));
+        let mut tags = self.tags.clone();
+        tags.insert(crate::SERVICE_TAG.to_string(), format!("{base}_{namespace}_svc"));
+        DataplaneSpec {
+            networking: Some(Networking {
+                address: "0.0.0.0".into(),
+                gateway: Some(GatewayMode { kind: GatewayType::Builtin, tags }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for MeshGatewayInstanceSpec {
     fn default() -> Self {
         Self {

@@ -87,12 +87,28 @@ pub enum TranslateError {
 
 /// The Envoy config of gateway data plane `dataplane` in `mesh`.
 ///
+/// `dataplane` names a `Dataplane`, or a `MeshGatewayInstance` whose
+/// Dataplane Kuma's controller would make (see
+/// [`kuma_model::instance::MeshGatewayInstanceSpec::dataplane`]).
 /// A BUILTIN data plane gets the listeners of the `MeshGateway` that selects
 /// it (an empty snapshot, apart from the runtime layer, when none does); a
 /// DELEGATED one gets its outbound listeners.
 pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<GatewaySnapshot, TranslateError> {
     let no_dataplane = || TranslateError::NoDataplane { mesh: mesh.into(), name: dataplane.into() };
-    let resource = set.get(Kind::Dataplane, mesh, dataplane).ok_or_else(no_dataplane)?;
+    // On Kubernetes, Kuma's controller makes the Dataplane of a
+    // MeshGatewayInstance; without a Dataplane of that name, make it here.
+    let synthesized;
+    let resource = match set.get(Kind::Dataplane, mesh, dataplane) {
+        Some(r) => r,
+        None => match set.get(Kind::MeshGatewayInstance, mesh, dataplane) {
+            Some(r @ kuma_model::Resource { spec: Spec::MeshGatewayInstance(instance), .. }) => {
+                synthesized =
+                    kuma_model::Resource { meta: r.meta.clone(), spec: Spec::Dataplane(instance.dataplane(dataplane)) };
+                &synthesized
+            }
+            _ => return Err(no_dataplane()),
+        },
+    };
     let Spec::Dataplane(spec) = &resource.spec else { return Err(no_dataplane()) };
     let not_gateway = || TranslateError::NotAGateway { mesh: mesh.into(), name: dataplane.into() };
     let gateway = spec.gateway().ok_or_else(not_gateway)?;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kuma_model::{Kind, ResourceSet, Spec, UnknownFields};
+use kuma_model::{ResourceSet, Spec, UnknownFields};
 
 /// One input set and the gateway data planes in it.
 pub struct Case {
@@ -52,9 +52,14 @@ fn case(name: String, paths: Vec<PathBuf>) -> Case {
         .collect();
     let mut c = Case { name, files, gateways: Vec::new() };
     let set = c.load();
+    // Gateway Dataplanes, and MeshGatewayInstances (their Dataplane is made from them).
     c.gateways = set
-        .of_kind(Kind::Dataplane)
-        .filter(|r| matches!(&r.spec, Spec::Dataplane(dp) if dp.gateway().is_some()))
+        .iter()
+        .filter(|r| match &r.spec {
+            Spec::Dataplane(dp) => dp.gateway().is_some(),
+            Spec::MeshGatewayInstance(_) => true,
+            _ => false,
+        })
         .map(|r| (r.meta.mesh.clone(), r.meta.name.clone()))
         .collect();
     c
