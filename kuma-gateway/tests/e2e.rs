@@ -17,7 +17,7 @@ fn ok_from(reply: Option<Reply>, backend: &str) -> bool {
 fn builtin_gateway_serves_http_https_tcp() {
     let frontend = backend("frontend");
     let api = backend("api");
-    let (http, https, tcp) = (free_port(), free_port(), free_port());
+    let (http, https, tcp, idle) = (free_port(), free_port(), free_port(), free_port());
     let dir = temp_dir("builtin");
     // The example, with its ports moved to free ones.
     for file in ["dataplane.yaml", "gateway.yaml", "routes.yaml", "services.yaml"] {
@@ -68,7 +68,7 @@ fn builtin_gateway_serves_http_https_tcp() {
     std::fs::write(
         dir.join("gateway.yaml"),
         format!(
-            "{gw}  - port: {https}\n    protocol: HTTPS\n    hostname: secure.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https}}\n  - port: {tcp}\n    protocol: TCP\n    tags: {{port: tcp}}\n"
+            "{gw}  - port: {https}\n    protocol: HTTPS\n    hostname: secure.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https}}\n  - port: {tcp}\n    protocol: TCP\n    tags: {{port: tcp}}\n  - port: {idle}\n    protocol: TCP\n    tags: {{port: idle}}\n"
         ),
     )
     .unwrap();
@@ -103,6 +103,18 @@ fn builtin_gateway_serves_http_https_tcp() {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let r = exchange(stream, "anything", "/through-tcp").unwrap();
     assert!(r.body.starts_with("api /through-tcp"), "{}", r.body);
+    // A TCP listener without routes closes a connection as soon as the
+    // client speaks (the TLS inspector waits for the first bytes).
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", idle)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut stream, b"hello\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    match std::io::Read::read(&mut stream, &mut buf) {
+        Ok(n) => assert_eq!(n, 0, "closed without data"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 /// The seed's delegated gateway: traffic to the outbound reaches the service.
