@@ -112,8 +112,8 @@ impl<'a> ClusterPlans<'a> {
 
     /// Registers the cluster for `destination` reached from a host with
     /// `host_tags` (policies matched by `source_tags`) and returns its name.
-    /// `fallback` is the protocol when neither the destination nor its
-    /// endpoints name one (http for HTTP routes, tcp for TCP routes, as Kuma).
+    /// `fallback` is the protocol when neither the destination nor an
+    /// ExternalService names one (http for HTTP routes, tcp for TCP routes, as Kuma).
     pub fn register(
         &mut self,
         destination: &Tags,

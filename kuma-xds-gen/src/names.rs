@@ -18,7 +18,8 @@ pub fn route_configuration(listener: &str, key: &str) -> String {
 }
 
 /// A mesh service cluster for a destination reached from a host:
-/// `<service>-<16 hex>`, the hex being the first 8 bytes of SHA-256 over
+/// `<service>-<16 hex>` (just `<service>` when the destination is only a
+/// service tag and there are no host tags, as for delegated outbounds), the hex being the first 8 bytes of SHA-256 over
 /// `k+v` of the sorted destination tags, then of the sorted host tags. The
 /// same service gets one cluster per distinct listener tag set, which is how
 /// policies can differ per listener.

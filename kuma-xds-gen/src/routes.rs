@@ -3,7 +3,8 @@
 //! One Envoy route per (rule, match) of every route a host serves, sorted
 //! by [`MatchSummary`] (kuma-policy's precedence order). A PREFIX match
 //! covers whole path segments: `/api` becomes the prefix `/api/` plus an
-//! exact `/api` (the root prefix `/` needs no exact twin).
+//! exact `/api` (the root prefix `/` gets one only when a prefix rewrite
+//! needs it).
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, HeaderValueOption, RuntimeFractionalPercent, data_source};
 use envoy_types::pb::envoy::config::route::v3::{

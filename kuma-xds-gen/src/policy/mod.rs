@@ -1,8 +1,7 @@
 //! The seam between policy matching (kuma-policy) and the generated config:
 //! for each host (listener tags) the connection policies whose `sources`
 //! match, and for each destination or route the one that applies. One
-//! module per policy type turns a chosen policy into Envoy settings; a type
-//! with no module yet is matched and left alone.
+//! module per policy type turns a chosen policy into Envoy settings.
 //!
 //! Cluster-level settings (connect/idle timeouts, circuit breakers) follow
 //! the policy of the cluster's destination; route-level ones (request
@@ -45,7 +44,9 @@ pub struct HostPolicies<'a> {
 }
 
 impl<'a> HostPolicies<'a> {
-    /// Matches every policy of `mesh` against `host_tags`.
+    /// Matches the connection policies of `mesh` that shape routes and
+    /// clusters (Timeout, Retry, CircuitBreaker, HealthCheck, RateLimit,
+    /// FaultInjection, TrafficLog) against `host_tags`.
     pub fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
         let by_kind =
             KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
