@@ -77,11 +77,13 @@ fn run(routes: usize, iterations: usize) -> Vec<f64> {
         let mut y = format!(
             "type: MeshGatewayRoute\nname: routes-{f}\nselectors: [{{match: {{kuma.io/service: bench}}}}]\nconf:\n  http:\n    rules:\n"
         );
+        // BENCH_MATCH=EXACT: one Envoy route per rule (PREFIX gives two).
+        let kind = std::env::var("BENCH_MATCH").unwrap_or_else(|_| "PREFIX".into());
         for i in 0..100.min(routes - f * 100) {
             let n = f * 100 + i;
             let _ = writeln!(
                 y,
-                "    - matches: [{{path: {{match: PREFIX, value: /r{n}}}}}]\n      backends: [{{destination: {{kuma.io/service: web}}}}]"
+                "    - matches: [{{path: {{match: {kind}, value: /r{n}}}}}]\n      backends: [{{destination: {{kuma.io/service: web}}}}]"
             );
         }
         std::fs::write(dir.join(format!("routes-{f:04}.yaml")), y).unwrap();
