@@ -164,6 +164,19 @@ fn hoist_retry_policy(routes: &mut [Route]) -> Option<envoy_types::pb::envoy::co
     Some(first)
 }
 
+/// The answer for a route no TrafficPermission allows: what the
+/// destination's sidecar would say, given at the edge.
+fn forbidden() -> route::Action {
+    route::Action::DirectResponse(DirectResponseAction {
+        status: 403,
+        body: Some(DataSource {
+            specifier: Some(data_source::Specifier::InlineString("RBAC: access denied".into())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 /// Kuma's 404 for hosts without routes.
 pub fn no_route() -> Route {
     Route {
@@ -308,6 +321,11 @@ fn build_route<'a>(
     let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
     let action = match redirect {
         Some(r) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
+        None if !e.rule.backends.is_empty()
+            && !e.rule.backends.iter().any(|b| host.policies.permits(&b.destination)) =>
+        {
+            forbidden()
+        }
         None => route::Action::Route(forward_action(ctx, host, clusters, e.rule, rewrite, rewrite_path)),
     };
     let o = &e.summary.origin;
@@ -454,8 +472,13 @@ fn forward_action<'a>(
     rewrite: Option<&Rewrite>,
     path: PathRewrite,
 ) -> RouteAction {
-    let backends: Vec<(String, u32)> =
-        rule.backends.iter().map(|b| (register(host.host, clusters, b), b.weight)).collect();
+    // Backends no TrafficPermission allows get no traffic (see `HostPolicies::permits`).
+    let backends: Vec<(String, u32)> = rule
+        .backends
+        .iter()
+        .filter(|b| host.policies.permits(&b.destination))
+        .map(|b| (register(host.host, clusters, b), b.weight))
+        .collect();
     let mut action = RouteAction {
         cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(weighted_clusters(
             ctx, clusters, &backends,

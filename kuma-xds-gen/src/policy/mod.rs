@@ -41,6 +41,9 @@ const KINDS: [Kind; 7] = [
 #[derive(Debug, Default)]
 pub struct HostPolicies<'a> {
     by_kind: BTreeMap<Kind, Vec<SourceMatch<'a>>>,
+    /// With mesh mTLS on and TrafficPermissions in the mesh: the permissions
+    /// whose sources match the host, which decide what it may reach.
+    permissions: Option<Vec<&'a kuma_model::policy::TrafficPermissionSpec>>,
 }
 
 impl<'a> HostPolicies<'a> {
@@ -50,7 +53,29 @@ impl<'a> HostPolicies<'a> {
     pub fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
         let by_kind =
             KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
-        HostPolicies { by_kind }
+        let enforced = set.mesh(mesh).is_some_and(|m| m.mtls_enabled())
+            && set.in_mesh(Kind::TrafficPermission, mesh).next().is_some();
+        let permissions = enforced.then(|| {
+            set.in_mesh(Kind::TrafficPermission, mesh)
+                .filter_map(|r| match &r.spec {
+                    kuma_model::Spec::TrafficPermission(tp) => Some(tp),
+                    _ => None,
+                })
+                .filter(|tp| kuma_policy::best_rank(&tp.sources, host_tags).is_some())
+                .collect()
+        });
+        HostPolicies { by_kind, permissions }
+    }
+
+    /// Whether traffic from this host may reach `destination`: always, unless
+    /// mesh mTLS is on and TrafficPermissions exist; then only when one of
+    /// them (sources matching the host) has destinations matching it. The
+    /// destination's sidecar would refuse the rest with a 403; the gateway
+    /// answers it at the edge instead.
+    pub fn permits(&self, destination: &Tags) -> bool {
+        self.permissions
+            .as_ref()
+            .is_none_or(|tps| tps.iter().any(|tp| kuma_policy::best_rank(&tp.destinations, destination).is_some()))
     }
 
     fn candidates(&self, kind: Kind) -> &[SourceMatch<'a>] {
