@@ -11,6 +11,7 @@
 //! string `mesh` in `node.metadata` (`default` when absent). The bootstrap
 //! from `kuma-gateway bootstrap` sets both.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -44,6 +45,56 @@ pub struct Served {
     pub set: Arc<ResourceSet>,
     /// 1 for the first load, +1 per accepted change.
     pub generation: u64,
+    /// Per mesh, the generation that last changed it: a data plane whose
+    /// mesh did not change since its last translation is not translated again.
+    pub mesh_changed_at: Arc<BTreeMap<String, u64>>,
+}
+
+impl Served {
+    /// The first load.
+    pub fn initial(set: ResourceSet) -> Served {
+        Served { set: Arc::new(set), generation: 1, mesh_changed_at: Arc::default() }
+    }
+
+    /// The next generation, `set`, recording which meshes it changes.
+    pub fn next(&self, set: ResourceSet) -> Served {
+        let generation = self.generation + 1;
+        let mut changed = (*self.mesh_changed_at).clone();
+        for mesh in changed_meshes(&self.set, &set) {
+            changed.insert(mesh, generation);
+        }
+        Served { set: Arc::new(set), generation, mesh_changed_at: Arc::new(changed) }
+    }
+
+    /// True when `mesh` changed after `generation`.
+    pub fn changed_since(&self, mesh: &str, generation: u64) -> bool {
+        self.mesh_changed_at.get(mesh).is_some_and(|g| *g > generation)
+    }
+}
+
+/// The meshes whose resources differ between two sets (a `Mesh` counts for
+/// the mesh it is).
+pub fn changed_meshes(old: &ResourceSet, new: &ResourceSet) -> BTreeSet<String> {
+    let mesh_of = |r: &kuma_model::Resource| {
+        if r.spec.kind() == kuma_model::Kind::Mesh { r.meta.name.clone() } else { r.meta.mesh.clone() }
+    };
+    let mut out = BTreeSet::new();
+    for r in new.iter() {
+        let key = r.key();
+        let same = old
+            .get(key.kind, &key.mesh, &key.name)
+            .is_some_and(|o| o.spec == r.spec && o.meta.creation_time == r.meta.creation_time);
+        if !same {
+            out.insert(mesh_of(r));
+        }
+    }
+    for r in old.iter() {
+        let key = r.key();
+        if new.get(key.kind, &key.mesh, &key.name).is_none() {
+            out.insert(mesh_of(r));
+        }
+    }
+    out
 }
 
 /// `(mesh, dataplane)` of an Envoy node.
@@ -99,15 +150,16 @@ pub fn watch_files(mut loader: Loader, tx: watch::Sender<Served>) -> Result<noti
                     for w in warnings {
                         warn!("{w}");
                     }
-                    let generation = tx.borrow().generation + 1;
+                    let next = tx.borrow().next(set);
+                    let generation = next.generation;
                     info!(
                         generation,
-                        resources = set.len(),
+                        resources = next.set.len(),
                         files = loader.file_count(),
                         took_ms = started.elapsed().as_secs_f64() * 1e3,
                         "reloaded"
                     );
-                    let _ = tx.send(Served { set: Arc::new(set), generation });
+                    let _ = tx.send(next);
                 }
                 Ok(Loaded::Invalid(e)) => {
                     error!("invalid change, still serving the last good config:\n{e}");
@@ -152,6 +204,8 @@ async fn run_stream(
     let mut ads = AdsStream::new();
     let mut node: Option<(String, String)> = None;
     let mut snapshot = GatewaySnapshot::default();
+    // The generation this stream last translated.
+    let mut translated = 0;
     loop {
         tokio::select! {
             message = inbound.message() => {
@@ -174,6 +228,7 @@ async fn run_stream(
                     if let Some(s) = translate(&current, &mesh, &dataplane) {
                         snapshot = s;
                     }
+                    translated = current.generation;
                     node = Some((mesh, dataplane));
                 }
                 let (mesh, dataplane) = node.as_ref().expect("set above");
@@ -199,6 +254,13 @@ async fn run_stream(
                 }
                 let Some((mesh, dataplane)) = node.as_ref() else { continue };
                 let current = served.borrow_and_update().clone();
+                // Only what the change affects: other meshes' edits leave this
+                // data plane's config as it is.
+                if !current.changed_since(mesh, translated) {
+                    translated = current.generation;
+                    continue;
+                }
+                translated = current.generation;
                 let Some(new) = translate(&current, mesh, dataplane) else { continue };
                 let responses = ads.handle_snapshot(&snapshot, &new);
                 snapshot = new;
@@ -246,7 +308,7 @@ pub async fn serve(
     let mut loader = Loader::new(paths);
     let set = initial_load(&mut loader)?;
     info!(resources = set.len(), files = loader.file_count(), "loaded");
-    let (tx, rx) = watch::channel(Served { set: Arc::new(set), generation: 1 });
+    let (tx, rx) = watch::channel(Served::initial(set));
     let _watcher = watch_files(loader, tx)?;
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
     info!(%address, "ADS server listening");
@@ -257,4 +319,41 @@ pub async fn serve(
         .context("ADS server")?;
     info!("ADS server stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kuma_model::UnknownFields;
+
+    fn set(yaml: &str) -> ResourceSet {
+        ResourceSet::load([("t.yaml", yaml)], UnknownFields::Reject).unwrap().0
+    }
+
+    const A: &str = "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\n---\ntype: Secret\nmesh: a\nname: s\ndata: aGk=\n---\ntype: Secret\nmesh: b\nname: s\ndata: aGk=\n";
+
+    #[test]
+    fn only_meshes_whose_resources_changed_are_retranslated() {
+        let first = Served::initial(set(A));
+        // Same content, another generation: nothing changed.
+        let same = first.next(set(A));
+        assert!(!same.changed_since("a", 1) && !same.changed_since("b", 1));
+        // A secret of mesh b changes.
+        let edited = same.next(set(&A.replace("mesh: b\nname: s\ndata: aGk=", "mesh: b\nname: s\ndata: aG8=")));
+        assert!(!edited.changed_since("a", 1));
+        assert!(edited.changed_since("b", 2));
+        assert!(!edited.changed_since("b", 3), "translated at generation 3 already");
+        // A removal counts, and so does a Mesh resource for its own mesh.
+        let removed = edited.next(set(
+            "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\n---\ntype: Secret\nmesh: b\nname: s\ndata: aG8=\n",
+        ));
+        assert!(removed.changed_since("a", 3));
+        assert_eq!(
+            changed_meshes(
+                &set("type: Mesh\nname: c\n"),
+                &set("type: Mesh\nname: c\nmtls: {enabledBackend: x, backends: [{name: x, type: builtin}]}\n")
+            ),
+            BTreeSet::from(["c".to_string()])
+        );
+    }
 }
