@@ -99,3 +99,26 @@ fn explain_exit_codes() {
     let (code, out, _) = kuma_gateway(&[&args[..], &["nope.example.com"]].concat());
     assert_eq!(code, 3, "{out}");
 }
+
+#[test]
+fn run_fails_clearly_when_envoy_cannot_start() {
+    let port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let xds = format!("127.0.0.1:{}", port());
+    let admin = port();
+    let base = [
+        "run",
+        "examples/edge-gateway",
+        "--dataplane",
+        "gateway-instance-1",
+        "--xds-address",
+        &xds,
+        "--admin-port",
+        &admin,
+    ];
+    let (code, _, err) = kuma_gateway(&[&base[..], &["--envoy-bin", "/bin/false"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("Envoy could not start"), "{err}");
+    let (code, _, err) = kuma_gateway(&[&base[..], &["--envoy-bin", "/no/such/envoy"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("--envoy-bin /no/such/envoy: no such file"), "{err}");
+}

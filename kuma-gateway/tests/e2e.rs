@@ -130,6 +130,15 @@ fn delegated_gateway_outbound_reaches_the_service() {
     gateway.wait_for("the outbound listener", Duration::from_secs(10), || {
         ok_from(http_get(outbound, "backend", "/hello"), "backend /hello")
     });
+    // `run` owns Envoy: killed, it is restarted and serves again. (An Envoy
+    // that dies within 2 s of its first start counts as unable to start.)
+    std::thread::sleep(Duration::from_secs(2));
+    let killed = std::process::Command::new("pkill").args(["-KILL", "-f", "base-id 12 --log-level"]).status().unwrap();
+    assert!(killed.success(), "Envoy process not found");
+    gateway.wait_for("the restart", Duration::from_secs(10), || gateway.log().contains("Envoy exited; restarting"));
+    gateway.wait_for("traffic after the restart", Duration::from_secs(15), || {
+        ok_from(http_get(outbound, "backend", "/again"), "backend /again")
+    });
 }
 
 /// Edits reach Envoy; an invalid edit is reported and the old config keeps
