@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
+use kuma_xds_gen::snapshot::version_of;
 use kuma_xds_gen::{GatewaySnapshot, ResourceType};
-use sha2::{Digest, Sha256};
 
 /// What a request was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,18 +73,6 @@ struct TypeState {
 pub struct AdsStream {
     types: BTreeMap<ResourceType, TypeState>,
     nonce: u64,
-}
-
-/// The version of a list of resources: 16 hex digits of a content hash.
-pub fn version_of(resources: &[(String, Any)]) -> String {
-    let mut hash = Sha256::new();
-    for (name, any) in resources {
-        hash.update((name.len() as u64).to_le_bytes());
-        hash.update(name.as_bytes());
-        hash.update((any.value.len() as u64).to_le_bytes());
-        hash.update(&any.value);
-    }
-    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl AdsStream {

@@ -26,6 +26,20 @@ enum Format {
     Json,
 }
 
+/// The resources and the gateway data plane a command works on.
+#[derive(clap::Args)]
+struct Target {
+    /// Files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The data plane (or a MeshGatewayInstance, `<name>.<namespace>`).
+    #[arg(long)]
+    dataplane: String,
+    /// Its mesh.
+    #[arg(long, default_value = "default")]
+    mesh: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Check resources: files, or folders searched for *.yaml, *.yml, *.json.
@@ -36,15 +50,8 @@ enum Command {
     },
     /// Print the Envoy config of a gateway data plane (BUILTIN or DELEGATED).
     Render {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// The data plane.
-        #[arg(long)]
-        dataplane: String,
-        /// Its mesh.
-        #[arg(long, default_value = "default")]
-        mesh: String,
+        #[command(flatten)]
+        target: Target,
         /// Output format.
         #[arg(long, value_enum, default_value = "yaml")]
         format: Format,
@@ -84,15 +91,8 @@ enum Command {
     },
     /// Serve the resources and run Envoy for one data plane (what kuma-dp does).
     Run {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// The data plane.
-        #[arg(long)]
-        dataplane: String,
-        /// Its mesh.
-        #[arg(long, default_value = "default")]
-        mesh: String,
+        #[command(flatten)]
+        target: Target,
         /// The Envoy binary (else ENVOY_BIN, PATH, .tools/envoy).
         #[arg(long)]
         envoy_bin: Option<PathBuf>,
@@ -109,15 +109,8 @@ enum Command {
     /// Explain offline what Envoy will do with one request: listener, virtual
     /// host, route rule, backends and policies, or why nothing matches.
     Explain {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// The data plane.
-        #[arg(long)]
-        dataplane: String,
-        /// Its mesh.
-        #[arg(long, default_value = "default")]
-        mesh: String,
+        #[command(flatten)]
+        target: Target,
         /// Listener port.
         #[arg(long)]
         port: u32,
@@ -176,9 +169,7 @@ async fn shutdown_signal() {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
-        Command::Render { paths, dataplane, mesh, format, bootstrap, admin_port } => {
-            render_cmd(paths, &dataplane, &mesh, format, bootstrap, admin_port)
-        }
+        Command::Render { target, format, bootstrap, admin_port } => render_cmd(target, format, bootstrap, admin_port),
         Command::Serve { paths, xds_address } => {
             init_logging();
             runtime()?.block_on(kuma_gateway::server::serve(paths, xds_address, shutdown_signal()))?;
@@ -189,7 +180,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(&render::bootstrap_value(&b)?, format);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { paths, dataplane, mesh, port, host, path, method, headers } => {
+        Command::Explain { target, port, host, path, method, headers } => {
+            let Target { paths, dataplane, mesh } = target;
             let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
             let headers = headers
                 .iter()
@@ -211,10 +203,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Run { paths, dataplane, mesh, envoy_bin, xds_address, admin_port, base_id } => {
+        Command::Run { target, envoy_bin, xds_address, admin_port, base_id } => {
             init_logging();
             let bin = kuma_gateway::envoy::find(envoy_bin.as_deref())?;
-            runtime()?.block_on(run_cmd(paths, dataplane, mesh, bin, xds_address, admin_port, base_id))?;
+            runtime()?.block_on(run_cmd(target, bin, xds_address, admin_port, base_id))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -269,16 +261,10 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
     }
 }
 
-fn render_cmd(
-    paths: Vec<PathBuf>,
-    dataplane: &str,
-    mesh: &str,
-    format: Format,
-    bootstrap: bool,
-    admin_port: Option<u16>,
-) -> Result<ExitCode> {
+fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Option<u16>) -> Result<ExitCode> {
+    let Target { paths, dataplane, mesh } = target;
     let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
-    let snapshot = match kuma_xds_gen::translate(&set, mesh, dataplane) {
+    let snapshot = match kuma_xds_gen::translate(&set, &mesh, &dataplane) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -294,15 +280,8 @@ fn render_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_cmd(
-    paths: Vec<PathBuf>,
-    dataplane: String,
-    mesh: String,
-    bin: PathBuf,
-    xds: SocketAddr,
-    admin_port: u16,
-    base_id: u32,
-) -> Result<()> {
+async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16, base_id: u32) -> Result<()> {
+    let Target { paths, dataplane, mesh } = target;
     let bootstrap = ads_bootstrap(&dataplane, &mesh, xds, Some(admin_port));
     let dir = std::env::temp_dir().join(format!("kuma-gateway-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

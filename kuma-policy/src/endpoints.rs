@@ -116,8 +116,7 @@ fn agreed<'a>(protocols: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 /// Every ready inbound and `ExternalService` of a mesh, grouped by
 /// `kuma.io/service`, so a translation looks each destination up once
 /// instead of scanning every data plane per cluster. Answers exactly as
-/// [`mesh_endpoints`], [`external_services`], [`is_external_service`] and
-/// [`service_protocol`] do.
+/// [`mesh_endpoints`], [`external_services`] and [`is_external_service`] do.
 #[derive(Debug, Default)]
 pub struct EndpointIndex<'a> {
     inbounds: std::collections::HashMap<&'a str, Vec<Endpoint<'a>>>,
@@ -157,13 +156,6 @@ impl<'a> EndpointIndex<'a> {
     /// As [`is_external_service`].
     pub fn is_external_service(&self, service: &str) -> bool {
         self.external.contains_key(service)
-    }
-
-    /// As [`service_protocol`].
-    pub fn service_protocol(&self, destination: &Tags) -> Option<&'a str> {
-        let from_dps = self.endpoints(destination).into_iter().map(|e| e.protocol());
-        let from_es = self.external_services(destination).into_iter().map(|(_, es)| es_protocol(es));
-        agreed(from_dps.chain(from_es))
     }
 }
 
@@ -205,7 +197,6 @@ mod tests {
             let b: Vec<_> = mesh_endpoints(&s, "default", &dest).iter().map(|e| (e.address, e.port)).collect();
             assert_eq!(a, b);
             assert_eq!(index.external_services(&dest).len(), external_services(&s, "default", &dest).len());
-            assert_eq!(index.service_protocol(&dest), service_protocol(&s, "default", &dest));
             let svc = dest["kuma.io/service"].as_str();
             assert_eq!(index.is_external_service(svc), is_external_service(&s, "default", svc));
         }

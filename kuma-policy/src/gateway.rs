@@ -5,7 +5,7 @@ use kuma_model::gateway::{Listener, MeshGatewaySpec};
 use kuma_model::route::MeshGatewayRouteSpec;
 use kuma_model::{Kind, Resource, ResourceSet, Spec, Tags};
 
-use crate::selector::best_rank;
+use crate::selector::best_match;
 
 /// The `MeshGateway` that serves a data plane with gateway tags `tags` in
 /// `mesh`: the best-ranked selector match, the newest gateway on a tie
@@ -23,13 +23,11 @@ pub fn select_gateway<'a>(
     mesh: &str,
     tags: &Tags,
 ) -> Option<(&'a Resource, &'a MeshGatewaySpec)> {
-    set.in_mesh(Kind::MeshGateway, mesh)
-        .filter_map(|r| match &r.spec {
-            Spec::MeshGateway(gw) => best_rank(&gw.selectors, tags).map(|rank| (rank, r, gw)),
-            _ => None,
-        })
-        .max_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.meta.creation_order().cmp(&b.meta.creation_order())))
-        .map(|(_, r, gw)| (r, gw))
+    let gateways = set.in_mesh(Kind::MeshGateway, mesh).filter_map(|r| match &r.spec {
+        Spec::MeshGateway(gw) => Some((r, &gw.selectors[..], gw)),
+        _ => None,
+    });
+    best_match(gateways, tags)
 }
 
 /// A listener of the selected gateway with its effective tags.

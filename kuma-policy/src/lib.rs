@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod gateway;
 pub mod hostname;
 pub mod hosts;
+pub mod permission;
 pub mod precedence;
 pub mod selector;
 

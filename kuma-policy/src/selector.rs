@@ -1,6 +1,6 @@
 //! Tag selectors: does a selector match a tag set, and how well.
 
-use kuma_model::{Selector, Tags};
+use kuma_model::{Resource, Selector, Tags};
 
 /// How specific a match is, after Kuma's `TagSelectorRank`: more matched
 /// tags first, then more exact (non-`*`) values. Greater is better.
@@ -55,6 +55,20 @@ pub fn best_rank(selectors: &[Selector], tags: &Tags) -> Option<Rank> {
         return Some(Rank::default());
     }
     selectors.iter().filter_map(|s| rank(s, tags)).max()
+}
+
+/// Of `candidates` (a resource, its selectors, and anything to carry along),
+/// the one whose selectors best match `tags`, the newest on a tie: Kuma's
+/// rule for which MeshGateway, ProxyTemplate or TrafficTrace applies.
+pub fn best_match<'a, T>(
+    candidates: impl IntoIterator<Item = (&'a Resource, &'a [Selector], T)>,
+    tags: &Tags,
+) -> Option<(&'a Resource, T)> {
+    candidates
+        .into_iter()
+        .filter_map(|(r, selectors, t)| best_rank(selectors, tags).map(|rank| (rank, r, t)))
+        .max_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.meta.creation_order().cmp(&b.meta.creation_order())))
+        .map(|(_, r, t)| (r, t))
 }
 
 #[cfg(test)]

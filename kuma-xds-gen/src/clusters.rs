@@ -81,19 +81,13 @@ pub struct ClusterPlans<'a> {
     /// The plans.
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
     index: EndpointIndex<'a>,
-    permissions: Vec<&'a kuma_model::policy::TrafficPermissionSpec>,
+    permissions: kuma_policy::permission::Permissions<'a>,
 }
 
 impl<'a> ClusterPlans<'a> {
     /// No clusters yet, with the endpoints of `mesh` indexed.
     pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
-        let permissions = set
-            .in_mesh(Kind::TrafficPermission, mesh)
-            .filter_map(|r| match &r.spec {
-                Spec::TrafficPermission(tp) => Some(tp),
-                _ => None,
-            })
-            .collect();
+        let permissions = kuma_policy::permission::Permissions::new(set, mesh);
         ClusterPlans { plans: BTreeMap::new(), index: EndpointIndex::new(set, mesh), permissions }
     }
 
@@ -103,11 +97,7 @@ impl<'a> ClusterPlans<'a> {
     /// `source_tags`, destinations matching the service's tags). One that is
     /// not allowed becomes a mesh cluster with no endpoints (503).
     fn permitted(&self, source_tags: &Tags, external: &ExternalServiceSpec) -> bool {
-        self.permissions.is_empty()
-            || self.permissions.iter().any(|tp| {
-                kuma_policy::best_rank(&tp.sources, source_tags).is_some()
-                    && kuma_policy::best_rank(&tp.destinations, &external.tags).is_some()
-            })
+        self.permissions.is_empty() || self.permissions.allows(source_tags, &external.tags)
     }
 
     /// Registers the cluster for `destination` reached from a host with

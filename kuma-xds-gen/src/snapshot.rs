@@ -90,6 +90,19 @@ pub struct GatewaySnapshot {
     pub runtimes: BTreeMap<String, Runtime>,
 }
 
+/// The version of a list of packed resources: 16 hex digits of a SHA-256
+/// over names and bytes, so equal content always gets the same version.
+pub fn version_of(resources: &[(String, Any)]) -> String {
+    let mut hash = Sha256::new();
+    for (name, any) in resources {
+        hash.update((name.len() as u64).to_le_bytes());
+        hash.update(name.as_bytes());
+        hash.update((any.value.len() as u64).to_le_bytes());
+        hash.update(&any.value);
+    }
+    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn pack<T: Message + Name>(map: &BTreeMap<String, T>) -> Vec<(String, Any)> {
     map.iter().map(|(n, m)| (n.clone(), crate::pb::any(m))).collect()
 }
@@ -107,17 +120,9 @@ impl GatewaySnapshot {
         }
     }
 
-    /// A content hash of one type's resources: equal resources give equal
-    /// versions, whatever produced them (16 hex digits).
+    /// A content hash of one type's resources ([`version_of`]).
     pub fn version(&self, t: ResourceType) -> String {
-        let mut hash = Sha256::new();
-        for (name, any) in self.resources(t) {
-            hash.update((name.len() as u64).to_le_bytes());
-            hash.update(name.as_bytes());
-            hash.update((any.value.len() as u64).to_le_bytes());
-            hash.update(&any.value);
-        }
-        hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        version_of(&self.resources(t))
     }
 
     /// Number of resources of every type.

@@ -15,39 +15,10 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// An HTTP/1.1 backend answering `<name> <path>` and then every request
-/// header as `name: value` lines, one request per connection.
+/// An HTTP/1.1 backend answering 200 with `<name> <path>` and then every
+/// request header as `name: value` lines, one request per connection.
 pub fn backend(name: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                let mut headers = String::new();
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    headers.push_str(&h.to_ascii_lowercase().replace("\r\n", "\n"));
-                }
-                let body = format!("{name} {path}\n{headers}");
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
+    smart_backend(name, 200)
 }
 
 /// The Envoy binary (ENVOY_BIN, PATH, or the project's .tools/envoy).
@@ -232,7 +203,8 @@ pub fn https_get(port: u16, host: &str, path: &str, ca: &Path) -> Option<(u16, S
 
 /// A backend with behaviours by path: `/sleep` answers after 2 s, `/flaky/<key>`
 /// answers 500 twice per key then 200, `/health` answers `health_status`,
-/// anything else 200 with `<name> <path>`.
+/// anything else 200. The body is `<name> <path>` and then every request
+/// header as `name: value` lines.
 pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -247,11 +219,13 @@ pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
                     return;
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut headers = String::new();
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
                         break;
                     }
+                    headers.push_str(&h.to_ascii_lowercase().replace("\r\n", "\n"));
                 }
                 let status = if path == "/health" {
                     health_status
@@ -266,7 +240,7 @@ pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
                 } else {
                     200
                 };
-                let body = format!("{name} {path}\n");
+                let body = format!("{name} {path}\n{headers}");
                 let mut stream = stream;
                 let _ = write!(
                     stream,

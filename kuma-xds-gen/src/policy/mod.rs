@@ -25,6 +25,7 @@ use envoy_types::pb::envoy::config::route::v3::{Route, RouteAction};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use kuma_model::{Kind, Resource, ResourceSet, Tags};
 use kuma_policy::connection::{SourceMatch, by_source, for_destination, for_destinations};
+use kuma_policy::permission::Permissions;
 
 /// The policy kinds that shape a gateway's routes and clusters.
 const KINDS: [Kind; 7] = [
@@ -41,9 +42,9 @@ const KINDS: [Kind; 7] = [
 #[derive(Debug, Default)]
 pub struct HostPolicies<'a> {
     by_kind: BTreeMap<Kind, Vec<SourceMatch<'a>>>,
-    /// With mesh mTLS on and TrafficPermissions in the mesh: the permissions
-    /// whose sources match the host, which decide what it may reach.
-    permissions: Option<Vec<&'a kuma_model::policy::TrafficPermissionSpec>>,
+    /// With mesh mTLS on and TrafficPermissions in the mesh: those, and the
+    /// host's tags they are matched from.
+    permissions: Option<(Permissions<'a>, Tags)>,
 }
 
 impl<'a> HostPolicies<'a> {
@@ -53,17 +54,9 @@ impl<'a> HostPolicies<'a> {
     pub fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
         let by_kind =
             KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
-        let enforced = set.mesh(mesh).is_some_and(|m| m.mtls_enabled())
-            && set.in_mesh(Kind::TrafficPermission, mesh).next().is_some();
-        let permissions = enforced.then(|| {
-            set.in_mesh(Kind::TrafficPermission, mesh)
-                .filter_map(|r| match &r.spec {
-                    kuma_model::Spec::TrafficPermission(tp) => Some(tp),
-                    _ => None,
-                })
-                .filter(|tp| kuma_policy::best_rank(&tp.sources, host_tags).is_some())
-                .collect()
-        });
+        let permissions = Some(Permissions::new(set, mesh))
+            .filter(|p| !p.is_empty() && set.mesh(mesh).is_some_and(|m| m.mtls_enabled()))
+            .map(|p| (p, host_tags.clone()));
         HostPolicies { by_kind, permissions }
     }
 
@@ -73,9 +66,7 @@ impl<'a> HostPolicies<'a> {
     /// destination's sidecar would refuse the rest with a 403; the gateway
     /// answers it at the edge instead.
     pub fn permits(&self, destination: &Tags) -> bool {
-        self.permissions
-            .as_ref()
-            .is_none_or(|tps| tps.iter().any(|tp| kuma_policy::best_rank(&tp.destinations, destination).is_some()))
+        self.permissions.as_ref().is_none_or(|(p, host)| p.allows(host, destination))
     }
 
     fn candidates(&self, kind: Kind) -> &[SourceMatch<'a>] {

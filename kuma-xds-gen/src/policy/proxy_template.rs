@@ -18,6 +18,7 @@ use kuma_model::{Kind, Resource, ResourceSet, Spec, Tags};
 use prost::{Message, Name};
 use prost_reflect::DynamicMessage;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 use crate::GatewaySnapshot;
 use crate::render;
@@ -35,20 +36,11 @@ pub struct TemplateError {
 
 /// The ProxyTemplate for a data plane with `tags`.
 pub fn select<'a>(set: &'a ResourceSet, mesh: &str, tags: &Tags) -> Option<(&'a Resource, &'a ProxyTemplateSpec)> {
-    set.in_mesh(Kind::ProxyTemplate, mesh)
-        .filter_map(|r| match &r.spec {
-            Spec::ProxyTemplate(t) => {
-                let rank = if t.selectors.is_empty() {
-                    Some(kuma_policy::Rank::default())
-                } else {
-                    kuma_policy::best_rank(&t.selectors, tags)
-                };
-                rank.map(|rank| (rank, r, t))
-            }
-            _ => None,
-        })
-        .max_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.meta.creation_order().cmp(&b.meta.creation_order())))
-        .map(|(_, r, t)| (r, t))
+    let templates = set.in_mesh(Kind::ProxyTemplate, mesh).filter_map(|r| match &r.spec {
+        Spec::ProxyTemplate(t) => Some((r, &t.selectors[..], t)),
+        _ => None,
+    });
+    kuma_policy::selector::best_match(templates, tags)
 }
 
 fn yaml_value(text: &str) -> Result<Value, String> {
@@ -104,10 +96,13 @@ impl Context<'_> {
         TemplateError { template: self.template.clone(), field, message: message.into() }
     }
 
+    /// True when the listener named `listener` carries every tag of `want`.
+    fn tags_match(&self, want: &Tags, listener: &str) -> bool {
+        want.is_empty() || (self.listener_tags)(listener).is_some_and(|t| want.iter().all(|(k, v)| t.get(k) == Some(v)))
+    }
+
     fn listener_matches(&self, m: &ModificationMatch, name: &str) -> bool {
-        (m.listener_name.is_empty() || m.listener_name == name)
-            && (m.listener_tags.is_empty()
-                || (self.listener_tags)(name).is_some_and(|t| m.listener_tags.iter().all(|(k, v)| t.get(k) == Some(v))))
+        (m.listener_name.is_empty() || m.listener_name == name) && self.tags_match(&m.listener_tags, name)
     }
 }
 
@@ -173,49 +168,44 @@ fn value(cx: &Context<'_>, path: &str, op: &ModificationOp) -> Result<Value, Tem
     yaml_value(&op.value).map_err(|e| cx.err(format!("{path}.value"), e))
 }
 
-fn cluster(cx: &Context<'_>, path: &str, op: &ModificationOp, s: &mut GatewaySnapshot) -> Result<(), TemplateError> {
-    let m = op.match_.clone().unwrap_or_default();
-    let hit = |c: &Cluster| origin_ok(&m, cx.origin) && (m.name.is_empty() || m.name == c.name);
+/// Adds, patches or removes resources of one type (clusters, listeners).
+fn edit_map<T: Message + Name + Default>(
+    cx: &Context<'_>,
+    path: &str,
+    op: &ModificationOp,
+    map: &mut BTreeMap<String, T>,
+    hit: impl Fn(&T) -> bool,
+    name_of: impl Fn(&T) -> String,
+) -> Result<(), TemplateError> {
     match op.operation.as_str() {
         "add" => {
-            let c: Cluster = from_json(value(cx, path, op)?).map_err(|e| cx.err(format!("{path}.value"), e))?;
-            s.clusters.insert(c.name.clone(), c);
+            let r: T = from_json(value(cx, path, op)?).map_err(|e| cx.err(format!("{path}.value"), e))?;
+            map.insert(name_of(&r), r);
         }
         "patch" => {
             let v = value(cx, path, op)?;
-            for c in s.clusters.values_mut().filter(|c| hit(c)) {
-                *c = patched(c, &v).map_err(|e| cx.err(format!("{path}.value"), e))?;
+            for r in map.values_mut().filter(|r| hit(r)) {
+                *r = patched(r, &v).map_err(|e| cx.err(format!("{path}.value"), e))?;
             }
         }
-        "remove" => s.clusters.retain(|_, c| !hit(c)),
+        "remove" => map.retain(|_, r| !hit(r)),
         other => return Err(cx.err(format!("{path}.operation"), format!("unsupported operation {other:?}"))),
     }
     Ok(())
 }
 
+fn cluster(cx: &Context<'_>, path: &str, op: &ModificationOp, s: &mut GatewaySnapshot) -> Result<(), TemplateError> {
+    let m = op.match_.clone().unwrap_or_default();
+    let hit = |c: &Cluster| origin_ok(&m, cx.origin) && (m.name.is_empty() || m.name == c.name);
+    edit_map(cx, path, op, &mut s.clusters, hit, |c| c.name.clone())
+}
+
 fn listener(cx: &Context<'_>, path: &str, op: &ModificationOp, s: &mut GatewaySnapshot) -> Result<(), TemplateError> {
     let m = op.match_.clone().unwrap_or_default();
     let hit = |l: &Listener| {
-        origin_ok(&m, cx.origin)
-            && (m.name.is_empty() || m.name == l.name)
-            && (m.tags.is_empty()
-                || (cx.listener_tags)(&l.name).is_some_and(|t| m.tags.iter().all(|(k, v)| t.get(k) == Some(v))))
+        origin_ok(&m, cx.origin) && (m.name.is_empty() || m.name == l.name) && cx.tags_match(&m.tags, &l.name)
     };
-    match op.operation.as_str() {
-        "add" => {
-            let l: Listener = from_json(value(cx, path, op)?).map_err(|e| cx.err(format!("{path}.value"), e))?;
-            s.listeners.insert(l.name.clone(), l);
-        }
-        "patch" => {
-            let v = value(cx, path, op)?;
-            for l in s.listeners.values_mut().filter(|l| hit(l)) {
-                *l = patched(l, &v).map_err(|e| cx.err(format!("{path}.value"), e))?;
-            }
-        }
-        "remove" => s.listeners.retain(|_, l| !hit(l)),
-        other => return Err(cx.err(format!("{path}.operation"), format!("unsupported operation {other:?}"))),
-    }
-    Ok(())
+    edit_map(cx, path, op, &mut s.listeners, hit, |l| l.name.clone())
 }
 
 /// Adds, patches or removes entries of a named list (filters).

@@ -41,14 +41,11 @@ fn split_url(url: &str) -> Option<(&str, u32, &str)> {
 /// The TrafficTrace selecting a data plane with gateway `tags` (best rank,
 /// newest on a tie), resolved against the mesh's tracing backends.
 pub fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<GatewayTracing> {
-    let trace = set
-        .in_mesh(Kind::TrafficTrace, mesh)
-        .filter_map(|r| match &r.spec {
-            Spec::TrafficTrace(t) => kuma_policy::best_rank(&t.selectors, tags).map(|rank| (rank, r, t)),
-            _ => None,
-        })
-        .max_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.meta.creation_order().cmp(&b.meta.creation_order())))
-        .map(|(_, _, t)| t)?;
+    let traces = set.in_mesh(Kind::TrafficTrace, mesh).filter_map(|r| match &r.spec {
+        Spec::TrafficTrace(t) => Some((r, &t.selectors[..], t)),
+        _ => None,
+    });
+    let (_, trace) = kuma_policy::selector::best_match(traces, tags)?;
     let tracing = set.mesh(mesh)?.tracing.as_ref()?;
     let name = trace.conf.as_ref().map_or("", |c| c.backend.as_str());
     let name = if name.is_empty() { tracing.default_backend.as_str() } else { name };
