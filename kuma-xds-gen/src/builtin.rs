@@ -73,6 +73,7 @@ impl<'a> Builtin<'a, '_> {
                 port: port.port,
                 https: port.protocol == Protocol::Https,
                 kuma_tags: &kuma_tags,
+                initial: defaults::Initial::of(self.set, self.mesh),
             };
             let filter_chains = match port.protocol {
                 Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, &port, &mut clusters, &mut out)?,
@@ -366,7 +367,9 @@ impl<'a> Builtin<'a, '_> {
             stat_prefix: self.service().into(),
             cluster_specifier: Some(specifier),
             idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
-            max_connect_attempts: u32v(defaults::TCP_MAX_CONNECT_ATTEMPTS),
+            max_connect_attempts: defaults::Initial::of(self.set, self.mesh)
+                .tcp_max_connect_attempts()
+                .and_then(pb::u32v),
             ..Default::default()
         };
         policies.apply_tcp_proxy(destinations, &mut proxy);

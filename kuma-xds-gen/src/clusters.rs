@@ -82,13 +82,19 @@ pub struct ClusterPlans<'a> {
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
     index: EndpointIndex<'a>,
     permissions: kuma_policy::permission::Permissions<'a>,
+    initial: defaults::Initial,
 }
 
 impl<'a> ClusterPlans<'a> {
     /// No clusters yet, with the endpoints of `mesh` indexed.
     pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
         let permissions = kuma_policy::permission::Permissions::new(set, mesh);
-        ClusterPlans { plans: BTreeMap::new(), index: EndpointIndex::new(set, mesh), permissions }
+        ClusterPlans {
+            plans: BTreeMap::new(),
+            index: EndpointIndex::new(set, mesh),
+            permissions,
+            initial: defaults::Initial::of(set, mesh),
+        }
     }
 
     /// Kuma's rule for `ExternalService`s behind a gateway: with no
@@ -162,9 +168,9 @@ impl<'a> ClusterPlans<'a> {
         for plan in self.plans.values() {
             let mut cluster = if plan.external.is_empty() {
                 out.endpoints.insert(plan.name.clone(), self.load_assignment(plan));
-                mesh_cluster(plan)
+                mesh_cluster(plan, self.initial)
             } else {
-                external_cluster(set, mesh, plan)?
+                external_cluster(set, mesh, plan, self.initial)?
             };
             policies
                 .entry(&plan.source_tags)
@@ -176,7 +182,10 @@ impl<'a> ClusterPlans<'a> {
     }
 }
 
-fn protocol_options(protocol: UpstreamProtocol) -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
+fn protocol_options(
+    protocol: UpstreamProtocol,
+    initial: defaults::Initial,
+) -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
     let config = match protocol {
         UpstreamProtocol::Tcp => return BTreeMap::new(),
         UpstreamProtocol::Http => ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default()),
@@ -187,7 +196,7 @@ fn protocol_options(protocol: UpstreamProtocol) -> BTreeMap<String, envoy_types:
         }),
     };
     let options = HttpProtocolOptions {
-        common_http_protocol_options: Some(defaults::upstream_common_http()),
+        common_http_protocol_options: Some(initial.upstream_common_http()),
         upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
             protocol_config: Some(config),
         })),
@@ -196,22 +205,22 @@ fn protocol_options(protocol: UpstreamProtocol) -> BTreeMap<String, envoy_types:
     [("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(), pb::any(&options))].into()
 }
 
-fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType) -> Cluster {
+fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, initial: defaults::Initial) -> Cluster {
     Cluster {
         name: plan.name.clone(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
         connect_timeout: Some(millis(defaults::CONNECT_TIMEOUT_MS)),
         per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
-        circuit_breakers: Some(defaults::circuit_breakers()),
-        typed_extension_protocol_options: protocol_options(plan.protocol).into_iter().collect(),
+        circuit_breakers: initial.circuit_breakers(),
+        typed_extension_protocol_options: protocol_options(plan.protocol, initial).into_iter().collect(),
         ..Default::default()
     }
 }
 
-fn mesh_cluster(plan: &ClusterPlan<'_>) -> Cluster {
+fn mesh_cluster(plan: &ClusterPlan<'_>, initial: defaults::Initial) -> Cluster {
     Cluster {
         eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(pb::ads()), service_name: String::new() }),
-        ..base_cluster(plan, DiscoveryType::Eds)
+        ..base_cluster(plan, DiscoveryType::Eds, initial)
     }
 }
 
@@ -272,7 +281,12 @@ fn data_source(set: &ResourceSet, mesh: &str, source: &DataSource) -> Result<Env
     Ok(EnvoyDataSource { specifier: Some(specifier), ..Default::default() })
 }
 
-fn external_cluster(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> Result<Cluster, String> {
+fn external_cluster(
+    set: &ResourceSet,
+    mesh: &str,
+    plan: &ClusterPlan<'_>,
+    initial: defaults::Initial,
+) -> Result<Cluster, String> {
     let service = plan.destination.get(SERVICE_TAG).cloned().unwrap_or_default();
     let mut lb_endpoints = Vec::new();
     let mut matches = Vec::new();
@@ -339,6 +353,6 @@ fn external_cluster(set: &ResourceSet, mesh: &str, plan: &ClusterPlan<'_>) -> Re
             ..Default::default()
         }),
         transport_socket_matches: matches,
-        ..base_cluster(plan, DiscoveryType::StrictDns)
+        ..base_cluster(plan, DiscoveryType::StrictDns, initial)
     })
 }

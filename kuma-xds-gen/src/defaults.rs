@@ -7,8 +7,67 @@
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
 use envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions as CommonHttpProtocolOptions;
 use envoy_types::pb::envoy::config::route::v3::{RetryPolicy, retry_policy::RetryBackOff};
+use envoy_types::pb::google::protobuf::Duration;
+
+use kuma_model::ResourceSet;
 
 use crate::pb::{millis, secs, u32v};
+
+/// Which of the initial policies Kuma creates with a mesh this mesh has: all
+/// of them, unless the Mesh lists their types (or `*`) in
+/// `skipCreatingInitialPolicies`. Without `MeshTimeout` routes carry no
+/// timeout and upstream HTTP connections never idle out; without `MeshRetry`
+/// routes have no retry policy and TCP proxies Envoy's one connect attempt;
+/// without `MeshCircuitBreaker` clusters keep Envoy's thresholds — what Kuma
+/// generates when those policies are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Initial {
+    /// `mesh-gateways-timeout-all-default` exists.
+    pub timeout: bool,
+    /// `mesh-retry-all-default` exists.
+    pub retry: bool,
+    /// `mesh-circuit-breaker-all-default` exists.
+    pub circuit_breaker: bool,
+}
+
+impl Initial {
+    /// The initial policies of `mesh` (all of them when the Mesh is not defined).
+    pub fn of(set: &ResourceSet, mesh: &str) -> Self {
+        let skipped = set.mesh(mesh).map_or(&[][..], |m| m.skip_creating_initial_policies.as_slice());
+        let has = |kind: &str| !skipped.iter().any(|s| s == "*" || s == kind);
+        Initial { timeout: has("MeshTimeout"), retry: has("MeshRetry"), circuit_breaker: has("MeshCircuitBreaker") }
+    }
+
+    /// The route timeout, if any.
+    pub fn route_timeout(self) -> Option<Duration> {
+        self.timeout.then(|| millis(ROUTE_TIMEOUT_MS))
+    }
+
+    /// The route retry policy, if any.
+    pub fn retry_policy(self) -> Option<RetryPolicy> {
+        self.retry.then(retry_policy)
+    }
+
+    /// TCP proxy connect attempts, if set.
+    pub fn tcp_max_connect_attempts(self) -> Option<u32> {
+        self.retry.then_some(TCP_MAX_CONNECT_ATTEMPTS)
+    }
+
+    /// Cluster circuit breakers, if any.
+    pub fn circuit_breakers(self) -> Option<CircuitBreakers> {
+        self.circuit_breaker.then(circuit_breakers)
+    }
+
+    /// Upstream HTTP connection options.
+    pub fn upstream_common_http(self) -> CommonHttpProtocolOptions {
+        CommonHttpProtocolOptions {
+            idle_timeout: Some(millis(if self.timeout { UPSTREAM_IDLE_TIMEOUT_MS } else { 0 })),
+            max_connection_duration: Some(secs(0)),
+            max_stream_duration: Some(secs(0)),
+            ..Default::default()
+        }
+    }
+}
 
 /// Route timeout (`MeshTimeout` default `http.requestTimeout`).
 pub const ROUTE_TIMEOUT_MS: u64 = 15_000;
@@ -32,7 +91,7 @@ pub const TCP_MAX_CONNECT_ATTEMPTS: u32 = 5;
 pub const BUFFER_LIMIT_BYTES: u32 = 32_768;
 
 /// `MeshRetry` default for HTTP routes.
-pub fn retry_policy() -> RetryPolicy {
+fn retry_policy() -> RetryPolicy {
     RetryPolicy {
         retry_on: "gateway-error,connect-failure,refused-stream".into(),
         num_retries: u32v(5),
@@ -43,7 +102,7 @@ pub fn retry_policy() -> RetryPolicy {
 }
 
 /// `MeshCircuitBreaker` default thresholds.
-pub fn circuit_breakers() -> CircuitBreakers {
+fn circuit_breakers() -> CircuitBreakers {
     CircuitBreakers {
         thresholds: vec![Thresholds {
             max_connections: u32v(1024),
@@ -53,16 +112,6 @@ pub fn circuit_breakers() -> CircuitBreakers {
             track_remaining: true,
             ..Default::default()
         }],
-        ..Default::default()
-    }
-}
-
-/// Upstream HTTP connection options (`MeshTimeout` default).
-pub fn upstream_common_http() -> CommonHttpProtocolOptions {
-    CommonHttpProtocolOptions {
-        idle_timeout: Some(millis(UPSTREAM_IDLE_TIMEOUT_MS)),
-        max_connection_duration: Some(secs(0)),
-        max_stream_duration: Some(secs(0)),
         ..Default::default()
     }
 }

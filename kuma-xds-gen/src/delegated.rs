@@ -30,6 +30,7 @@ pub(crate) fn generate(
 ) -> Result<GatewaySnapshot, TranslateError> {
     let mut out = GatewaySnapshot::default();
     let mut clusters = ClusterPlans::new(set, mesh);
+    let initial = defaults::Initial::of(set, mesh);
     let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
     for o in outbounds(set, mesh, spec) {
         // Outbound clusters are named by the service alone (Kuma's outbound
@@ -42,10 +43,10 @@ pub(crate) fn generate(
         let name = format!("outbound:{}:{}", o.outbound.local_address(), o.outbound.port);
         let filter = if http {
             let route_name = format!("outbound:{}", o.service);
-            out.routes.insert(route_name.clone(), route_configuration(&route_name, o.service, &cluster));
+            out.routes.insert(route_name.clone(), route_configuration(&route_name, o.service, &cluster, initial));
             http_connection_manager(gateway_service, &route_name)
         } else {
-            tcp_proxy(o.service, &cluster)
+            tcp_proxy(o.service, &cluster, initial)
         };
         out.listeners.insert(
             name.clone(),
@@ -73,7 +74,7 @@ pub(crate) fn generate(
     Ok(out)
 }
 
-fn route_configuration(name: &str, service: &str, cluster: &str) -> RouteConfiguration {
+fn route_configuration(name: &str, service: &str, cluster: &str, initial: defaults::Initial) -> RouteConfiguration {
     RouteConfiguration {
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
@@ -86,8 +87,8 @@ fn route_configuration(name: &str, service: &str, cluster: &str) -> RouteConfigu
                 }),
                 action: Some(route::Action::Route(RouteAction {
                     cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
-                    timeout: Some(millis(defaults::ROUTE_TIMEOUT_MS)),
-                    retry_policy: Some(defaults::retry_policy()),
+                    timeout: initial.route_timeout(),
+                    retry_policy: initial.retry_policy(),
                     ..Default::default()
                 })),
                 ..Default::default()
@@ -120,12 +121,12 @@ fn http_connection_manager(stat_prefix: &str, route_name: &str) -> Filter {
     }
 }
 
-fn tcp_proxy(service: &str, cluster: &str) -> Filter {
+fn tcp_proxy(service: &str, cluster: &str, initial: defaults::Initial) -> Filter {
     let proxy = TcpProxy {
         stat_prefix: service.into(),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
         idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
-        max_connect_attempts: pb::u32v(defaults::TCP_MAX_CONNECT_ATTEMPTS),
+        max_connect_attempts: initial.tcp_max_connect_attempts().and_then(pb::u32v),
         ..Default::default()
     };
     Filter {

@@ -47,6 +47,8 @@ pub struct HostContext<'s, 'a> {
     pub https: bool,
     /// The `x-kuma-tags` value of the gateway data plane.
     pub kuma_tags: &'s str,
+    /// The mesh's initial policies (Kuma's defaults).
+    pub initial: defaults::Initial,
 }
 
 /// One host and the connection policies whose sources match its tags.
@@ -485,8 +487,8 @@ fn forward_action<'a>(
         ))),
         cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
         idle_timeout: Some(millis(defaults::ROUTE_IDLE_TIMEOUT_MS)),
-        timeout: Some(millis(defaults::ROUTE_TIMEOUT_MS)),
-        retry_policy: Some(defaults::retry_policy()),
+        timeout: ctx.initial.route_timeout(),
+        retry_policy: ctx.initial.retry_policy(),
         ..Default::default()
     };
     match path {

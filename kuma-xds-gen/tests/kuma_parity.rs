@@ -159,10 +159,25 @@ fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
             };
             if let Some(kind) = Kind::ALL.iter().find(|k| k.to_string() == t) {
                 set.remove(&ResourceKey { kind: *kind, mesh: m.into(), name: n.into() });
+            } else if n.ends_with("-all-default") {
+                // One of the initial Mesh* policies (not modelled here): a mesh
+                // without it is one created with its type in
+                // `skipCreatingInitialPolicies`, which the translation honours.
+                skip_initial_policy(&mut set, m, t);
             }
         }
     }
     set
+}
+
+fn skip_initial_policy(set: &mut ResourceSet, mesh: &str, kind: &str) {
+    let mut resource = set.get(Kind::Mesh, "", mesh).expect("the scenario's Mesh").clone();
+    if let kuma_model::Spec::Mesh(spec) = &mut resource.spec {
+        if !spec.skip_creating_initial_policies.iter().any(|k| k == kind) {
+            spec.skip_creating_initial_policies.push(kind.to_string());
+        }
+    }
+    set.upsert(resource);
 }
 
 /// Settings written explicitly on one side that equal Envoy's behaviour when

@@ -1,6 +1,6 @@
 //! `CircuitBreaker`: cluster thresholds and outlier detection.
 
-use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection};
+use envoy_types::pb::envoy::config::cluster::v3::{Cluster, OutlierDetection, circuit_breakers::Thresholds};
 use kuma_model::policy::CircuitBreakerConf;
 use kuma_model::{Resource, Spec};
 
@@ -18,7 +18,7 @@ pub(super) fn cluster(policy: &Resource, cluster: &mut Cluster) {
     if let Some(t) = &c.thresholds {
         let thresholds = cluster.circuit_breakers.get_or_insert_with(Default::default);
         if thresholds.thresholds.is_empty() {
-            thresholds.thresholds.push(Default::default());
+            thresholds.thresholds.push(Thresholds { track_remaining: true, ..Default::default() });
         }
         let th = &mut thresholds.thresholds[0];
         if let Some(v) = t.max_connections {
