@@ -172,10 +172,10 @@ fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
 
 fn skip_initial_policy(set: &mut ResourceSet, mesh: &str, kind: &str) {
     let mut resource = set.get(Kind::Mesh, "", mesh).expect("the scenario's Mesh").clone();
-    if let kuma_model::Spec::Mesh(spec) = &mut resource.spec {
-        if !spec.skip_creating_initial_policies.iter().any(|k| k == kind) {
-            spec.skip_creating_initial_policies.push(kind.to_string());
-        }
+    if let kuma_model::Spec::Mesh(spec) = &mut resource.spec
+        && !spec.skip_creating_initial_policies.iter().any(|k| k == kind)
+    {
+        spec.skip_creating_initial_policies.push(kind.to_string());
     }
     set.upsert(resource);
 }
