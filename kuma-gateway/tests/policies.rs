@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -108,25 +109,7 @@ fn policies_shape_traffic_through_envoy() {
 #[test]
 fn external_service_with_tls_is_reached() {
     let certs = root().join("testdata/certs");
-    // The server binds port 0 and prints the port it got: no race with other tests.
-    let script = format!(
-        "import http.server, ssl, sys\n\
-class H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('external ' + self.path).encode()\n        self.send_response(200); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)\n    def log_message(self, *a): pass\n\
-s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{}', '{}')\n\
-s.socket = c.wrap_socket(s.socket, server_side=True)\nprint(s.server_address[1], flush=True)\ns.serve_forever()\n",
-        certs.join("rsa.crt").display(),
-        certs.join("rsa.key").display()
-    );
-    let mut child = std::process::Command::new("python3")
-        .args(["-c", &script])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let tls_port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("TLS server did not start: {line:?}"));
-    let _server = KillOnDrop(child);
+    let (tls_port, _server) = tls_server("external", &certs.join("rsa.crt"), &certs.join("rsa.key"), None);
     let http = free_port();
     let dir = temp_dir("external");
     let ca = base64(std::fs::read(certs.join("rsa.crt")).unwrap().as_slice());
@@ -157,6 +140,34 @@ type: Secret\nname: ca\ndata: {ca}\n"
     }
 }
 
+/// A Python HTTPS server answering `<name> <path>`, and with `client_ca`
+/// also requiring a client certificate from that CA and answering
+/// `<name> <path> <client URI SANs>`. It binds port 0 and prints the port it
+/// got: no race with other tests.
+fn tls_server(name: &str, cert: &Path, key: &Path, client_ca: Option<&Path>) -> (u16, KillOnDrop) {
+    let client = client_ca.map_or(String::new(), |ca| {
+        format!("c.verify_mode = ssl.CERT_REQUIRED; c.load_verify_locations('{}')\n", ca.display())
+    });
+    let script = format!(
+        "import http.server, ssl, sys\n\
+class H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        peer = self.connection.getpeercert() or {{}}\n        uris = ','.join(v for k, v in peer.get('subjectAltName', ()) if k == 'URI')\n        body = ('{name} ' + self.path + (' ' + uris if uris else '')).encode()\n        self.send_response(200); self.send_header('content-length', str(len(body))); self.end_headers(); self.wfile.write(body)\n    def log_message(self, *a): pass\n\
+s = http.server.HTTPServer(('127.0.0.1', 0), H)\n\
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{}', '{}')\n{client}\
+s.socket = c.wrap_socket(s.socket, server_side=True)\nprint(s.server_address[1], flush=True)\ns.serve_forever()\n",
+        cert.display(),
+        key.display()
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("TLS server did not start: {line:?}"));
+    (port, KillOnDrop(child))
+}
+
 /// Stops a helper process however the test ends.
 struct KillOnDrop(std::process::Child);
 
@@ -167,11 +178,17 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// With mesh mTLS on, a route to a service no TrafficPermission allows from
-/// the gateway answers 403 at the edge; an allowed one is served.
+/// With mesh mTLS on, the gateway reaches mesh services over mTLS with the
+/// identity it issued from the mesh CA (the service, a TLS server with a
+/// certificate from that CA for `spiffe://default/allowed`, requires it and
+/// echoes the gateway's SPIFFE id), and a route to a service no
+/// TrafficPermission allows from the gateway answers 403 at the edge.
 #[test]
-fn traffic_permission_denies_at_the_edge() {
-    let allowed = backend("allowed");
+fn mesh_mtls_and_traffic_permission() {
+    let certs = root().join("testdata/certs");
+    let ca = certs.join("mesh-ca-ec.crt");
+    let (allowed, _server) =
+        tls_server("allowed", &certs.join("mesh-service.crt"), &certs.join("mesh-service.key"), Some(&ca));
     let denied = backend("denied");
     let http = free_port();
     let dir = temp_dir("permission");
@@ -179,6 +196,14 @@ fn traffic_permission_denies_at_the_edge() {
         "type: Mesh".to_string(),
         "name: default".into(),
         "mtls: {enabledBackend: ca-1, backends: [{name: ca-1, type: builtin}]}".into(),
+        "---".into(),
+        "type: Secret".into(),
+        "name: default.ca-builtin-cert-ca-1".into(),
+        format!("data: {}", base64(&std::fs::read(&ca).unwrap())),
+        "---".into(),
+        "type: Secret".into(),
+        "name: default.ca-builtin-key-ca-1".into(),
+        format!("data: {}", base64(&std::fs::read(certs.join("mesh-ca-ec.key")).unwrap())),
         "---".into(),
         "type: Dataplane".into(),
         "name: gw".into(),
@@ -216,8 +241,10 @@ fn traffic_permission_denies_at_the_edge() {
     .join("\n");
     std::fs::write(dir.join("all.yaml"), yaml + "\n").unwrap();
     let gateway = Gateway::start(&dir, "gw", 23);
-    gateway.wait_for("the allowed route", Duration::from_secs(10), || {
-        http_get(http, "x", "/allowed").is_some_and(|r| r.status == 200 && r.body.starts_with("allowed"))
+    gateway.wait_for("the allowed route, over mesh mTLS", Duration::from_secs(10), || {
+        http_get(http, "x", "/allowed").is_some_and(|r| {
+            r.status == 200 && r.body == "allowed /allowed spiffe://default/gw,kuma://kuma.io/service/gw"
+        })
     });
     let r = http_get(http, "x", "/denied").unwrap();
     assert_eq!((r.status, r.body.as_str()), (403, "RBAC: access denied"));

@@ -42,6 +42,7 @@ pub mod set;
 mod source;
 pub mod tags;
 pub mod violation;
+pub mod zone_egress;
 
 pub use datasource::DataSource;
 pub use diagnostic::{Diagnostic, LoadError, Severity};

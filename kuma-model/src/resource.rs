@@ -17,6 +17,7 @@ use crate::policy::{
 use crate::route::MeshGatewayRouteSpec;
 use crate::secret::SecretSpec;
 use crate::violation::Violations;
+use crate::zone_egress::ZoneEgressSpec;
 
 macro_rules! kinds {
     ($( $(#[$doc:meta])* $kind:ident($spec:ty) { mesh_scoped: $scoped:expr, namespaced: $ns:expr } )*) => {
@@ -127,6 +128,8 @@ kinds! {
     Timeout(TimeoutSpec) { mesh_scoped: true, namespaced: false }
     /// Virtual hostnames for outbounds (ignored by gateways).
     VirtualOutbound(VirtualOutboundSpec) { mesh_scoped: true, namespaced: false }
+    /// The zone's egress proxy (ExternalService traffic with `routing.zoneEgress`).
+    ZoneEgress(ZoneEgressSpec) { mesh_scoped: false, namespaced: true }
 }
 
 impl Spec {

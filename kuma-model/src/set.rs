@@ -145,7 +145,8 @@ impl ResourceSet {
     }
 
     /// Cross-resource checks Kuma leaves to generation time: secrets named
-    /// by gateways and external services exist in their mesh.
+    /// by gateways and external services exist in their mesh, and
+    /// cross-mesh listeners are in a mesh with mTLS.
     pub fn check_references(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for r in self.resources.values() {
@@ -153,7 +154,25 @@ impl ResourceSet {
             match &r.spec {
                 Spec::MeshGateway(gw) => {
                     let listeners = gw.conf.iter().flat_map(|c| c.listeners.iter()).enumerate();
+                    let mtls = self.mesh(&r.meta.mesh).is_some_and(crate::mesh::MeshSpec::mtls_enabled);
                     for (i, l) in listeners {
+                        if l.cross_mesh && !mtls {
+                            // Kuma refuses to generate such a gateway: its
+                            // listener is reachable only over mesh mTLS.
+                            out.push(Diagnostic {
+                                location: r.meta.location.clone(),
+                                resource: Some(r.key()),
+                                field: FieldPath::root()
+                                    .field("conf")
+                                    .field("listeners")
+                                    .index(i)
+                                    .field("crossMesh")
+                                    .to_string(),
+                                message: "mTLS must be enabled for crossMesh-enabled MeshGateways".into(),
+                                origin: Origin::Extra,
+                                severity: Severity::Error,
+                            });
+                        }
                         for (j, cert) in l.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
                             if let DataSource::Secret(name) = cert {
                                 let p = FieldPath::root()

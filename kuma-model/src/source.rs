@@ -53,6 +53,17 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
     Ok(builder.docs.into_iter().filter(|d| d.node != Node::Null).collect())
 }
 
+/// Equal nodes, wherever they are written.
+fn same_content(a: &Marked, b: &Marked) -> bool {
+    match (&a.node, &b.node) {
+        (Node::Seq(x), Node::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_content(p, q)),
+        (Node::Map(x), Node::Map(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|((k, _, p), (l, _, q))| k == l && same_content(p, q))
+        }
+        (x, y) => x == y,
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     docs: Vec<Marked>,
@@ -75,12 +86,21 @@ impl Builder {
             None => self.docs.push(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
             Some(Frame::Map { entries, key, .. }) => match key.take() {
-                Some((k, key_line)) => {
-                    if entries.iter().any(|(existing, _, _)| *existing == k) && self.error.is_none() {
-                        self.error = Some(SyntaxError { line: key_line, message: format!("duplicate key {k:?}") });
+                Some((k, key_line)) => match entries.iter().find(|(existing, _, _)| *existing == k) {
+                    // A key repeated with the same value means one thing
+                    // (Kuma's own test data has one); with another value,
+                    // YAML parsers disagree on which wins, so it is an error.
+                    Some((_, _, first)) if same_content(first, &value) => {}
+                    Some(_) => {
+                        if self.error.is_none() {
+                            self.error = Some(SyntaxError {
+                                line: key_line,
+                                message: format!("duplicate key {k:?} with a different value"),
+                            });
+                        }
                     }
-                    entries.push((k, key_line, value));
-                }
+                    None => entries.push((k, key_line, value)),
+                },
                 None => {
                     let key_line = value.line;
                     let k = match value.node {
@@ -293,6 +313,14 @@ mod tests {
     fn json_is_yaml() {
         let docs = parse_documents("{\"a\": [1, {\"b\": \"c\"}]}").unwrap();
         assert_eq!(docs[0].to_value()["a"][1]["b"], "c");
+    }
+
+    #[test]
+    fn repeated_keys_must_agree() {
+        let docs = parse_documents("a:\n  b: [1]\nc: 2\na:\n  b: [1]\n").unwrap();
+        assert_eq!(docs[0].to_value(), serde_json::json!({"a": {"b": [1]}, "c": 2}));
+        let err = parse_documents("a: 1\nc: 2\na: 3\n").unwrap_err();
+        assert_eq!((err.line, err.message.as_str()), (3, "duplicate key \"a\" with a different value"));
     }
 
     #[test]

@@ -79,6 +79,20 @@ fn duplicates_and_missing_secrets_are_refused_and_nothing_is_applied() {
 }
 
 #[test]
+fn cross_mesh_listeners_need_mesh_mtls() {
+    let gw = "type: MeshGateway\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf:\n  listeners:\n  - port: 80\n    protocol: HTTP\n    crossMesh: true\n";
+    let err = ResourceSet::load([("gw.yaml", gw)], UnknownFields::Reject).unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "gw.yaml:1: MeshGateway default/gw: conf.listeners[0].crossMesh: mTLS must be enabled for crossMesh-enabled MeshGateways"
+        ),
+        "{err}"
+    );
+    let mesh = "type: Mesh\nname: default\nmtls: {enabledBackend: ca-1, backends: [{name: ca-1, type: builtin}]}\n";
+    assert!(ResourceSet::load([("gw.yaml", gw), ("mesh.yaml", mesh)], UnknownFields::Reject).is_ok());
+}
+
+#[test]
 fn bundled_examples_validate() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut files = Vec::new();

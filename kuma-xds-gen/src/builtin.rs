@@ -65,13 +65,16 @@ impl<'a> Builtin<'a, '_> {
         let mut clusters = ClusterPlans::new(self.set, self.mesh);
         let kuma_tags = names::kuma_tags_header(self.tags);
         let mut limits = Vec::new();
+        let mut any_cross_mesh = false;
         for port in plan(self.set, self.mesh, self.tags, self.spec) {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
+            let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
+            any_cross_mesh |= cross_mesh;
             let ctx = HostContext {
                 set: self.set,
                 mesh: self.mesh,
                 port: port.port,
-                https: port.protocol == Protocol::Https,
+                https: port.protocol == Protocol::Https || cross_mesh,
                 kuma_tags: &kuma_tags,
                 initial: defaults::Initial::of(self.set, self.mesh),
             };
@@ -111,9 +114,11 @@ impl<'a> Builtin<'a, '_> {
         {
             out.clusters.insert(t.cluster.name.clone(), t.cluster);
         }
-        clusters
+        let uses_identity = clusters
             .generate(self.set, self.mesh, &mut out)
             .map_err(|message| TranslateError::Backend { dataplane: self.dataplane.key().to_string(), message })?;
+        crate::mtls::add_secrets(self.set, self.mesh, self.service(), uses_identity, any_cross_mesh, &mut out)
+            .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {}", self.mesh), message })?;
         out.runtimes.insert(
             LISTENER_RUNTIME.into(),
             Runtime {
@@ -160,6 +165,14 @@ impl<'a> Builtin<'a, '_> {
             if port.protocol == Protocol::Https {
                 chain.filter_chain_match = Some(sni_match(&group.key));
                 chain.transport_socket = Some(self.downstream_tls(group, true, out)?);
+            } else if port.listeners.iter().any(|l| l.listener.cross_mesh) {
+                // Other meshes' proxies connect with mesh mTLS.
+                chain.filter_chain_match = Some(FilterChainMatch {
+                    transport_protocol: "tls".into(),
+                    application_protocols: vec!["kuma".into()],
+                    ..Default::default()
+                });
+                chain.transport_socket = Some(crate::mtls::cross_mesh_downstream(self.mesh));
             }
             chains.push(chain);
         }

@@ -26,6 +26,7 @@ use kuma_model::{DataSource, Kind, Resource, ResourceSet, SERVICE_TAG, Spec, Tag
 use kuma_policy::endpoints::{EndpointIndex, PROTOCOL_TAG};
 
 use crate::defaults;
+use crate::mtls;
 use crate::names;
 use crate::pb::{self, millis, u32v};
 use crate::policy::HostPolicies;
@@ -34,6 +35,9 @@ use crate::snapshot::GatewaySnapshot;
 /// The service name Kuma gives backends it could not resolve: routes point at
 /// it, and no cluster is made, so Envoy answers 500 (cluster not found).
 pub const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
+
+/// The service name of a zone egress: its SPIFFE id is `spiffe://<mesh>/zone-egress`.
+pub const ZONE_EGRESS_SERVICE: &str = "zone-egress";
 
 /// The upstream protocol of a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,9 @@ pub struct ClusterPlan<'a> {
     pub protocol: UpstreamProtocol,
     /// `ExternalService`s behind it (empty for a mesh service).
     pub external: Vec<(&'a Resource, &'a ExternalServiceSpec)>,
+    /// The `ExternalService`s are reached through the zone egress (mesh
+    /// mTLS with `routing.zoneEgress`): an EDS cluster to the ZoneEgress.
+    pub via_egress: bool,
 }
 
 /// The clusters a translation needs, by name.
@@ -83,6 +90,8 @@ pub struct ClusterPlans<'a> {
     index: EndpointIndex<'a>,
     permissions: kuma_policy::permission::Permissions<'a>,
     initial: defaults::Initial,
+    mtls: bool,
+    zone_egress: bool,
 }
 
 impl<'a> ClusterPlans<'a> {
@@ -94,6 +103,9 @@ impl<'a> ClusterPlans<'a> {
             index: EndpointIndex::new(set, mesh),
             permissions,
             initial: defaults::Initial::of(set, mesh),
+            mtls: mtls::enabled(set, mesh),
+            zone_egress: mtls::enabled(set, mesh)
+                && set.mesh(mesh).and_then(|m| m.routing.as_ref()).is_some_and(|r| r.zone_egress),
         }
     }
 
@@ -123,19 +135,6 @@ impl<'a> ClusterPlans<'a> {
         }
         let name = names::cluster(destination, host_tags);
         if !self.plans.contains_key(&name) {
-            let protocol = destination
-                .get(PROTOCOL_TAG)
-                .map(String::as_str)
-                .or_else(|| {
-                    // Kuma reads the protocol from the destination, or from
-                    // the ExternalService; mesh endpoints do not decide it.
-                    self.index
-                        .external_services(destination)
-                        .first()
-                        .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str))
-                })
-                .and_then(UpstreamProtocol::from_tag)
-                .unwrap_or(fallback);
             let external = if self.index.is_external_service(service) {
                 let mut es = self.index.external_services(destination);
                 es.retain(|(_, spec)| self.permitted(source_tags, spec));
@@ -143,11 +142,31 @@ impl<'a> ClusterPlans<'a> {
             } else {
                 Vec::new()
             };
+            let via_egress = self.zone_egress && !external.is_empty();
+            let protocol = destination
+                .get(PROTOCOL_TAG)
+                .map(String::as_str)
+                .or_else(|| {
+                    // Kuma reads the protocol from the destination, or from
+                    // the ExternalService; mesh endpoints do not decide it.
+                    // Through the egress, the hop to it is plain mesh traffic
+                    // and the egress speaks the ExternalService's protocol.
+                    if via_egress {
+                        return None;
+                    }
+                    self.index
+                        .external_services(destination)
+                        .first()
+                        .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str))
+                })
+                .and_then(UpstreamProtocol::from_tag)
+                .unwrap_or(fallback);
             let plan = ClusterPlan {
                 name: name.clone(),
                 destination: destination.clone(),
                 host_tags: host_tags.clone(),
                 source_tags: source_tags.clone(),
+                via_egress,
                 protocol,
                 external,
             };
@@ -159,16 +178,31 @@ impl<'a> ClusterPlans<'a> {
     /// True when `name` is a direct `ExternalService` cluster (these get no
     /// `x-kuma-tags` header: the header is for mesh peers).
     pub fn is_external(&self, name: &str) -> bool {
-        self.plans.get(name).is_some_and(|p| !p.external.is_empty())
+        self.plans.get(name).is_some_and(|p| !p.external.is_empty() && !p.via_egress)
     }
 
-    /// Writes every planned cluster (and its endpoints) into the snapshot.
-    pub fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<(), String> {
+    /// Writes every planned cluster (and its endpoints) into the snapshot;
+    /// true when one of them uses the gateway's mesh identity (mTLS).
+    pub fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<bool, String> {
         let mut policies: BTreeMap<&Tags, HostPolicies<'a>> = BTreeMap::new();
+        let mut uses_identity = false;
         for plan in self.plans.values() {
-            let mut cluster = if plan.external.is_empty() {
-                out.endpoints.insert(plan.name.clone(), self.load_assignment(plan));
-                mesh_cluster(plan, self.initial)
+            let mut cluster = if plan.external.is_empty() || plan.via_egress {
+                let endpoints = self.load_assignment(set, plan);
+                let mut cluster = mesh_cluster(plan, self.initial);
+                if self.mtls {
+                    // Through the egress the peer is the ZoneEgress, and the
+                    // SNI tells it which ExternalService is meant. With no
+                    // egress instance there is no peer at all; Kuma then names
+                    // the service, and so does this.
+                    let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+                    let peer =
+                        if plan.via_egress && !endpoints.endpoints.is_empty() { ZONE_EGRESS_SERVICE } else { service };
+                    cluster.transport_socket = Some(mtls::upstream(mesh, peer, mtls::sni(&plan.destination, mesh)));
+                    uses_identity = true;
+                }
+                out.endpoints.insert(plan.name.clone(), endpoints);
+                cluster
             } else {
                 external_cluster(set, mesh, plan, self.initial)?
             };
@@ -178,7 +212,7 @@ impl<'a> ClusterPlans<'a> {
                 .apply_cluster(&plan.destination, &mut cluster);
             out.clusters.insert(plan.name.clone(), cluster);
         }
-        Ok(())
+        Ok(uses_identity)
     }
 }
 
@@ -248,13 +282,24 @@ fn lb_endpoint(address: &str, port: u32, metadata: Metadata) -> LbEndpoint {
 }
 
 impl ClusterPlans<'_> {
-    fn load_assignment(&self, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
-        let lb_endpoints: Vec<LbEndpoint> = self
-            .index
-            .endpoints(&plan.destination)
-            .into_iter()
-            .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
-            .collect();
+    fn load_assignment(&self, set: &ResourceSet, plan: &ClusterPlan<'_>) -> ClusterLoadAssignment {
+        let lb_endpoints: Vec<LbEndpoint> = if plan.via_egress {
+            let protocol =
+                plan.external.iter().find_map(|(_, es)| es.tags.get(PROTOCOL_TAG)).map_or("tcp", String::as_str);
+            set.of_kind(Kind::ZoneEgress)
+                .filter_map(|r| match &r.spec {
+                    Spec::ZoneEgress(z) => z.endpoint(),
+                    _ => None,
+                })
+                .map(|(address, port)| lb_endpoint(address, port, metadata(PROTOCOL_TAG, protocol)))
+                .collect()
+        } else {
+            self.index
+                .endpoints(&plan.destination)
+                .into_iter()
+                .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
+                .collect()
+        };
         ClusterLoadAssignment {
             cluster_name: plan.name.clone(),
             endpoints: if lb_endpoints.is_empty() {

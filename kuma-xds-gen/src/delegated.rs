@@ -68,9 +68,11 @@ pub(crate) fn generate(
             layer: Some(Default::default()),
         },
     );
-    clusters
+    let uses_identity = clusters
         .generate(set, mesh, &mut out)
         .map_err(|message| TranslateError::Backend { dataplane: dataplane.key().to_string(), message })?;
+    crate::mtls::add_secrets(set, mesh, gateway_service, uses_identity, false, &mut out)
+        .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {mesh}"), message })?;
     Ok(out)
 }
 

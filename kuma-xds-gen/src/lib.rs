@@ -23,6 +23,7 @@ pub mod clusters;
 pub mod defaults;
 mod delegated;
 pub mod explain;
+pub mod mtls;
 pub mod names;
 pub mod pb;
 pub mod policy;
@@ -80,6 +81,15 @@ pub enum TranslateError {
     Backend {
         /// The data plane being generated.
         dataplane: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The mesh has mTLS on but the gateway's identity cannot be issued
+    /// (the CA is missing or unusable).
+    #[error("{mesh}: mtls: {message}")]
+    Mtls {
+        /// The mesh (`Mesh name`).
+        mesh: String,
         /// What is wrong.
         message: String,
     },

@@ -13,7 +13,7 @@ use envoy_types::pb::envoy::config::bootstrap::v3::{
     Admin, Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap::StaticResources, runtime_layer::LayerSpecifier,
 };
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster::ClusterDiscoveryType, cluster::DiscoveryType};
-use envoy_types::pb::envoy::config::core::v3::{address, transport_socket};
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, address, transport_socket};
 use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint::HostIdentifier};
 use envoy_types::pb::envoy::config::listener::v3::{Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
@@ -275,6 +275,9 @@ fn static_cluster(cluster: &Cluster, snapshot: &GatewaySnapshot) -> Cluster {
         c.cluster_discovery_type = Some(ClusterDiscoveryType::Type(discovery as i32));
         c.load_assignment = Some(cla);
     }
+    if let Some(socket) = &mut c.transport_socket {
+        static_secrets(socket);
+    }
     c
 }
 
@@ -295,20 +298,40 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
                 *any = pb::any(&hcm);
             }
         }
-        if let Some(socket) = &mut chain.transport_socket
-            && let Some(transport_socket::ConfigType::TypedConfig(any)) = &mut socket.config_type
-            && any.type_url == DownstreamTlsContext::type_url()
-            && let Ok(mut tls) = DownstreamTlsContext::decode(any.value.as_slice())
-        {
-            if let Some(common) = &mut tls.common_tls_context {
-                for sds in &mut common.tls_certificate_sds_secret_configs {
-                    sds.sds_config = None;
-                }
-            }
-            *any = pb::any(&tls);
+        if let Some(socket) = &mut chain.transport_socket {
+            static_secrets(socket);
         }
     }
     l
+}
+
+/// Points a TLS transport socket's SDS references at static secrets.
+fn static_secrets(socket: &mut TransportSocket) {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CommonTlsContext, UpstreamTlsContext, common_tls_context::ValidationContextType,
+    };
+    fn common(c: &mut CommonTlsContext) {
+        for sds in &mut c.tls_certificate_sds_secret_configs {
+            sds.sds_config = None;
+        }
+        if let Some(ValidationContextType::CombinedValidationContext(v)) = &mut c.validation_context_type
+            && let Some(sds) = &mut v.validation_context_sds_secret_config
+        {
+            sds.sds_config = None;
+        }
+    }
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &mut socket.config_type else { return };
+    if any.type_url == DownstreamTlsContext::type_url()
+        && let Ok(mut tls) = DownstreamTlsContext::decode(any.value.as_slice())
+    {
+        tls.common_tls_context.as_mut().map(common);
+        *any = pb::any(&tls);
+    } else if any.type_url == UpstreamTlsContext::type_url()
+        && let Ok(mut tls) = UpstreamTlsContext::decode(any.value.as_slice())
+    {
+        tls.common_tls_context.as_mut().map(common);
+        *any = pb::any(&tls);
+    }
 }
 
 /// A bootstrap as canonical JSON.

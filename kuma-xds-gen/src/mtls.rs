@@ -1,0 +1,422 @@
+//! Mesh mTLS: the gateway's upstream TLS to mesh peers, cross-mesh listeners,
+//! and the two SDS secrets they use: the gateway's identity certificate
+//! (`identity_cert:secret:<mesh>`) and the mesh CA (`mesh_ca:secret:<mesh>`;
+//! `mesh_ca:secret:all` bundles every mesh's CA for cross-mesh listeners).
+//!
+//! Kuma's control plane generates the identity certificate; so does this
+//! crate, from the CA of the mesh's enabled backend: a `builtin` backend's CA
+//! is read from the Secrets Kuma stores it in (`<mesh>.ca-builtin-cert-<backend>`
+//! and `<mesh>.ca-builtin-key-<backend>`), a `provided` one from its `conf.cert`
+//! and `conf.key`. Issuing is deterministic, so the same resources give the
+//! same bytes: the key is derived from the CA key and the identity, the
+//! signature is deterministic (RFC 6979 ECDSA or PKCS#1 v1.5 RSA), and the
+//! certificate is valid for the CA's own validity period.
+
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource as EnvoyDataSource, TransportSocket, data_source::Specifier,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, DownstreamTlsContext, SdsSecretConfig, Secret,
+    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext, common_tls_context, secret,
+    subject_alt_name_matcher::SanType,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use kuma_model::mesh::MeshSpec;
+use kuma_model::{DataSource, Kind, ResourceSet, SERVICE_TAG, Spec, Tags};
+use p256::ecdsa::signature::{Keypair, Signer};
+use sha2::{Digest, Sha256};
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::asn1::Ia5String;
+use x509_cert::der::{DecodePem, EncodePem, pem::LineEnding};
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned};
+use x509_cert::{Certificate, name::Name};
+
+use crate::pb::{self, boolv};
+use crate::snapshot::GatewaySnapshot;
+
+/// The SDS name of every mesh's CA bundle (cross-mesh listeners).
+pub const ALL_MESHES_CA: &str = "mesh_ca:secret:all";
+
+/// The SDS name of the gateway's identity certificate in `mesh`.
+pub fn identity_secret(mesh: &str) -> String {
+    format!("identity_cert:secret:{mesh}")
+}
+
+/// The SDS name of `mesh`'s CA.
+pub fn ca_secret(mesh: &str) -> String {
+    format!("mesh_ca:secret:{mesh}")
+}
+
+/// True when `mesh` has mTLS on.
+pub fn enabled(set: &ResourceSet, mesh: &str) -> bool {
+    set.mesh(mesh).is_some_and(MeshSpec::mtls_enabled)
+}
+
+/// Kuma's SNI for a mesh destination: `service{k=v,...}` over the other
+/// destination tags plus `mesh`, sorted.
+///
+/// ```
+/// let tags = [("kuma.io/service".to_string(), "echo".to_string()), ("version".into(), "2".into())].into();
+/// assert_eq!(kuma_xds_gen::mtls::sni(&tags, "default"), "echo{mesh=default,version=2}");
+/// ```
+pub fn sni(destination: &Tags, mesh: &str) -> String {
+    let mut extra: Tags =
+        destination.iter().filter(|(k, _)| *k != SERVICE_TAG).map(|(k, v)| (k.clone(), v.clone())).collect();
+    extra.insert("mesh".into(), mesh.into());
+    let extra: Vec<String> = extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{}{{{}}}", destination.get(SERVICE_TAG).map_or("", String::as_str), extra.join(","))
+}
+
+fn sds(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig { name: name.into(), sds_config: Some(pb::ads()) }
+}
+
+/// The upstream TLS of a cluster to a mesh peer: the gateway's identity, the
+/// mesh CA, the peer's SPIFFE id (`spiffe://<mesh>/<san_service>`) and SNI.
+pub fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportSocket {
+    let validation = CertificateValidationContext {
+        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+            san_type: SanType::Uri as i32,
+            matcher: Some(StringMatcher {
+                match_pattern: Some(MatchPattern::Exact(format!("spiffe://{mesh}/{san_service}"))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            alpn_protocols: vec!["kuma".into()],
+            tls_certificate_sds_secret_configs: vec![sds(&identity_secret(mesh))],
+            validation_context_type: Some(common_tls_context::ValidationContextType::CombinedValidationContext(
+                common_tls_context::CombinedCertificateValidationContext {
+                    default_validation_context: Some(validation),
+                    validation_context_sds_secret_config: Some(sds(&ca_secret(mesh))),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }),
+        sni,
+        ..Default::default()
+    };
+    pb::transport_socket("envoy.transport_sockets.tls", &context)
+}
+
+/// The downstream mTLS of a cross-mesh listener: clients of any mesh, with
+/// a certificate from any mesh CA.
+pub fn cross_mesh_downstream(mesh: &str) -> TransportSocket {
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: vec![sds(&identity_secret(mesh))],
+            validation_context_type: Some(common_tls_context::ValidationContextType::CombinedValidationContext(
+                common_tls_context::CombinedCertificateValidationContext {
+                    default_validation_context: Some(CertificateValidationContext::default()),
+                    validation_context_sds_secret_config: Some(sds(ALL_MESHES_CA)),
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        }),
+        require_client_certificate: boolv(true),
+        ..Default::default()
+    };
+    pb::transport_socket("envoy.transport_sockets.tls", &context)
+}
+
+/// A mesh CA: its certificate and private key, PEM.
+#[derive(Debug, Clone)]
+struct Ca {
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn bytes(set: &ResourceSet, mesh: &str, source: &DataSource) -> Result<Vec<u8>, String> {
+    match source {
+        DataSource::Inline(b) => Ok(b.clone()),
+        DataSource::InlineString(s) => Ok(s.clone().into_bytes()),
+        DataSource::Secret(name) => match set.get(Kind::Secret, mesh, name).map(|r| &r.spec) {
+            Some(Spec::Secret(s)) => Ok(s.data.clone()),
+            _ => Err(format!("Secret {mesh}/{name} not found")),
+        },
+        DataSource::File(path) => Err(format!("file {path:?}: a mesh CA is read from a secret or inline")),
+    }
+}
+
+fn pem_text(data: Vec<u8>, what: &str) -> Result<String, String> {
+    String::from_utf8(data).map_err(|_| format!("{what} is not PEM text"))
+}
+
+/// The CA of `mesh`'s enabled backend.
+fn mesh_ca(set: &ResourceSet, mesh: &str) -> Result<Ca, String> {
+    let mtls = set.mesh(mesh).and_then(|m| m.mtls.as_ref()).ok_or_else(|| format!("mesh {mesh:?} has no mTLS"))?;
+    let backend = mtls
+        .backends
+        .iter()
+        .find(|b| b.name == mtls.enabled_backend)
+        .ok_or_else(|| format!("mtls.enabledBackend {:?} is not among mtls.backends", mtls.enabled_backend))?;
+    let (cert, key) = match backend.kind.as_str() {
+        "builtin" => {
+            let secret = |part: &str| DataSource::Secret(format!("{mesh}.ca-builtin-{part}-{}", backend.name));
+            let missing = |e: String| {
+                format!(
+                    "{e}: the builtin CA of backend {:?} (Kuma stores it in Secrets {mesh}.ca-builtin-cert-{1} and \
+                     {mesh}.ca-builtin-key-{1}; export them with kumactl)",
+                    backend.name, backend.name
+                )
+            };
+            (bytes(set, mesh, &secret("cert")).map_err(missing)?, bytes(set, mesh, &secret("key")).map_err(missing)?)
+        }
+        "provided" => {
+            let conf = backend.conf.as_ref().ok_or("provided CA backend without conf")?;
+            let source = |field: &str| -> Result<DataSource, String> {
+                let value =
+                    conf.get(field).cloned().ok_or_else(|| format!("provided CA backend without conf.{field}"))?;
+                serde_json::from_value(value).map_err(|e| format!("conf.{field}: {e}"))
+            };
+            (bytes(set, mesh, &source("cert")?)?, bytes(set, mesh, &source("key")?)?)
+        }
+        other => return Err(format!("CA backend type {other:?} is not supported (builtin or provided)")),
+    };
+    Ok(Ca { cert_pem: pem_text(cert, "CA certificate")?, key_pem: pem_text(key, "CA key")? })
+}
+
+/// The identity's private key: a P-256 scalar derived from the CA key and
+/// the identity, so that issuing again gives the same certificate.
+fn derived_key(ca: &Ca, mesh: &str, service: &str) -> p256::SecretKey {
+    (0u32..)
+        .find_map(|counter| {
+            let digest = Sha256::new()
+                .chain_update(b"kuma-gateway identity key\0")
+                .chain_update(ca.key_pem.as_bytes())
+                .chain_update([0])
+                .chain_update(mesh.as_bytes())
+                .chain_update([0])
+                .chain_update(service.as_bytes())
+                .chain_update(counter.to_be_bytes())
+                .finalize();
+            p256::SecretKey::from_slice(&digest).ok()
+        })
+        .expect("a valid scalar")
+}
+
+fn issue_with<S, Sig>(
+    ca_cert: &Certificate,
+    signer: &S,
+    spki: SubjectPublicKeyInfoOwned,
+    mesh: &str,
+    service: &str,
+) -> Result<String, String>
+where
+    S: Keypair + DynSignatureAlgorithmIdentifier + Signer<Sig>,
+    S::VerifyingKey: EncodePublicKey,
+    Sig: x509_cert::spki::SignatureBitStringEncoding,
+{
+    let ca_spki = SubjectPublicKeyInfoOwned::from_key(signer.verifying_key()).map_err(|e| e.to_string())?;
+    if ca_spki != ca_cert.tbs_certificate.subject_public_key_info {
+        return Err("the CA key does not belong to the CA certificate".into());
+    }
+    let mut serial: [u8; 16] = Sha256::new()
+        .chain_update(b"kuma-gateway identity serial\0")
+        .chain_update(ca_cert.tbs_certificate.serial_number.as_bytes())
+        .chain_update(mesh.as_bytes())
+        .chain_update([0])
+        .chain_update(service.as_bytes())
+        .finalize()[..16]
+        .try_into()
+        .expect("16 bytes");
+    serial[0] = (serial[0] & 0x7f) | 0x01;
+    let profile = Profile::Leaf {
+        issuer: ca_cert.tbs_certificate.subject.clone(),
+        enable_key_agreement: false,
+        enable_key_encipherment: true,
+    };
+    let err = |e: x509_cert::builder::Error| format!("issuing the identity certificate: {e}");
+    let serial = SerialNumber::new(&serial).map_err(|e| e.to_string())?;
+    let mut builder =
+        CertificateBuilder::new(profile, serial, ca_cert.tbs_certificate.validity, Name::default(), spki, signer)
+            .map_err(err)?;
+    let uris = [format!("spiffe://{mesh}/{service}"), format!("kuma://kuma.io/service/{service}")];
+    let names = uris
+        .into_iter()
+        .map(|u| Ia5String::new(&u).map(GeneralName::UniformResourceIdentifier))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    builder.add_extension(&SubjectAltName(names)).map_err(err)?;
+    builder
+        .add_extension(&ExtendedKeyUsage(vec![
+            x509_cert::der::oid::db::rfc5280::ID_KP_SERVER_AUTH,
+            x509_cert::der::oid::db::rfc5280::ID_KP_CLIENT_AUTH,
+        ]))
+        .map_err(err)?;
+    let cert = builder.build::<Sig>().map_err(err)?;
+    cert.to_pem(LineEnding::LF).map_err(|e| e.to_string())
+}
+
+/// Issues the identity certificate of `service` in `mesh`: (certificate PEM, key PEM).
+fn issue(ca: &Ca, mesh: &str, service: &str) -> Result<(String, String), String> {
+    use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let ca_cert = Certificate::from_pem(ca.cert_pem.trim_start()).map_err(|e| format!("CA certificate: {e}"))?;
+    let key = derived_key(ca, mesh, service);
+    let spki = SubjectPublicKeyInfoOwned::from_key(key.public_key()).map_err(|e| e.to_string())?;
+    let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?.to_string();
+    let cert = if let Ok(k) =
+        p256::SecretKey::from_pkcs8_pem(&ca.key_pem).or_else(|_| p256::SecretKey::from_sec1_pem(&ca.key_pem))
+    {
+        let signer = p256::ecdsa::SigningKey::from(k);
+        issue_with::<_, p256::ecdsa::DerSignature>(&ca_cert, &signer, spki, mesh, service)?
+    } else {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let k = rsa::RsaPrivateKey::from_pkcs8_pem(&ca.key_pem)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(&ca.key_pem))
+            .map_err(|_| "CA key: neither a P-256 nor an RSA private key (PEM)".to_string())?;
+        let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(k);
+        issue_with::<_, rsa::pkcs1v15::Signature>(&ca_cert, &signer, spki, mesh, service)?
+    };
+    Ok((cert, key_pem))
+}
+
+fn inline(text: &str) -> Option<EnvoyDataSource> {
+    Some(EnvoyDataSource { specifier: Some(Specifier::InlineBytes(text.as_bytes().to_vec())), ..Default::default() })
+}
+
+fn ca_bundle_secret(name: &str, pem: &str) -> Secret {
+    Secret {
+        name: name.into(),
+        r#type: Some(secret::Type::ValidationContext(CertificateValidationContext {
+            trusted_ca: inline(pem),
+            ..Default::default()
+        })),
+    }
+}
+
+/// Adds the identity and CA secrets of `service` in `mesh` when something
+/// uses them (mTLS clusters, `used`, or cross-mesh listeners, which also get
+/// every mesh's CA) and the mesh has mTLS on.
+pub fn add_secrets(
+    set: &ResourceSet,
+    mesh: &str,
+    service: &str,
+    used: bool,
+    cross_mesh: bool,
+    out: &mut GatewaySnapshot,
+) -> Result<(), String> {
+    if !enabled(set, mesh) || !(used || cross_mesh) {
+        return Ok(());
+    }
+    let ca = mesh_ca(set, mesh)?;
+    let (cert, key) = issue(&ca, mesh, service)?;
+    let identity = identity_secret(mesh);
+    out.secrets.insert(
+        identity.clone(),
+        Secret {
+            name: identity,
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: inline(&cert),
+                private_key: inline(&key),
+                ..Default::default()
+            })),
+        },
+    );
+    out.secrets.insert(ca_secret(mesh), ca_bundle_secret(&ca_secret(mesh), &ca.cert_pem));
+    if cross_mesh {
+        // In mesh name order, so the bundle is stable.
+        let mut meshes: Vec<&str> = set.of_kind(Kind::Mesh).map(|m| m.meta.name.as_str()).collect();
+        meshes.sort_unstable();
+        let mut all = String::new();
+        for m in meshes {
+            if enabled(set, m)
+                && let Ok(ca) = mesh_ca(set, m)
+            {
+                all.push_str(ca.cert_pem.trim_end());
+                all.push('\n');
+            }
+        }
+        out.secrets.insert(ALL_MESHES_CA.into(), ca_bundle_secret(ALL_MESHES_CA, &all));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_with_ca(cert: &str, key: &str) -> ResourceSet {
+        use base64::Engine as _;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
+        let data = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join(f)).unwrap());
+        let text = format!(
+            "type: Mesh\nname: default\nmtls: {{enabledBackend: ca-1, backends: [{{name: ca-1, type: builtin}}]}}\n---\n\
+             type: Secret\nname: default.ca-builtin-cert-ca-1\ndata: {}\n---\n\
+             type: Secret\nname: default.ca-builtin-key-ca-1\ndata: {}\n",
+            data(cert),
+            data(key)
+        );
+        let parsed = kuma_model::parse_file("ca.yaml", &text, kuma_model::UnknownFields::Reject);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let mut set = ResourceSet::new();
+        for r in parsed.resources {
+            set.upsert(r);
+        }
+        set
+    }
+
+    fn identity(set: &ResourceSet, service: &str) -> Certificate {
+        let mut out = GatewaySnapshot::default();
+        add_secrets(set, "default", service, true, false, &mut out).unwrap();
+        let Some(secret::Type::TlsCertificate(t)) = &out.secrets["identity_cert:secret:default"].r#type else {
+            panic!("no identity")
+        };
+        let Some(Specifier::InlineBytes(pem)) = &t.certificate_chain.as_ref().unwrap().specifier else { panic!() };
+        Certificate::from_pem(pem).unwrap()
+    }
+
+    #[test]
+    fn identities_are_issued_deterministically_from_rsa_and_ecdsa_cas() {
+        for (cert, key) in [("mesh-ca-rsa.crt", "mesh-ca-rsa.key"), ("mesh-ca-ec.crt", "mesh-ca-ec.key")] {
+            let set = set_with_ca(cert, key);
+            let a = identity(&set, "edge");
+            assert_eq!(a, identity(&set, "edge"), "{cert}: issuing again gives the same certificate");
+            assert_ne!(a.tbs_certificate.serial_number, identity(&set, "other").tbs_certificate.serial_number);
+            let ca = Certificate::from_pem(std::fs::read(format!("../testdata/certs/{cert}")).unwrap()).unwrap();
+            assert_eq!(a.tbs_certificate.issuer, ca.tbs_certificate.subject);
+            let der = x509_cert::der::Encode::to_der(&a).unwrap();
+            let uri = b"spiffe://default/edge";
+            assert!(der.windows(uri.len()).any(|w| w == uri), "{cert}: the SPIFFE id is a SAN");
+        }
+    }
+
+    #[test]
+    fn nothing_is_issued_unless_used() {
+        let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
+        let mut out = GatewaySnapshot::default();
+        add_secrets(&set, "default", "edge", false, false, &mut out).unwrap();
+        assert!(out.secrets.is_empty());
+        add_secrets(&set, "default", "edge", false, true, &mut out).unwrap();
+        let names: Vec<&str> = out.secrets.keys().map(String::as_str).collect();
+        assert_eq!(names, ["identity_cert:secret:default", "mesh_ca:secret:all", "mesh_ca:secret:default"]);
+    }
+
+    #[test]
+    fn a_missing_ca_is_named() {
+        let mut set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
+        set.remove(&kuma_model::ResourceKey {
+            kind: Kind::Secret,
+            mesh: "default".into(),
+            name: "default.ca-builtin-key-ca-1".into(),
+        });
+        let err = add_secrets(&set, "default", "edge", true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        assert!(err.starts_with("Secret default/default.ca-builtin-key-ca-1 not found: the builtin CA"), "{err}");
+    }
+
+    #[test]
+    fn a_foreign_key_is_refused() {
+        let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-rsa.key");
+        let err = add_secrets(&set, "default", "edge", true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        assert_eq!(err, "the CA key does not belong to the CA certificate");
+    }
+}
