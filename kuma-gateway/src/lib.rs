@@ -6,4 +6,5 @@
 pub mod ads;
 pub mod envoy;
 pub mod files;
+pub mod logsink;
 pub mod server;

@@ -313,7 +313,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
     info!(%address, "ADS server listening");
     tonic::transport::Server::builder()
-        .add_service(AggregatedDiscoveryServiceServer::new(AdsService::new(rx)).max_decoding_message_size(64 << 20))
+        .add_service(
+            AggregatedDiscoveryServiceServer::new(AdsService::new(rx.clone())).max_decoding_message_size(64 << 20),
+        )
+        .add_service(crate::logsink::LogsServiceServer::new(crate::logsink::LogSink::new(rx)))
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
         .await
         .context("ADS server")?;

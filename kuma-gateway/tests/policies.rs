@@ -249,3 +249,72 @@ fn mesh_mtls_and_traffic_permission() {
     let r = http_get(http, "x", "/denied").unwrap();
     assert_eq!((r.status, r.body.as_str()), (403, "RBAC: access denied"));
 }
+
+/// TrafficLog to a `tcp` logging backend: Envoy formats the lines, sends
+/// them to `kuma-gateway`'s log sink, which writes them to the backend's TCP
+/// address — for an HTTP and a TCP listener.
+#[test]
+fn traffic_log_to_a_tcp_backend() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let collector_port = collector.local_addr().unwrap().port();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let received = lines.clone();
+    std::thread::spawn(move || {
+        for conn in collector.incoming().flatten() {
+            let received = received.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(conn).lines().map_while(Result::ok) {
+                    received.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    let web = backend("web");
+    // An echo server for the TCP listener.
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in echo.incoming().flatten() {
+            let mut buf = [0u8; 256];
+            if let Ok(n) = conn.read(&mut buf) {
+                let _ = conn.write_all(&buf[..n]);
+            }
+        }
+    });
+    let (http, tcp) = (free_port(), free_port());
+    let dir = temp_dir("tcp-log");
+    let yaml = format!(
+        "type: Mesh\nname: default\nlogging:\n  defaultBackend: collector\n  backends: [{{name: collector, type: tcp, conf: {{address: '127.0.0.1:{collector_port}'}}}}]\n---\n\
+type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}\n---\n\
+type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}, {{port: {tcp}, protocol: TCP}}]}}\n---\n\
+type: MeshGatewayRoute\nname: web\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /}}}}], backends: [{{destination: {{kuma.io/service: web}}}}]}}]}}}}\n---\n\
+type: MeshGatewayRoute\nname: echo\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{tcp: {{rules: [{{backends: [{{destination: {{kuma.io/service: echo}}}}]}}]}}}}\n---\n\
+type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - {{port: {web}, tags: {{kuma.io/service: web, kuma.io/protocol: http}}}}\n  - {{port: {echo_port}, tags: {{kuma.io/service: echo, kuma.io/protocol: tcp}}}}\n---\n\
+type: TrafficLog\nname: all\nsources: [{{match: {{kuma.io/service: '*'}}}}]\ndestinations: [{{match: {{kuma.io/service: '*'}}}}]\n"
+    );
+    std::fs::write(dir.join("all.yaml"), yaml).unwrap();
+    let gateway = Gateway::start(&dir, "gw", 24);
+    gateway.wait_for("the HTTP listener", Duration::from_secs(10), || {
+        http_get(http, "x", "/logged").is_some_and(|r| r.status == 200)
+    });
+    // (Envoy's TLS inspector, on every gateway listener as in Kuma, waits
+    // for more than a few bytes before it lets a plain-TCP client through.)
+    let message = b"a line long enough for the TLS inspector to tell it is not TLS\n";
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(message).unwrap();
+    let mut buf = vec![0u8; message.len()];
+    let echoed = conn.read_exact(&mut buf);
+    assert!(echoed.is_ok() && buf == message, "{echoed:?} {buf:?}; log:\n{}", gateway.log());
+    drop(conn);
+    // Envoy flushes its log buffer every second.
+    gateway.wait_for("the HTTP and TCP lines at the collector", Duration::from_secs(15), || {
+        let lines = lines.lock().unwrap();
+        lines.iter().any(|l| l.contains("default \"GET /logged HTTP/1.1\" 200") && l.contains("\"gw\" \"*\""))
+            && lines
+                .iter()
+                .any(|l| l.contains("default 127.0.0.1(gw)->") && l.contains(&format!("sent {} bytes", message.len())))
+    });
+}

@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
@@ -230,8 +231,10 @@ pub fn to_pretty_json(value: &Value) -> String {
 /// A static bootstrap serving `snapshot` with no control plane: EDS clusters
 /// get their endpoints inline, HTTP connection managers their route
 /// configurations inline, SDS references point at static secrets, and the
-/// runtime layer becomes a static layer. With `admin_port`, the admin
-/// interface listens on `127.0.0.1:<port>`.
+/// runtime layer becomes a static layer. Access logs to `tcp` logging
+/// backends are left out: `kuma-gateway serve` delivers them, and a static
+/// Envoy has none. With `admin_port`, the admin interface listens on
+/// `127.0.0.1:<port>`.
 pub fn static_bootstrap(snapshot: &GatewaySnapshot, admin_port: Option<u16>) -> Bootstrap {
     let clusters = snapshot.clusters.values().map(|c| static_cluster(c, snapshot)).collect();
     let listeners = snapshot.listeners.values().map(|l| static_listener(l, snapshot)).collect();
@@ -286,17 +289,30 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
     for chain in &mut l.filter_chains {
         for f in &mut chain.filters {
             let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else { continue };
+            // Logs to `tcp` backends go through `kuma-gateway serve`, which a
+            // static bootstrap does not have.
+            let served_logs = |l: &envoy_types::pb::envoy::config::accesslog::v3::AccessLog| {
+                l.name != crate::policy::traffic_log::TCP_LOGGER
+            };
+            if any.type_url == TcpProxy::type_url()
+                && let Ok(mut proxy) = TcpProxy::decode(any.value.as_slice())
+            {
+                proxy.access_log.retain(served_logs);
+                *any = pb::any(&proxy);
+                continue;
+            }
             if any.type_url != HttpConnectionManager::type_url() {
                 continue;
             }
             let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
+            hcm.access_log.retain(served_logs);
             if let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
                 let routes = snapshot.routes.get(&rds.route_config_name).cloned().unwrap_or_else(|| {
                     RouteConfiguration { name: rds.route_config_name.clone(), ..Default::default() }
                 });
                 hcm.route_specifier = Some(RouteSpecifier::RouteConfig(routes));
-                *any = pb::any(&hcm);
             }
+            *any = pb::any(&hcm);
         }
         if let Some(socket) = &mut chain.transport_socket {
             static_secrets(socket);
@@ -354,6 +370,10 @@ pub struct AdsBootstrap<'a> {
     pub admin_port: Option<u16>,
 }
 
+/// The static cluster of the dynamic bootstrap that reaches `kuma-gateway
+/// serve`: ADS, and the sink of access logs to `tcp` logging backends.
+pub const ADS_CLUSTER: &str = "ads_cluster";
+
 /// The dynamic bootstrap an Envoy needs to get everything else from the
 /// ADS server (`kuma-gateway serve`): node id = data plane name, node
 /// metadata `mesh`, listeners and clusters over ADS, the `gateway.listeners`
@@ -379,7 +399,7 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         ..Default::default()
     };
     let ads_cluster = Cluster {
-        name: "ads_cluster".into(),
+        name: ADS_CLUSTER.into(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(if is_ip {
             DiscoveryType::Static
         } else {
@@ -387,7 +407,7 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         } as i32)),
         connect_timeout: Some(pb::secs(1)),
         load_assignment: Some(ClusterLoadAssignment {
-            cluster_name: "ads_cluster".into(),
+            cluster_name: ADS_CLUSTER.into(),
             endpoints: vec![LocalityLbEndpoints {
                 lb_endpoints: vec![LbEndpoint {
                     host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
@@ -421,7 +441,7 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
                 transport_api_version: ApiVersion::V3 as i32,
                 grpc_services: vec![GrpcService {
                     target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {
-                        cluster_name: "ads_cluster".into(),
+                        cluster_name: ADS_CLUSTER.into(),
                         ..Default::default()
                     })),
                     ..Default::default()

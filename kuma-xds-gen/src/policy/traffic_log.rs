@@ -1,19 +1,36 @@
-//! `TrafficLog`: access logs of gateway listeners, to the mesh's `file`
-//! logging backends, in Kuma's default formats (or the backend's own), with
-//! Kuma's `%KUMA_*%` placeholders filled in. `tcp` backends are not
-//! supported (Kuma streams those through kuma-dp).
+//! `TrafficLog`: access logs of gateway listeners, to the mesh's logging
+//! backends, in Kuma's default formats (or the backend's own), with Kuma's
+//! `%KUMA_*%` placeholders filled in.
+//!
+//! A `file` backend is Envoy's file access logger. A `tcp` backend is what
+//! kuma-dp does for Kuma: Envoy formats each line itself (its OpenTelemetry
+//! access logger, with the format as the record body) and sends the records
+//! over gRPC to the control plane that serves it (`kuma-gateway serve`, on
+//! the bootstrap's [`crate::render::ADS_CLUSTER`]), which writes them, one
+//! line each, to the backend's `address` ([`TCP_ADDRESS_ATTRIBUTE`] says
+//! which).
 
 use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog, access_log};
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, SubstitutionFormatString, data_source, substitution_format_string,
 };
+use envoy_types::pb::envoy::config::core::v3::{GrpcService, grpc_service};
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{FileAccessLog, file_access_log};
+use envoy_types::pb::envoy::extensions::access_loggers::open_telemetry::v3::OpenTelemetryAccessLogConfig;
+use envoy_types::pb::opentelemetry::proto::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
 use kuma_model::{Kind, ResourceSet, SERVICE_TAG, Spec, Tags};
 
 use super::HostPolicies;
 
 const HTTP_FORMAT: &str = "[%START_TIME%] %KUMA_MESH% \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-B3-TRACEID?X-DATADOG-TRACEID)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%KUMA_SOURCE_SERVICE%\" \"%KUMA_DESTINATION_SERVICE%\" \"%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%\" \"%UPSTREAM_HOST%\"\n";
 const TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOURCE_ADDRESS_WITHOUT_PORT%(%KUMA_SOURCE_SERVICE%)->%UPSTREAM_HOST%(%KUMA_DESTINATION_SERVICE%) took %DURATION%ms, sent %BYTES_SENT% bytes, received: %BYTES_RECEIVED% bytes\n";
+
+/// The OpenTelemetry resource attribute naming the `tcp` backend
+/// (`host:port`) the records of an access logger go to.
+pub const TCP_ADDRESS_ATTRIBUTE: &str = "kuma.io/log-address";
+
+/// The Envoy access logger of `tcp` backends.
+pub const TCP_LOGGER: &str = "envoy.access_loggers.open_telemetry";
 
 /// What the placeholders of a gateway listener's log format stand for.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +56,7 @@ pub fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'_>) -> 
     let Some(mesh) = set.mesh(ctx.mesh) else { return Vec::new() };
     let name = log.conf.as_ref().map_or("", |c| c.backend.as_str());
     let Some(backend) = mesh.logging_backend(name) else { return Vec::new() };
-    if backend.kind != "file" {
+    if backend.kind != "file" && backend.kind != "tcp" {
         return Vec::new();
     }
     let format = if !backend.format.is_empty() {
@@ -55,6 +72,9 @@ pub fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'_>) -> 
         .replace("%KUMA_DESTINATION_SERVICE%", "*")
         .replace("%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%", ctx.address)
         .replace("%KUMA_SOURCE_ADDRESS%", ctx.address);
+    if backend.kind == "tcp" {
+        return vec![tcp_logger(backend.conf_str("address"), format.trim_end_matches('\n'))];
+    }
     let file = FileAccessLog {
         path: backend.conf_str("path").to_string(),
         access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(SubstitutionFormatString {
@@ -70,4 +90,33 @@ pub fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'_>) -> 
         config_type: Some(access_log::ConfigType::TypedConfig(crate::pb::any(&file))),
         ..Default::default()
     }]
+}
+
+fn string(s: &str) -> Option<AnyValue> {
+    Some(AnyValue { value: Some(any_value::Value::StringValue(s.to_string())) })
+}
+
+fn tcp_logger(address: &str, format: &str) -> AccessLog {
+    let config = OpenTelemetryAccessLogConfig {
+        grpc_service: Some(GrpcService {
+            target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
+                cluster_name: crate::render::ADS_CLUSTER.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }),
+        // One logger (and gRPC stream) per backend.
+        log_name: format!("kuma-tcp-log {address}"),
+        body: string(format),
+        resource_attributes: Some(KeyValueList {
+            values: vec![KeyValue { key: TCP_ADDRESS_ATTRIBUTE.into(), value: string(address), ..Default::default() }],
+        }),
+        disable_builtin_labels: true,
+        ..Default::default()
+    };
+    AccessLog {
+        name: TCP_LOGGER.into(),
+        config_type: Some(access_log::ConfigType::TypedConfig(crate::pb::any(&config))),
+        ..Default::default()
+    }
 }
