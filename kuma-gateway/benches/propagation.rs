@@ -47,6 +47,14 @@ fn status(port: u16, path: &str) -> Option<u16> {
     std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
 }
 
+fn admin_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
 fn envoy_bin() -> PathBuf {
     std::env::var_os("ENVOY_BIN")
         .map(PathBuf::from)
@@ -117,6 +125,13 @@ fn run(routes: usize, iterations: usize) -> Vec<f64> {
             std::thread::sleep(Duration::from_millis(1));
         }
         samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    // Envoy's own time applying the updates (its xDS `update_duration`
+    // histograms), to tell its share from ours.
+    if let Some(stats) = admin_get(admin, "/stats?filter=update_duration") {
+        for line in stats.lines().filter(|l| l.contains("rds") || l.contains("cds") || l.contains("lds")) {
+            println!("  envoy {line}");
+        }
     }
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();

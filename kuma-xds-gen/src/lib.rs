@@ -19,6 +19,7 @@
 //! ```
 
 mod builtin;
+pub mod canonical;
 pub mod clusters;
 pub mod defaults;
 mod delegated;

@@ -104,7 +104,7 @@ pub fn version_of(resources: &[(String, Any)]) -> String {
 }
 
 fn pack<T: Message + Name>(map: &BTreeMap<String, T>) -> Vec<(String, Any)> {
-    map.iter().map(|(n, m)| (n.clone(), crate::pb::any(m))).collect()
+    map.iter().map(|(n, m)| (n.clone(), crate::canonical::any(m))).collect()
 }
 
 impl GatewaySnapshot {

@@ -21,7 +21,13 @@ fn render_all(set: &ResourceSet, gateways: &[(String, String)]) -> Vec<String> {
         .iter()
         .map(|(mesh, dp)| {
             let snapshot = kuma_xds_gen::translate(set, mesh, dp).unwrap();
-            kuma_xds_gen::render::snapshot_json(&snapshot).unwrap()
+            // The bytes served over xDS too, with their versions (map
+            // fields are encoded in key order, not HashMap order).
+            let served: Vec<String> = kuma_xds_gen::ResourceType::ALL
+                .iter()
+                .map(|t| format!("{t:?} {} {:?}", snapshot.version(*t), snapshot.resources(*t)))
+                .collect();
+            format!("{}\n{}", kuma_xds_gen::render::snapshot_json(&snapshot).unwrap(), served.join("\n"))
         })
         .collect()
 }
