@@ -63,7 +63,6 @@ impl<'a> Builtin<'a, '_> {
     pub fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
         let mut out = GatewaySnapshot::default();
         let mut clusters = ClusterPlans::new(self.set, self.mesh);
-        let kuma_tags = names::kuma_tags_header(self.tags);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
         for port in plan(self.set, self.mesh, self.tags, self.spec) {
@@ -75,7 +74,6 @@ impl<'a> Builtin<'a, '_> {
                 mesh: self.mesh,
                 port: port.port,
                 https: port.protocol == Protocol::Https || cross_mesh,
-                kuma_tags: &kuma_tags,
                 initial: defaults::Initial::of(self.set, self.mesh),
             };
             let filter_chains = match port.protocol {

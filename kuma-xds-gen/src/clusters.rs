@@ -175,12 +175,6 @@ impl<'a> ClusterPlans<'a> {
         name
     }
 
-    /// True when `name` is a direct `ExternalService` cluster (these get no
-    /// `x-kuma-tags` header: the header is for mesh peers).
-    pub fn is_external(&self, name: &str) -> bool {
-        self.plans.get(name).is_some_and(|p| !p.external.is_empty() && !p.via_egress)
-    }
-
     /// Writes every planned cluster (and its endpoints) into the snapshot;
     /// true when one of them uses the gateway's mesh identity (mTLS).
     pub fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<bool, String> {

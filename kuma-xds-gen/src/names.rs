@@ -50,15 +50,6 @@ pub fn cluster(destination: &Tags, host_tags: &Tags) -> String {
     name
 }
 
-/// The `x-kuma-tags` value of a data plane: `&k=v&k2=v2&`.
-pub fn kuma_tags_header(tags: &Tags) -> String {
-    let mut out = String::from("&");
-    for (k, v) in tags {
-        let _ = write!(out, "{k}={v}&");
-    }
-    out
-}
-
 /// Go's `http.CanonicalHeaderKey`: `set-header-one` → `Set-Header-One`.
 /// Names with characters outside a token are returned unchanged, as Go does.
 pub fn canonical_header(name: &str) -> String {
@@ -85,6 +76,5 @@ mod tests {
         assert_eq!(canonical_header("set-header-one"), "Set-Header-One");
         assert_eq!(canonical_header("X-FOO"), "X-Foo");
         assert_eq!(canonical_header(":authority"), ":authority");
-        assert_eq!(kuma_tags_header(&kuma_model::tags::tags_of([("kuma.io/service", "gw")])), "&kuma.io/service=gw&");
     }
 }

@@ -22,7 +22,7 @@ fn explains_the_seed_example() {
     assert!(text.contains("virtual host foo.example.com"), "{text}");
     assert!(text.contains("route #1 from edge-gateway-route/rules[1]/matches[0]: path starts with /api/"), "{text}");
     assert!(text.contains("skipped edge-gateway-route/rules[1]/matches[0]: path == /api"), "{text}");
-    assert!(text.contains("-> cluster api-3a816e1bbc4ae5db weight 1 [127.0.0.1:18082]"), "{text}");
+    assert!(text.contains("-> cluster api-3a816e1bbc4ae5db [127.0.0.1:18082]"), "{text}");
     assert!(text.contains("timeout 15s, retries 5 on gateway-error,connect-failure,refused-stream"), "{text}");
 
     let other = explain(&set, "default", "gateway-instance-1", &request(8080, "bar.example.com", "/")).unwrap();

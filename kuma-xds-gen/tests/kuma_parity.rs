@@ -281,12 +281,44 @@ fn normalise(v: &mut Value) {
                     if let Some(o) = r.as_object_mut() {
                         o.remove("name"); // Kuma leaves routes unnamed.
                     }
+                    if let Some(action) = r.get_mut("route").and_then(Value::as_object_mut) {
+                        one_cluster(action);
+                    }
                     if let (Some(retry), Some(action)) = (&retry, r.get_mut("route").and_then(Value::as_object_mut)) {
                         action.entry("retryPolicy").or_insert_with(|| retry.clone());
                     }
                 }
             }
         }
+    }
+}
+
+/// Kuma's per-cluster `x-kuma-tags` request header never reaches a backend:
+/// the route configuration removes `x-kuma-tags` after it (Envoy applies the
+/// least specific level last; `kuma-gateway/tests/e2e.rs` shows it). Without
+/// it, a one-entry weighted set routes as a plain `cluster`, which is what
+/// this gateway writes.
+fn one_cluster(action: &mut serde_json::Map<String, Value>) {
+    let Some(clusters) = action.get_mut("weightedClusters").and_then(|w| w.get_mut("clusters")) else { return };
+    for c in clusters.as_array_mut().into_iter().flatten() {
+        if let Some(c) = c.as_object_mut() {
+            if let Some(headers) = c.get_mut("requestHeadersToAdd").and_then(Value::as_array_mut) {
+                headers.retain(|h| h.pointer("/header/key").and_then(Value::as_str) != Some("x-kuma-tags"));
+                if headers.is_empty() {
+                    c.remove("requestHeadersToAdd");
+                }
+            }
+        }
+    }
+    let single = match clusters.as_array().map(Vec::as_slice) {
+        Some([only]) if only.as_object().is_some_and(|o| o.keys().all(|k| k == "name" || k == "weight")) => {
+            only.get("name").cloned()
+        }
+        _ => None,
+    };
+    if let Some(name) = single {
+        action.remove("weightedClusters");
+        action.insert("cluster".into(), name);
     }
 }
 
