@@ -301,12 +301,12 @@ fn normalise(v: &mut Value) {
 fn one_cluster(action: &mut serde_json::Map<String, Value>) {
     let Some(clusters) = action.get_mut("weightedClusters").and_then(|w| w.get_mut("clusters")) else { return };
     for c in clusters.as_array_mut().into_iter().flatten() {
-        if let Some(c) = c.as_object_mut() {
-            if let Some(headers) = c.get_mut("requestHeadersToAdd").and_then(Value::as_array_mut) {
-                headers.retain(|h| h.pointer("/header/key").and_then(Value::as_str) != Some("x-kuma-tags"));
-                if headers.is_empty() {
-                    c.remove("requestHeadersToAdd");
-                }
+        if let Some(c) = c.as_object_mut()
+            && let Some(headers) = c.get_mut("requestHeadersToAdd").and_then(Value::as_array_mut)
+        {
+            headers.retain(|h| h.pointer("/header/key").and_then(Value::as_str) != Some("x-kuma-tags"));
+            if headers.is_empty() {
+                c.remove("requestHeadersToAdd");
             }
         }
     }
