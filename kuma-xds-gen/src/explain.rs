@@ -98,6 +98,9 @@ fn route_matches(r: &Route, req: &Request) -> bool {
     let path_ok = match &m.path_specifier {
         Some(route_match::PathSpecifier::Path(p)) => path == p,
         Some(route_match::PathSpecifier::Prefix(p)) => path.starts_with(p.as_str()),
+        Some(route_match::PathSpecifier::PathSeparatedPrefix(p)) => {
+            path == p || path.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        }
         Some(route_match::PathSpecifier::SafeRegex(r)) => full_match(&r.regex, path),
         _ => false,
     };
@@ -380,6 +383,7 @@ fn describe_match(r: &Route) -> String {
     let mut out = match &m.path_specifier {
         Some(route_match::PathSpecifier::Path(p)) => format!("path == {p}"),
         Some(route_match::PathSpecifier::Prefix(p)) => format!("path starts with {p}"),
+        Some(route_match::PathSpecifier::PathSeparatedPrefix(p)) => format!("path is {p} or starts with {p}/"),
         Some(route_match::PathSpecifier::SafeRegex(r)) => format!("path matches {}", r.regex),
         _ => String::new(),
     };

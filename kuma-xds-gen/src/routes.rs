@@ -109,6 +109,7 @@ pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters:
         .collect();
     let mut shadowed = shadowed.into_iter();
     entries.retain(|_| !shadowed.next().unwrap_or(false));
+    separate_prefixes(&mut entries);
     entries.sort_by(|a, b| a.summary.cmp(&b.summary));
     let mut routes: Vec<Route> = Vec::with_capacity(entries.len().max(1));
     for e in &entries {
@@ -131,6 +132,39 @@ pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters:
             vec![pb::header("Strict-Transport-Security", "max-age=31536000; includeSubDomains", true)];
     }
     vh
+}
+
+/// A PREFIX match `/p` is two Envoy routes in Kuma: exact `/p`, placed among
+/// the exact paths, and prefix `/p/`. Envoy's `path_separated_prefix: /p`
+/// matches exactly those paths with one route, placed where `/p/` is. That
+/// means the same whenever no other route takes `/p` between the two
+/// places — only an exact `/p` could (longer prefixes never match `/p`, and
+/// regex routes come after) — so the pair is merged when no other entry has
+/// the exact path `/p` and the rule rewrites no path (the two rewrite
+/// differently). Half the routes for Envoy to build on prefix-heavy hosts.
+fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
+    let mut exact: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for e in entries.iter() {
+        if let PathSpecificity::Exact(p) = &e.summary.path {
+            *exact.entry(p.as_str()).or_default() += 1;
+        }
+    }
+    let key = |o: &MatchOrigin| (o.route.clone(), o.rule, o.match_index);
+    let merged: std::collections::HashSet<(String, usize, usize)> = entries
+        .iter()
+        .filter(|e| e.variant == Variant::ExactTwin && path_rewrite(e.rule).2.is_none())
+        .filter(|e| matches!(&e.summary.path, PathSpecificity::Exact(p) if exact.get(p.as_str()) == Some(&1)))
+        .map(|e| key(&e.summary.origin))
+        .collect();
+    if merged.is_empty() {
+        return;
+    }
+    entries.retain(|e| e.variant != Variant::ExactTwin || !merged.contains(&key(&e.summary.origin)));
+    for e in entries.iter_mut() {
+        if e.variant == Variant::Prefix && merged.contains(&key(&e.summary.origin)) {
+            e.variant = Variant::Separated;
+        }
+    }
 }
 
 /// The name of an Envoy route: where it comes from,
@@ -205,6 +239,9 @@ enum Variant {
     Prefix,
     /// The exact `/p` entry of a PREFIX match.
     ExactTwin,
+    /// Both entries of a PREFIX match as one `path_separated_prefix: /p`
+    /// route, in the `/p/` entry's place.
+    Separated,
 }
 
 fn string_exact(value: &str) -> StringMatcher {
@@ -312,6 +349,9 @@ fn build_route<'a>(
     let (headers, query_parameters) = conditions(e.conditions);
     let path_specifier = match &e.summary.path {
         PathSpecificity::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
+        PathSpecificity::Prefix(p) if e.variant == Variant::Separated => {
+            route_match::PathSpecifier::PathSeparatedPrefix(p.trim_end_matches('/').to_string())
+        }
         PathSpecificity::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
         PathSpecificity::Regex(r) => {
             route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
@@ -370,7 +410,9 @@ impl PathRewrite {
         }
         match (&r.replace_prefix_match, variant) {
             (None, _) => PathRewrite::None,
-            (Some(p), Variant::Prefix) => PathRewrite::Prefix(format!("{}/", p.trim_end_matches('/'))),
+            (Some(p), Variant::Prefix | Variant::Separated) => {
+                PathRewrite::Prefix(format!("{}/", p.trim_end_matches('/')))
+            }
             (Some(p), Variant::ExactTwin) => PathRewrite::Full(p.clone()),
             (Some(p), Variant::AsWritten) => PathRewrite::Prefix(p.clone()),
         }

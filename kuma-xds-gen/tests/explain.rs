@@ -20,10 +20,21 @@ fn explains_the_seed_example() {
     assert!(ex.matched);
     assert!(text.contains("listener edge-gateway:HTTP:8080"), "{text}");
     assert!(text.contains("virtual host foo.example.com"), "{text}");
-    assert!(text.contains("route #1 from edge-gateway-route/rules[1]/matches[0]: path starts with /api/"), "{text}");
-    assert!(text.contains("skipped edge-gateway-route/rules[1]/matches[0]: path == /api"), "{text}");
+    assert!(
+        text.contains("route #0 from edge-gateway-route/rules[1]/matches[0]: path is /api or starts with /api/"),
+        "{text}"
+    );
     assert!(text.contains("-> cluster api-3a816e1bbc4ae5db [127.0.0.1:18082]"), "{text}");
     assert!(text.contains("timeout 15s, retries 5 on gateway-error,connect-failure,refused-stream"), "{text}");
+
+    // `/apiary` is not under `/api`: the next route, `/`, takes it.
+    let apiary = explain(&set, "default", "gateway-instance-1", &request(8080, "foo.example.com", "/apiary")).unwrap();
+    let text = apiary.to_string();
+    assert!(
+        text.contains("skipped edge-gateway-route/rules[1]/matches[0]: path is /api or starts with /api/"),
+        "{text}"
+    );
+    assert!(text.contains("route #1 from edge-gateway-route/rules[0]/matches[0]: path starts with /"), "{text}");
 
     let other = explain(&set, "default", "gateway-instance-1", &request(8080, "bar.example.com", "/")).unwrap();
     assert!(!other.matched);

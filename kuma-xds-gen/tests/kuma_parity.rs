@@ -288,6 +288,9 @@ fn normalise(v: &mut Value) {
                         action.entry("retryPolicy").or_insert_with(|| retry.clone());
                     }
                 }
+                if let Some(routes) = vh.get_mut("routes").and_then(Value::as_array_mut) {
+                    separate_prefixes(routes);
+                }
             }
         }
     }
@@ -319,6 +322,46 @@ fn one_cluster(action: &mut serde_json::Map<String, Value>) {
     if let Some(name) = single {
         action.remove("weightedClusters");
         action.insert("cluster".into(), name);
+    }
+}
+
+/// Kuma's two routes for a PREFIX match `/p` — exact `/p` among the exact
+/// paths, prefix `/p/` later — mean the same as one `path_separated_prefix:
+/// /p` in the prefix's place when everything else is equal and no route in
+/// between has the exact path `/p` (nothing else there can match `/p`). This
+/// gateway writes the one route (`routes::separate_prefixes`).
+fn separate_prefixes(routes: &mut Vec<Value>) {
+    let mut i = 0;
+    while i < routes.len() {
+        let Some(path) = routes[i].pointer("/match/path").and_then(Value::as_str).map(String::from) else {
+            i += 1;
+            continue;
+        };
+        let without = |r: &Value, key: &str| {
+            let mut r = r.clone();
+            if let Some(m) = r.get_mut("match").and_then(Value::as_object_mut) {
+                m.remove(key);
+            }
+            r
+        };
+        let twin = without(&routes[i], "path");
+        let prefix = format!("{path}/");
+        let partner = (i + 1..routes.len())
+            .take_while(|&k| routes[k].pointer("/match/path").and_then(Value::as_str) != Some(path.as_str()))
+            .find(|&k| {
+                routes[k].pointer("/match/prefix").and_then(Value::as_str) == Some(prefix.as_str())
+                    && without(&routes[k], "prefix") == twin
+            });
+        match partner {
+            Some(k) => {
+                if let Some(m) = routes[k].get_mut("match").and_then(Value::as_object_mut) {
+                    m.remove("prefix");
+                    m.insert("pathSeparatedPrefix".into(), Value::String(path));
+                }
+                routes.remove(i);
+            }
+            None => i += 1,
+        }
     }
 }
 
