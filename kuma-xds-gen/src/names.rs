@@ -1,8 +1,6 @@
 //! Names of the generated resources, as Kuma gives them, so that Envoy stats,
 //! admin dumps and Kuma's golden files line up.
 
-use std::fmt::Write as _;
-
 use kuma_model::{SERVICE_TAG, Tags};
 use sha2::{Digest, Sha256};
 
@@ -44,8 +42,10 @@ pub fn cluster(destination: &Tags, host_tags: &Tags) -> String {
     let mut name = String::with_capacity(service.len() + 17);
     name.push_str(service);
     name.push('-');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in &digest[..8] {
-        let _ = write!(name, "{b:02x}");
+        name.push(char::from(HEX[usize::from(b >> 4)]));
+        name.push(char::from(HEX[usize::from(b & 15)]));
     }
     name
 }

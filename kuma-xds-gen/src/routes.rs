@@ -143,28 +143,36 @@ pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters:
 /// the exact path `/p` and the rule rewrites no path (the two rewrite
 /// differently). Half the routes for Envoy to build on prefix-heavy hosts.
 fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
-    let mut exact: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut exact: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
     for e in entries.iter() {
         if let PathSpecificity::Exact(p) = &e.summary.path {
             *exact.entry(p.as_str()).or_default() += 1;
         }
     }
-    let key = |o: &MatchOrigin| (o.route.clone(), o.rule, o.match_index);
-    let merged: std::collections::HashSet<(String, usize, usize)> = entries
-        .iter()
-        .filter(|e| e.variant == Variant::ExactTwin && path_rewrite(e.rule).2.is_none())
-        .filter(|e| matches!(&e.summary.path, PathSpecificity::Exact(p) if exact.get(p.as_str()) == Some(&1)))
-        .map(|e| key(&e.summary.origin))
+    // `plan_entries` pushes a PREFIX match's two entries one after the other.
+    let pairs: Vec<usize> = entries
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| {
+            let (prefix, twin) = (&w[0], &w[1]);
+            prefix.variant == Variant::Prefix
+                && twin.variant == Variant::ExactTwin
+                && std::ptr::eq(prefix.conditions, twin.conditions)
+                && path_rewrite(twin.rule).2.is_none()
+                && matches!(&twin.summary.path, PathSpecificity::Exact(p) if exact.get(p.as_str()) == Some(&1))
+        })
+        .map(|(i, _)| i)
         .collect();
-    if merged.is_empty() {
+    if pairs.is_empty() {
         return;
     }
-    entries.retain(|e| e.variant != Variant::ExactTwin || !merged.contains(&key(&e.summary.origin)));
-    for e in entries.iter_mut() {
-        if e.variant == Variant::Prefix && merged.contains(&key(&e.summary.origin)) {
-            e.variant = Variant::Separated;
-        }
+    let mut drop = vec![false; entries.len()];
+    for &i in &pairs {
+        entries[i].variant = Variant::Separated;
+        drop[i + 1] = true;
     }
+    let mut drop = drop.into_iter();
+    entries.retain(|_| !drop.next().unwrap_or(false));
 }
 
 /// The name of an Envoy route: where it comes from,
