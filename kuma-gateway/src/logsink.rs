@@ -135,15 +135,21 @@ impl LogSink {
     }
 }
 
+/// How long connecting to a backend may take before the line is dropped.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One connection per backend, opened on the first line and again after a
-/// failure (one retry per line; a line that still cannot be written is dropped).
+/// failure (one retry per line; a line that still cannot be written is
+/// dropped, and as with any TCP sender, a line written just as the backend
+/// closes the connection can be lost).
 async fn write_lines(address: String, mut lines: mpsc::Receiver<String>) {
     let mut conn: Option<TcpStream> = None;
     while let Some(mut line) = lines.recv().await {
         line.push('\n');
         for attempt in 0..2 {
             if conn.is_none() {
-                match TcpStream::connect(&address).await {
+                let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await;
+                match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         warn!(%address, error = %e, "cannot connect to the access log backend");

@@ -115,7 +115,7 @@ impl<'a> Builtin<'a, '_> {
         let uses_identity = clusters
             .generate(self.set, self.mesh, &mut out)
             .map_err(|message| TranslateError::Backend { dataplane: self.dataplane.key().to_string(), message })?;
-        crate::mtls::add_secrets(self.set, self.mesh, self.service(), uses_identity, any_cross_mesh, &mut out)
+        crate::mtls::add_secrets(self.set, self.mesh, self.tags, uses_identity, any_cross_mesh, &mut out)
             .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {}", self.mesh), message })?;
         out.runtimes.insert(
             LISTENER_RUNTIME.into(),

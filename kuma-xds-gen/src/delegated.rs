@@ -32,6 +32,7 @@ pub(crate) fn generate(
     let mut clusters = ClusterPlans::new(set, mesh);
     let initial = defaults::Initial::of(set, mesh);
     let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
+    let gateway_tags = spec.gateway().map(|g| g.tags.clone()).unwrap_or_default();
     for o in outbounds(set, mesh, spec) {
         // Outbound clusters are named by the service alone (Kuma's outbound
         // naming); no host tags take part.
@@ -71,7 +72,7 @@ pub(crate) fn generate(
     let uses_identity = clusters
         .generate(set, mesh, &mut out)
         .map_err(|message| TranslateError::Backend { dataplane: dataplane.key().to_string(), message })?;
-    crate::mtls::add_secrets(set, mesh, gateway_service, uses_identity, false, &mut out)
+    crate::mtls::add_secrets(set, mesh, &gateway_tags, uses_identity, false, &mut out)
         .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {mesh}"), message })?;
     Ok(out)
 }

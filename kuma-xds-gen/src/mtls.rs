@@ -29,7 +29,10 @@ use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::der::asn1::Ia5String;
 use x509_cert::der::{DecodePem, EncodePem, pem::LineEnding};
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{ExtendedKeyUsage, SubjectAltName};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
+};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::{Certificate, name::Name};
@@ -185,31 +188,70 @@ fn mesh_ca(set: &ResourceSet, mesh: &str) -> Result<Ca, String> {
     Ok(Ca { cert_pem: pem_text(cert, "CA certificate")?, key_pem: pem_text(key, "CA key")? })
 }
 
+/// Who the certificate is for: a data plane's tags in a mesh.
+struct Identity<'a> {
+    mesh: &'a str,
+    tags: &'a Tags,
+}
+
+impl Identity<'_> {
+    fn service(&self) -> &str {
+        self.tags.get(SERVICE_TAG).map_or("", String::as_str)
+    }
+
+    /// A digest over the CA, the identity and a purpose.
+    fn digest(&self, purpose: &[u8], ca: &[u8], counter: u32) -> [u8; 32] {
+        let mut hash = Sha256::new().chain_update(purpose).chain_update([0]).chain_update(ca).chain_update([0]);
+        hash.update(self.mesh.as_bytes());
+        for (k, v) in self.tags {
+            hash.update([0]);
+            hash.update(k.as_bytes());
+            hash.update([0]);
+            hash.update(v.as_bytes());
+        }
+        hash.update(counter.to_be_bytes());
+        hash.finalize().into()
+    }
+
+    /// Kuma's identity names: the SPIFFE id of the service and a
+    /// `kuma://<tag>/<value>` URI per tag, which Kuma's permission checks on
+    /// other tags (zone, version, ...) match.
+    fn uris(&self) -> Vec<String> {
+        let mut uris = vec![format!("spiffe://{}/{}", self.mesh, self.service())];
+        uris.extend(self.tags.iter().map(|(k, v)| format!("kuma://{k}/{v}")));
+        uris
+    }
+}
+
 /// The identity's private key: a P-256 scalar derived from the CA key and
 /// the identity, so that issuing again gives the same certificate.
-fn derived_key(ca: &Ca, mesh: &str, service: &str) -> p256::SecretKey {
+fn derived_key(ca: &Ca, id: &Identity<'_>) -> p256::SecretKey {
     (0u32..)
         .find_map(|counter| {
-            let digest = Sha256::new()
-                .chain_update(b"kuma-gateway identity key\0")
-                .chain_update(ca.key_pem.as_bytes())
-                .chain_update([0])
-                .chain_update(mesh.as_bytes())
-                .chain_update([0])
-                .chain_update(service.as_bytes())
-                .chain_update(counter.to_be_bytes())
-                .finalize();
-            p256::SecretKey::from_slice(&digest).ok()
+            p256::SecretKey::from_slice(&id.digest(b"kuma-gateway identity key", ca.key_pem.as_bytes(), counter)).ok()
         })
         .expect("a valid scalar")
+}
+
+/// The CA certificate's own key identifier, which the issued certificate
+/// must name as its authority key (computed from the key it differs between
+/// tools: Go 1.25 uses truncated SHA-256 where openssl uses SHA-1).
+fn subject_key_id(ca_cert: &Certificate) -> Option<x509_cert::der::asn1::OctetString> {
+    use x509_cert::der::Decode;
+    let ext = ca_cert
+        .tbs_certificate
+        .extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER)?;
+    SubjectKeyIdentifier::from_der(ext.extn_value.as_bytes()).ok().map(|k| k.0)
 }
 
 fn issue_with<S, Sig>(
     ca_cert: &Certificate,
     signer: &S,
     spki: SubjectPublicKeyInfoOwned,
-    mesh: &str,
-    service: &str,
+    id: &Identity<'_>,
 ) -> Result<String, String>
 where
     S: Keypair + DynSignatureAlgorithmIdentifier + Signer<Sig>,
@@ -220,32 +262,41 @@ where
     if ca_spki != ca_cert.tbs_certificate.subject_public_key_info {
         return Err("the CA key does not belong to the CA certificate".into());
     }
-    let mut serial: [u8; 16] = Sha256::new()
-        .chain_update(b"kuma-gateway identity serial\0")
-        .chain_update(ca_cert.tbs_certificate.serial_number.as_bytes())
-        .chain_update(mesh.as_bytes())
-        .chain_update([0])
-        .chain_update(service.as_bytes())
-        .finalize()[..16]
-        .try_into()
-        .expect("16 bytes");
+    let mut serial: [u8; 16] =
+        id.digest(b"kuma-gateway identity serial", ca_cert.tbs_certificate.serial_number.as_bytes(), 0)[..16]
+            .try_into()
+            .expect("16 bytes");
     serial[0] = (serial[0] & 0x7f) | 0x01;
-    let profile = Profile::Leaf {
-        issuer: ca_cert.tbs_certificate.subject.clone(),
-        enable_key_agreement: false,
-        enable_key_encipherment: true,
-    };
     let err = |e: x509_cert::builder::Error| format!("issuing the identity certificate: {e}");
     let serial = SerialNumber::new(&serial).map_err(|e| e.to_string())?;
+    let subject_key = {
+        use x509_cert::der::referenced::OwnedToRef;
+        SubjectKeyIdentifier::try_from(spki.owned_to_ref()).map_err(|e| e.to_string())?
+    };
+    // Extensions written out (not x509-cert's leaf profile) so that the
+    // authority key id is the CA's own, whatever hash made it.
+    let profile = Profile::Manual { issuer: Some(ca_cert.tbs_certificate.subject.clone()) };
     let mut builder =
         CertificateBuilder::new(profile, serial, ca_cert.tbs_certificate.validity, Name::default(), spki, signer)
             .map_err(err)?;
-    let uris = [format!("spiffe://{mesh}/{service}"), format!("kuma://kuma.io/service/{service}")];
-    let names = uris
+    builder.add_extension(&BasicConstraints { ca: false, path_len_constraint: None }).map_err(err)?;
+    builder.add_extension(&KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)).map_err(err)?;
+    builder.add_extension(&subject_key).map_err(err)?;
+    if let Some(key_identifier) = subject_key_id(ca_cert) {
+        builder
+            .add_extension(&AuthorityKeyIdentifier {
+                key_identifier: Some(key_identifier),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            })
+            .map_err(err)?;
+    }
+    let names = id
+        .uris()
         .into_iter()
         .map(|u| Ia5String::new(&u).map(GeneralName::UniformResourceIdentifier))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("identity names: {e}"))?;
     builder.add_extension(&SubjectAltName(names)).map_err(err)?;
     builder
         .add_extension(&ExtendedKeyUsage(vec![
@@ -257,27 +308,35 @@ where
     cert.to_pem(LineEnding::LF).map_err(|e| e.to_string())
 }
 
-/// Issues the identity certificate of `service` in `mesh`: (certificate PEM, key PEM).
-fn issue(ca: &Ca, mesh: &str, service: &str) -> Result<(String, String), String> {
+/// The first certificate of a PEM bundle (a provided CA may carry its chain).
+fn first_certificate(pem: &str) -> &str {
+    const END: &str = "-----END CERTIFICATE-----";
+    pem.find(END).map_or(pem, |i| &pem[..i + END.len()]).trim_start()
+}
+
+/// Issues the identity certificate of `id`: (certificate chain PEM, key PEM).
+/// The chain is the certificate followed by the CA's PEM bundle, so that
+/// peers also get any intermediate a provided CA comes with.
+fn issue(ca: &Ca, id: &Identity<'_>) -> Result<(String, String), String> {
     use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-    let ca_cert = Certificate::from_pem(ca.cert_pem.trim_start()).map_err(|e| format!("CA certificate: {e}"))?;
-    let key = derived_key(ca, mesh, service);
+    let ca_cert = Certificate::from_pem(first_certificate(&ca.cert_pem)).map_err(|e| format!("CA certificate: {e}"))?;
+    let key = derived_key(ca, id);
     let spki = SubjectPublicKeyInfoOwned::from_key(key.public_key()).map_err(|e| e.to_string())?;
     let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?.to_string();
     let cert = if let Ok(k) =
         p256::SecretKey::from_pkcs8_pem(&ca.key_pem).or_else(|_| p256::SecretKey::from_sec1_pem(&ca.key_pem))
     {
         let signer = p256::ecdsa::SigningKey::from(k);
-        issue_with::<_, p256::ecdsa::DerSignature>(&ca_cert, &signer, spki, mesh, service)?
+        issue_with::<_, p256::ecdsa::DerSignature>(&ca_cert, &signer, spki, id)?
     } else {
         use rsa::pkcs1::DecodeRsaPrivateKey;
         let k = rsa::RsaPrivateKey::from_pkcs8_pem(&ca.key_pem)
             .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(&ca.key_pem))
             .map_err(|_| "CA key: neither a P-256 nor an RSA private key (PEM)".to_string())?;
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(k);
-        issue_with::<_, rsa::pkcs1v15::Signature>(&ca_cert, &signer, spki, mesh, service)?
+        issue_with::<_, rsa::pkcs1v15::Signature>(&ca_cert, &signer, spki, id)?
     };
-    Ok((cert, key_pem))
+    Ok((format!("{cert}{}\n", ca.cert_pem.trim()), key_pem))
 }
 
 fn inline(text: &str) -> Option<EnvoyDataSource> {
@@ -294,13 +353,13 @@ fn ca_bundle_secret(name: &str, pem: &str) -> Secret {
     }
 }
 
-/// Adds the identity and CA secrets of `service` in `mesh` when something
+/// Adds the identity and CA secrets of a data plane with `tags` in `mesh` when something
 /// uses them (mTLS clusters, `used`, or cross-mesh listeners, which also get
 /// every mesh's CA) and the mesh has mTLS on.
 pub fn add_secrets(
     set: &ResourceSet,
     mesh: &str,
-    service: &str,
+    tags: &Tags,
     used: bool,
     cross_mesh: bool,
     out: &mut GatewaySnapshot,
@@ -309,7 +368,7 @@ pub fn add_secrets(
         return Ok(());
     }
     let ca = mesh_ca(set, mesh)?;
-    let (cert, key) = issue(&ca, mesh, service)?;
+    let (cert, key) = issue(&ca, &Identity { mesh, tags })?;
     let identity = identity_secret(mesh);
     out.secrets.insert(
         identity.clone(),
@@ -365,14 +424,21 @@ mod tests {
         set
     }
 
+    fn tags(service: &str) -> Tags {
+        [(SERVICE_TAG.to_string(), service.to_string()), ("kuma.io/zone".to_string(), "z1".to_string())].into()
+    }
+
     fn identity(set: &ResourceSet, service: &str) -> Certificate {
         let mut out = GatewaySnapshot::default();
-        add_secrets(set, "default", service, true, false, &mut out).unwrap();
+        add_secrets(set, "default", &tags(service), true, false, &mut out).unwrap();
         let Some(secret::Type::TlsCertificate(t)) = &out.secrets["identity_cert:secret:default"].r#type else {
             panic!("no identity")
         };
         let Some(Specifier::InlineBytes(pem)) = &t.certificate_chain.as_ref().unwrap().specifier else { panic!() };
-        Certificate::from_pem(pem).unwrap()
+        // The issued certificate, then the CA's bundle.
+        let pem = std::str::from_utf8(pem).unwrap();
+        assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
+        Certificate::from_pem(first_certificate(pem)).unwrap()
     }
 
     #[test]
@@ -391,12 +457,36 @@ mod tests {
     }
 
     #[test]
+    fn the_authority_key_id_is_the_cas_own_and_every_tag_is_named() {
+        use x509_cert::der::{Decode, Encode};
+        let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
+        let leaf = identity(&set, "edge");
+        let ca = Certificate::from_pem(std::fs::read("../testdata/certs/mesh-ca-ec.crt").unwrap()).unwrap();
+        let ext = |c: &Certificate, oid| {
+            c.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == oid).map(|e| e.extn_value.clone())
+        };
+        let ski = SubjectKeyIdentifier::from_der(
+            ext(&ca, x509_cert::der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let aki = AuthorityKeyIdentifier::from_der(
+            ext(&leaf, x509_cert::der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER).unwrap().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(aki.key_identifier, Some(ski.0));
+        let der = leaf.to_der().unwrap();
+        for uri in ["spiffe://default/edge", "kuma://kuma.io/service/edge", "kuma://kuma.io/zone/z1"] {
+            assert!(der.windows(uri.len()).any(|w| w == uri.as_bytes()), "{uri}");
+        }
+    }
+
+    #[test]
     fn nothing_is_issued_unless_used() {
         let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
         let mut out = GatewaySnapshot::default();
-        add_secrets(&set, "default", "edge", false, false, &mut out).unwrap();
+        add_secrets(&set, "default", &tags("edge"), false, false, &mut out).unwrap();
         assert!(out.secrets.is_empty());
-        add_secrets(&set, "default", "edge", false, true, &mut out).unwrap();
+        add_secrets(&set, "default", &tags("edge"), false, true, &mut out).unwrap();
         let names: Vec<&str> = out.secrets.keys().map(String::as_str).collect();
         assert_eq!(names, ["identity_cert:secret:default", "mesh_ca:secret:all", "mesh_ca:secret:default"]);
     }
@@ -409,14 +499,16 @@ mod tests {
             mesh: "default".into(),
             name: "default.ca-builtin-key-ca-1".into(),
         });
-        let err = add_secrets(&set, "default", "edge", true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        let err =
+            add_secrets(&set, "default", &tags("edge"), true, false, &mut GatewaySnapshot::default()).unwrap_err();
         assert!(err.starts_with("Secret default/default.ca-builtin-key-ca-1 not found: the builtin CA"), "{err}");
     }
 
     #[test]
     fn a_foreign_key_is_refused() {
         let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-rsa.key");
-        let err = add_secrets(&set, "default", "edge", true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        let err =
+            add_secrets(&set, "default", &tags("edge"), true, false, &mut GatewaySnapshot::default()).unwrap_err();
         assert_eq!(err, "the CA key does not belong to the CA certificate");
     }
 }

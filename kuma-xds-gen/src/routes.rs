@@ -141,7 +141,9 @@ pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters:
 /// places — only an exact `/p` could (longer prefixes never match `/p`, and
 /// regex routes come after) — so the pair is merged when no other entry has
 /// the exact path `/p` and the rule rewrites no path (the two rewrite
-/// differently). Half the routes for Envoy to build on prefix-heavy hosts.
+/// differently). Envoy refuses a `path_separated_prefix` holding `?` or `#`,
+/// so such a path keeps the pair. Half the routes for Envoy to build on
+/// prefix-heavy hosts.
 fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
     let mut exact: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
     for e in entries.iter() {
@@ -159,7 +161,8 @@ fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
                 && twin.variant == Variant::ExactTwin
                 && std::ptr::eq(prefix.conditions, twin.conditions)
                 && path_rewrite(twin.rule).2.is_none()
-                && matches!(&twin.summary.path, PathSpecificity::Exact(p) if exact.get(p.as_str()) == Some(&1))
+                && matches!(&twin.summary.path, PathSpecificity::Exact(p)
+                    if exact.get(p.as_str()) == Some(&1) && !p.contains(['?', '#']))
         })
         .map(|(i, _)| i)
         .collect();

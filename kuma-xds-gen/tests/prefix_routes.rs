@@ -49,3 +49,8 @@ fn a_path_rewrite_keeps_the_pair() {
     let rules = "    - matches: [{path: {match: PREFIX, value: /a}}]\n      filters: [{rewrite: {replacePrefixMatch: /z}}]\n      backends: [{destination: {kuma.io/service: web}}]\n";
     assert_eq!(paths(rules), ["exact /a", "prefix /a/"]);
 }
+
+#[test]
+fn a_path_envoy_refuses_as_separated_prefix_keeps_the_pair() {
+    assert_eq!(paths(&rule("/a?b", "PREFIX", "")), ["exact /a?b", "prefix /a?b/"]);
+}
