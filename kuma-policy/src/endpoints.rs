@@ -36,6 +36,17 @@ pub fn carries(tags: &Tags, destination: &Tags) -> bool {
     destination.iter().all(|(k, v)| tags.get(k).is_some_and(|t| v == "*" || t == v))
 }
 
+/// The zone egresses (`address`, `port`), in name order: the endpoints of
+/// every ExternalService reached through the zone egress.
+pub fn zone_egresses(set: &ResourceSet) -> Vec<(&str, u32)> {
+    set.of_kind(Kind::ZoneEgress)
+        .filter_map(|r| match &r.spec {
+            Spec::ZoneEgress(z) => z.endpoint(),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The ready inbounds in `mesh` whose tags carry `destination`, in data plane
 /// name order, then inbound order. Inbounds marked `health.ready: false` (or
 /// state `NotReady`/`Ignored`) are left out, as Kuma leaves them out of EDS.

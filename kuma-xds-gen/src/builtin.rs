@@ -65,6 +65,7 @@ impl<'a> Builtin<'a, '_> {
         let mut clusters = ClusterPlans::new(self.set, self.mesh);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
+        let initial = defaults::Initial::of(self.set, self.mesh);
         for port in plan(self.set, self.mesh, self.tags, self.spec) {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
@@ -74,11 +75,11 @@ impl<'a> Builtin<'a, '_> {
                 mesh: self.mesh,
                 port: port.port,
                 https: port.protocol == Protocol::Https || cross_mesh,
-                initial: defaults::Initial::of(self.set, self.mesh),
+                initial,
             };
             let filter_chains = match port.protocol {
                 Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, &port, &mut clusters, &mut out)?,
-                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&port, &mut clusters, &mut out)?,
+                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&ctx, &port, &mut clusters, &mut out)?,
                 Protocol::None => continue,
             };
             let limit = port
@@ -304,6 +305,7 @@ impl<'a> Builtin<'a, '_> {
 
     fn tcp_chains(
         &self,
+        ctx: &HostContext<'_, 'a>,
         port: &PortPlan<'a>,
         clusters: &mut ClusterPlans<'a>,
         out: &mut GatewaySnapshot,
@@ -327,7 +329,7 @@ impl<'a> Builtin<'a, '_> {
             if !backends.is_empty() {
                 let own = own_host(group);
                 let policies = HostPolicies::new(self.set, self.mesh, own.tags());
-                let mut filter = self.tcp_proxy(backends, &destinations, &policies);
+                let mut filter = self.tcp_proxy(ctx.initial, backends, &destinations, &policies);
                 let logs = access_logs(self.set, own.tags(), self.log_context(false));
                 if !logs.is_empty()
                     && let Some(filter::ConfigType::TypedConfig(any)) = &mut filter.config_type
@@ -351,7 +353,13 @@ impl<'a> Builtin<'a, '_> {
         Ok(chains)
     }
 
-    fn tcp_proxy(&self, backends: Vec<(String, u32)>, destinations: &[Tags], policies: &HostPolicies<'_>) -> Filter {
+    fn tcp_proxy(
+        &self,
+        initial: defaults::Initial,
+        backends: Vec<(String, u32)>,
+        destinations: &[Tags],
+        policies: &HostPolicies<'_>,
+    ) -> Filter {
         let mut by_name: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
         for (name, weight) in backends {
             by_name.insert(name, weight);
@@ -378,9 +386,7 @@ impl<'a> Builtin<'a, '_> {
             stat_prefix: self.service().into(),
             cluster_specifier: Some(specifier),
             idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
-            max_connect_attempts: defaults::Initial::of(self.set, self.mesh)
-                .tcp_max_connect_attempts()
-                .and_then(pb::u32v),
+            max_connect_attempts: initial.tcp_max_connect_attempts().and_then(pb::u32v),
             ..Default::default()
         };
         policies.apply_tcp_proxy(destinations, &mut proxy);

@@ -280,11 +280,8 @@ impl ClusterPlans<'_> {
         let lb_endpoints: Vec<LbEndpoint> = if plan.via_egress {
             let protocol =
                 plan.external.iter().find_map(|(_, es)| es.tags.get(PROTOCOL_TAG)).map_or("tcp", String::as_str);
-            set.of_kind(Kind::ZoneEgress)
-                .filter_map(|r| match &r.spec {
-                    Spec::ZoneEgress(z) => z.endpoint(),
-                    _ => None,
-                })
+            kuma_policy::endpoints::zone_egresses(set)
+                .into_iter()
                 .map(|(address, port)| lb_endpoint(address, port, metadata(PROTOCOL_TAG, protocol)))
                 .collect()
         } else {

@@ -55,7 +55,7 @@ impl<'a> HostPolicies<'a> {
         let by_kind =
             KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
         let permissions = Some(Permissions::new(set, mesh))
-            .filter(|p| !p.is_empty() && set.mesh(mesh).is_some_and(|m| m.mtls_enabled()))
+            .filter(|p| !p.is_empty() && crate::mtls::enabled(set, mesh))
             .map(|p| (p, host_tags.clone()));
         HostPolicies { by_kind, permissions }
     }
