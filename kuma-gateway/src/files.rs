@@ -12,7 +12,7 @@ use kuma_model::{Diagnostic, LoadError, ParsedFile, ResourceSet, UnknownFields, 
 
 /// Files named on the command line, and the resource files under folders,
 /// sorted.
-pub fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub(crate) fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -40,13 +40,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// True for `*.yaml`, `*.yml` and `*.json`.
-pub fn is_resource_file(path: &Path) -> bool {
+pub(crate) fn is_resource_file(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
 }
 
 /// A load: the set, or every problem found.
 #[derive(Debug)]
-pub enum Loaded {
+pub(crate) enum Loaded {
     /// Valid: the set and any warnings.
     Valid(ResourceSet, Vec<Diagnostic>),
     /// Invalid: the report.
@@ -55,25 +55,25 @@ pub enum Loaded {
 
 /// Loads the resources under some paths, remembering each file's parse.
 #[derive(Debug)]
-pub struct Loader {
+pub(crate) struct Loader {
     paths: Vec<PathBuf>,
     cache: BTreeMap<PathBuf, (String, ParsedFile)>,
 }
 
 impl Loader {
     /// A loader for `paths` (files or folders).
-    pub fn new(paths: Vec<PathBuf>) -> Self {
+    pub(crate) fn new(paths: Vec<PathBuf>) -> Self {
         Loader { paths, cache: BTreeMap::new() }
     }
 
     /// The paths given.
-    pub fn paths(&self) -> &[PathBuf] {
+    pub(crate) fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
 
     /// Reads every file again, re-parses the ones whose text changed, and
     /// assembles the set. I/O errors (a missing path) are errors.
-    pub fn load(&mut self) -> Result<Loaded> {
+    pub(crate) fn load(&mut self) -> Result<Loaded> {
         let files = collect_files(&self.paths)?;
         let mut cache = BTreeMap::new();
         for file in files {
@@ -92,7 +92,7 @@ impl Loader {
     }
 
     /// Number of files read by the last load.
-    pub fn file_count(&self) -> usize {
+    pub(crate) fn file_count(&self) -> usize {
         self.cache.len()
     }
 }

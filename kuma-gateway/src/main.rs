@@ -1,4 +1,10 @@
-//! `kuma-gateway`: the thin command-line front of the library crates.
+//! `kuma-gateway`: the command line over the library crates: resource
+//! files, the CLI and the Envoy supervisor. Serving is `kuma-xds-server`'s.
+
+mod envoy;
+mod files;
+mod logging;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,9 +12,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use kuma_gateway::files::{Loaded, Loader, collect_files};
+use files::{Loaded, Loader, collect_files};
 use kuma_model::{ResourceSet, Severity};
 use kuma_xds_gen::render;
+use logging::LogFormat;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -18,6 +25,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines for people (`text`, coloured only on a terminal) or for log
+    /// shippers (`json`, one object a line). Applies to `serve` and `run`.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,12 +150,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
@@ -167,12 +172,13 @@ async fn shutdown_signal() {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let log_format = cli.log_format;
     match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Render { target, format, bootstrap, admin_port } => render_cmd(target, format, bootstrap, admin_port),
         Command::Serve { paths, xds_address } => {
-            init_logging();
-            runtime()?.block_on(kuma_gateway::server::serve(paths, xds_address, shutdown_signal()))?;
+            logging::init(log_format);
+            runtime()?.block_on(serve::serve(paths, xds_address, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap { dataplane, mesh, xds_address, admin_port, format } => {
@@ -204,8 +210,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Run { target, envoy_bin, xds_address, admin_port, base_id } => {
-            init_logging();
-            let bin = kuma_gateway::envoy::find(envoy_bin.as_deref())?;
+            logging::init(log_format);
+            let bin = envoy::find(envoy_bin.as_deref())?;
             runtime()?.block_on(run_cmd(target, bin, xds_address, admin_port, base_id))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -217,7 +223,7 @@ fn ads_bootstrap(
     mesh: &str,
     xds: SocketAddr,
     admin_port: Option<u16>,
-) -> envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap {
+) -> kuma_xds_gen::envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap {
     let host = xds.ip().to_string();
     render::ads_bootstrap(&render::AdsBootstrap { dataplane, mesh, xds_host: &host, xds_port: xds.port(), admin_port })
 }
@@ -234,7 +240,7 @@ fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
     let mut loader = Loader::new(paths);
     match loader.load()? {
         Loaded::Valid(set, warnings) => {
-            for w in warnings.iter().chain(&kuma_xds_gen::policy::ignored(&set)) {
+            for w in warnings.iter().chain(&kuma_xds_gen::ignored_resources(&set)) {
                 eprintln!("{w}");
             }
             Ok(Some(set))
@@ -289,7 +295,7 @@ async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16,
     std::fs::write(&config, render::to_pretty_json(&render::bootstrap_value(&bootstrap)?))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
-    let server = tokio::spawn(kuma_gateway::server::serve(paths, xds, async move {
+    let server = tokio::spawn(serve::serve(paths, xds, async move {
         let _ = stop_server.wait_for(|s| *s).await;
     }));
     // Give the server a moment to report bad input before Envoy starts.
@@ -298,7 +304,7 @@ async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16,
         return server.await?;
     }
     tracing::info!(envoy = %bin.display(), admin = %format!("http://127.0.0.1:{admin_port}"), "starting Envoy");
-    let result = kuma_gateway::envoy::supervise(&bin, &config, base_id, shutdown_signal()).await;
+    let result = envoy::supervise(&bin, &config, base_id, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let served = server.await?;
     let _ = std::fs::remove_dir_all(&dir);

@@ -122,3 +122,49 @@ fn run_fails_clearly_when_envoy_cannot_start() {
     assert_eq!(code, 2);
     assert!(err.contains("--envoy-bin /no/such/envoy: no such file"), "{err}");
 }
+
+/// The log lines `serve` writes before it is ready, with stderr a pipe and
+/// `NO_COLOR` unset (the check must come from the terminal test itself).
+fn serve_log(extra: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+        .current_dir(root)
+        .args(["serve", "examples/edge-gateway", "--xds-address", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.contains("ADS server listening");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines.iter().any(|l| l.contains("ADS server listening")), "{lines:?}");
+    lines
+}
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let lines = serve_log(&[]);
+    assert!(lines.iter().all(|l| !l.contains('\u{1b}')), "{lines:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let lines = serve_log(&["--log-format", "json"]);
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.contains(r#""resources":"#)), "structured fields stay fields: {lines:?}");
+}

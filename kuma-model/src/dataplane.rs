@@ -80,6 +80,7 @@ pub struct GatewayMode {
 
 /// How a gateway is implemented.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum GatewayType {
     /// A third-party gateway beside a sidecar; the proto default.
     #[default]
@@ -162,6 +163,7 @@ pub struct Health {
 /// Inbound state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum InboundState {
     Ready,
     NotReady,

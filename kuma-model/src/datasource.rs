@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// One of `secret`, `file`, `inline` (base64 bytes) or `inlineString`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub enum DataSource {
     /// The name of a Kuma `Secret` in the same mesh.
     #[serde(rename = "secret")]

@@ -26,6 +26,7 @@ pub struct Diagnostic {
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[non_exhaustive]
 pub enum Severity {
     /// The input is refused.
     #[default]
@@ -35,9 +36,12 @@ pub enum Severity {
 }
 
 impl fmt::Display for Diagnostic {
-    /// `file:line: Type mesh/name: field.path: message`
+    /// `file:line: Type mesh/name: field.path: message` (without
+    /// `file:line: ` for resources that were not read from a file)
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.location)?;
+        if !self.location.file.is_empty() {
+            write!(f, "{}: ", self.location)?;
+        }
         if self.severity == Severity::Warning {
             f.write_str("warning: ")?;
         }

@@ -68,6 +68,7 @@ impl Listener {
 
 /// A listener protocol. UDP is not supported by Kuma and is not accepted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Protocol {
     /// Not set: rejected by validation.
     #[default]
@@ -126,6 +127,7 @@ pub struct ListenerTls {
 
 /// The TLS mode of a listener.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum TlsMode {
     /// Not set.
     #[default]

@@ -74,6 +74,7 @@ impl Default for MeshGatewayInstanceSpec {
 /// The Kubernetes Service type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum ServiceType {
     #[default]
     LoadBalancer,

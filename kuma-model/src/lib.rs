@@ -29,6 +29,8 @@ pub mod datasource;
 pub mod diagnostic;
 pub mod duration;
 pub mod external_service;
+#[cfg(feature = "arbitrary")]
+pub mod fuzzing;
 pub mod gateway;
 pub mod instance;
 pub mod load;

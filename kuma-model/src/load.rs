@@ -21,6 +21,7 @@ pub const DEFAULT_MESH: &str = "default";
 
 /// What to do with fields the schema does not know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum UnknownFields {
     /// An error, as `kumactl apply` and Kuma's API server do.
     #[default]
@@ -30,19 +31,37 @@ pub enum UnknownFields {
     Ignore,
 }
 
-/// The resources and problems found in one file.
+/// The resources and problems found in one file. Read-only: a
+/// [`crate::ResourceSet`] assembled from it validates whatever
+/// [`read_file`] left unvalidated.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFile {
-    /// Resources that parsed and validated, in document order.
-    pub resources: Vec<Resource>,
-    /// Errors and warnings, in line order.
-    pub diagnostics: Vec<Diagnostic>,
+    resources: Vec<Resource>,
+    diagnostics: Vec<Diagnostic>,
+    /// True when every resource passed Kuma's validation ([`parse_file`]).
+    validated: bool,
 }
 
 impl ParsedFile {
+    /// Resources that parsed (and, from [`parse_file`], validated), in
+    /// document order.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// Errors and warnings, in line order.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
     /// True when any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// True when the resources passed Kuma's validation.
+    pub(crate) fn is_validated(&self) -> bool {
+        self.validated
     }
 }
 
@@ -51,8 +70,8 @@ impl ParsedFile {
 /// ```
 /// use kuma_model::{parse_file, UnknownFields, Kind};
 /// let parsed = parse_file("gw.yaml", "type: MeshGateway\nname: edge\nmesh: default\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n", UnknownFields::Reject);
-/// assert!(parsed.diagnostics.is_empty());
-/// assert_eq!(parsed.resources[0].spec.kind(), Kind::MeshGateway);
+/// assert!(parsed.diagnostics().is_empty());
+/// assert_eq!(parsed.resources()[0].spec.kind(), Kind::MeshGateway);
 /// ```
 pub fn parse_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
     read(file, text, unknown, true)
@@ -67,7 +86,7 @@ pub fn read_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
 
 fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> ParsedFile {
     let file: Arc<str> = Arc::from(file);
-    let mut out = ParsedFile::default();
+    let mut out = ParsedFile { validated: validate, ..ParsedFile::default() };
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {

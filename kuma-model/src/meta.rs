@@ -124,6 +124,22 @@ impl Meta {
     }
 }
 
+/// The loader's rules for a resource's identity, for resources built in
+/// code: a name, a mesh exactly when the kind is inside one. Each problem
+/// is (field, message).
+pub(crate) fn check_identity(key: &crate::ResourceKey) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if key.name.is_empty() {
+        out.push(("name", "cannot be empty".to_string()));
+    }
+    match (key.kind.is_mesh_scoped(), key.mesh.is_empty()) {
+        (true, true) => out.push(("mesh", "cannot be empty".to_string())),
+        (false, false) => out.push(("mesh", format!("a {} is not inside a mesh", key.kind))),
+        _ => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -897,6 +897,7 @@ pub struct RetryHttp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum HttpRetryOn {
     #[serde(rename = "all_5xx")]
     All5xx,
@@ -958,6 +959,7 @@ pub struct RetryGrpc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum GrpcRetryOn {
     Cancelled,
     DeadlineExceeded,

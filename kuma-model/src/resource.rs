@@ -23,6 +23,7 @@ macro_rules! kinds {
     ($( $(#[$doc:meta])* $kind:ident($spec:ty) { mesh_scoped: $scoped:expr, namespaced: $ns:expr } )*) => {
         /// Every resource kind this gateway reads.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
         pub enum Kind {
             $( $(#[$doc])* $kind, )*
         }
@@ -30,6 +31,7 @@ macro_rules! kinds {
         /// The spec of a resource, by kind.
         #[derive(Debug, Clone, PartialEq)]
         #[allow(clippy::large_enum_variant)]
+        #[non_exhaustive]
         pub enum Spec {
             $( $(#[$doc])* $kind($spec), )*
         }

@@ -91,6 +91,7 @@ pub struct HttpRule {
 }
 
 /// One match: every condition given must hold.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct HttpMatch {
@@ -109,6 +110,7 @@ pub struct HttpMatch {
 }
 
 /// `path {match, value}`.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PathMatch {
@@ -121,7 +123,9 @@ pub struct PathMatch {
 }
 
 /// How a path is compared.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum PathMatchKind {
     /// The whole path.
     #[default]
@@ -136,8 +140,10 @@ pub enum PathMatchKind {
 }
 
 /// An HTTP method, or none.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum HttpMethod {
     #[default]
     #[serde(rename = "NONE")]
@@ -185,6 +191,7 @@ impl HttpMethod {
 }
 
 /// A header condition.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HeaderMatch {
@@ -200,8 +207,10 @@ pub struct HeaderMatch {
 }
 
 /// How a header is compared.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum HeaderMatchKind {
     #[default]
     #[serde(rename = "EXACT")]
@@ -215,6 +224,7 @@ pub enum HeaderMatchKind {
 }
 
 /// A query parameter condition.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryMatch {
@@ -230,8 +240,10 @@ pub struct QueryMatch {
 }
 
 /// How a query parameter is compared.
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[allow(missing_docs)]
+#[non_exhaustive]
 pub enum QueryMatchKind {
     #[default]
     #[serde(rename = "EXACT")]

@@ -10,7 +10,10 @@ use crate::load::{ParsedFile, UnknownFields, parse_file};
 use crate::resource::{Kind, Resource, ResourceKey, Spec};
 use crate::violation::{FieldPath, Origin};
 
-/// The resources of a control plane.
+/// The resources of a control plane, validated: every way to build one
+/// ([`ResourceSet::load`], [`ResourceSet::assemble`],
+/// [`ResourceSet::from_resources`]) runs Kuma's validation of each resource
+/// and the cross-resource checks, so a translator can rely on it.
 ///
 /// ```
 /// use kuma_model::{ResourceSet, UnknownFields, Kind};
@@ -27,7 +30,7 @@ pub struct ResourceSet {
 }
 
 impl ResourceSet {
-    /// An empty set.
+    /// An empty set (valid).
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,23 +56,61 @@ impl ResourceSet {
         let mut set = ResourceSet::new();
         let mut diagnostics = Vec::new();
         for parsed in files {
-            diagnostics.extend(parsed.diagnostics.iter().cloned());
-            for resource in &parsed.resources {
+            diagnostics.extend(parsed.diagnostics().iter().cloned());
+            for resource in parsed.resources() {
+                if !parsed.is_validated() && !validate(resource, &mut diagnostics) {
+                    continue;
+                }
                 if let Err(d) = set.insert(resource.clone()) {
                     diagnostics.push(*d);
                 }
             }
         }
-        diagnostics.extend(set.check_references());
+        set.finish(diagnostics)
+    }
+
+    /// Builds a set from typed resources (a Kubernetes watcher's, a
+    /// database's, or edits of another set's), with the same rules as
+    /// [`ResourceSet::load`]: each resource is validated, duplicates and
+    /// missing references are errors, all or nothing. Resources keep their
+    /// creation times; the iteration order breaks ties between equal ones.
+    ///
+    /// ```
+    /// use kuma_model::{ResourceSet, UnknownFields};
+    /// let (set, _) = ResourceSet::load([("m.yaml", "type: Mesh\nname: a\n")], UnknownFields::Reject).unwrap();
+    /// let mut resources: Vec<_> = set.iter().cloned().collect();
+    /// resources[0].meta.mesh = "default".into();
+    /// let err = ResourceSet::from_resources(resources).unwrap_err();
+    /// assert_eq!(err.to_string(), "m.yaml:1: Mesh a: mesh: a Mesh is not inside a mesh");
+    /// ```
+    pub fn from_resources(
+        resources: impl IntoIterator<Item = Resource>,
+    ) -> Result<(ResourceSet, Vec<Diagnostic>), LoadError> {
+        let mut set = ResourceSet::new();
+        let mut diagnostics = Vec::new();
+        for resource in resources {
+            if !validate(&resource, &mut diagnostics) {
+                continue;
+            }
+            if let Err(d) = set.insert(resource) {
+                diagnostics.push(*d);
+            }
+        }
+        set.finish(diagnostics)
+    }
+
+    /// The cross-resource checks, then the set or every problem found.
+    fn finish(self, mut diagnostics: Vec<Diagnostic>) -> Result<(ResourceSet, Vec<Diagnostic>), LoadError> {
+        diagnostics.extend(self.check_references());
         if diagnostics.iter().any(|d| d.severity == Severity::Error) {
             diagnostics.sort();
             return Err(LoadError { diagnostics });
         }
-        Ok((set, diagnostics))
+        Ok((self, diagnostics))
     }
 
     /// Adds a resource; a second resource with the same key is an error.
-    pub fn insert(&mut self, mut resource: Resource) -> Result<(), Box<Diagnostic>> {
+    fn insert(&mut self, mut resource: Resource) -> Result<(), Box<Diagnostic>> {
         let key = resource.key();
         if let Some(existing) = self.resources.get(&key) {
             return Err(Box::new(Diagnostic {
@@ -85,19 +126,6 @@ impl ResourceSet {
         self.next_sequence += 1;
         self.resources.insert(key, resource);
         Ok(())
-    }
-
-    /// Adds or replaces a resource (Kuma's store upsert). A replacement
-    /// counts as newly created.
-    pub fn upsert(&mut self, mut resource: Resource) -> Option<Resource> {
-        resource.meta.sequence = self.next_sequence;
-        self.next_sequence += 1;
-        self.resources.insert(resource.key(), resource)
-    }
-
-    /// Removes a resource.
-    pub fn remove(&mut self, key: &ResourceKey) -> Option<Resource> {
-        self.resources.remove(key)
     }
 
     /// The resource of `kind` named `name` in `mesh` (`""` for meshes).
@@ -147,7 +175,7 @@ impl ResourceSet {
     /// Cross-resource checks Kuma leaves to generation time: secrets named
     /// by gateways and external services exist in their mesh, and
     /// cross-mesh listeners are in a mesh with mTLS.
-    pub fn check_references(&self) -> Vec<Diagnostic> {
+    fn check_references(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for r in self.resources.values() {
             let mut refs: Vec<(FieldPath, &str)> = Vec::new();
@@ -217,4 +245,29 @@ impl ResourceSet {
         }
         out
     }
+}
+
+/// Kuma's validation of one resource: its name and mesh, then its spec.
+/// False (with the problems added to `out`) when it is invalid.
+fn validate(resource: &Resource, out: &mut Vec<Diagnostic>) -> bool {
+    let key = resource.key();
+    let mut ok = true;
+    let mut push = |field: String, message: String, origin: Origin| {
+        ok = false;
+        out.push(Diagnostic {
+            location: resource.meta.location.clone(),
+            resource: Some(key.clone()),
+            field,
+            message,
+            origin,
+            severity: Severity::Error,
+        });
+    };
+    for problem in crate::meta::check_identity(&key) {
+        push(problem.0.into(), problem.1, Origin::Extra);
+    }
+    for v in resource.spec.validate().into_vec() {
+        push(v.field.to_string(), v.message, v.origin);
+    }
+    ok
 }

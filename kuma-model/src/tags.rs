@@ -62,6 +62,7 @@ pub fn tags_of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags 
 
 /// Which characters a tag value may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TagValues {
     /// Selector values: the tag charset (with `/`) or exactly `"*"`.
     #[default]

@@ -20,6 +20,7 @@ pub struct Violation {
 
 /// Where a rule comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Origin {
     /// Kuma v2.14.3 has the same rule with the same field and message.
     #[default]

@@ -113,10 +113,10 @@ fn bundled_examples_validate() {
         let text = fs::read_to_string(&file).unwrap();
         let parsed = parse_file(&file.display().to_string(), &text, UnknownFields::Reject);
         assert!(
-            parsed.diagnostics.is_empty(),
+            parsed.diagnostics().is_empty(),
             "{:?}",
-            parsed.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>()
+            parsed.diagnostics().iter().map(ToString::to_string).collect::<Vec<_>>()
         );
-        assert!(!parsed.resources.is_empty());
+        assert!(!parsed.resources().is_empty());
     }
 }

@@ -286,9 +286,9 @@ proptest! {
     ) {
         let text = document(&spec, kubernetes, snake_case);
         let parsed = read_file("doc.yaml", &text, UnknownFields::Reject);
-        prop_assert!(parsed.diagnostics.is_empty(), "{text}\n{:?}", parsed.diagnostics);
-        prop_assert_eq!(parsed.resources.len(), 1);
-        let r = &parsed.resources[0];
+        prop_assert!(parsed.diagnostics().is_empty(), "{text}\n{:?}", parsed.diagnostics());
+        prop_assert_eq!(parsed.resources().len(), 1);
+        let r = &parsed.resources()[0];
         prop_assert_eq!(r.spec.kind(), spec.kind());
         prop_assert_eq!(&r.meta.name, "res");
         prop_assert_eq!(&r.meta.mesh, "demo");

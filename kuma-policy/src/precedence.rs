@@ -12,6 +12,7 @@ use std::cmp::{Ordering, Reverse};
 
 /// The path part of a match, by specificity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PathSpecificity {
     /// An exact path.
     Exact(String),

@@ -60,7 +60,7 @@ impl<'a> Builtin<'a, '_> {
         self.tags.get(SERVICE_TAG).map_or("", String::as_str)
     }
 
-    pub fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
+    pub(crate) fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
         let mut out = GatewaySnapshot::default();
         let mut clusters = ClusterPlans::new(self.set, self.mesh);
         let mut limits = Vec::new();
@@ -70,17 +70,12 @@ impl<'a> Builtin<'a, '_> {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
             any_cross_mesh |= cross_mesh;
-            let ctx = HostContext {
-                set: self.set,
-                mesh: self.mesh,
-                port: port.port,
-                https: port.protocol == Protocol::Https || cross_mesh,
-                initial,
-            };
+            let ctx = HostContext { port: port.port, https: port.protocol == Protocol::Https || cross_mesh, initial };
             let filter_chains = match port.protocol {
                 Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, &port, &mut clusters, &mut out)?,
                 Protocol::Tcp | Protocol::Tls => self.tcp_chains(&ctx, &port, &mut clusters, &mut out)?,
-                Protocol::None => continue,
+                // `NONE`, and any protocol newer than this translator: no listener.
+                _ => continue,
             };
             let limit = port
                 .listeners
@@ -115,9 +110,9 @@ impl<'a> Builtin<'a, '_> {
         }
         let uses_identity = clusters
             .generate(self.set, self.mesh, &mut out)
-            .map_err(|message| TranslateError::Backend { dataplane: self.dataplane.key().to_string(), message })?;
+            .map_err(|message| TranslateError::Backend { resource: self.dataplane.key(), message })?;
         crate::mtls::add_secrets(self.set, self.mesh, self.tags, uses_identity, any_cross_mesh, &mut out)
-            .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {}", self.mesh), message })?;
+            .map_err(|message| TranslateError::Mtls { mesh: crate::mesh_key(self.mesh), message })?;
         out.runtimes.insert(
             LISTENER_RUNTIME.into(),
             Runtime {
@@ -130,7 +125,7 @@ impl<'a> Builtin<'a, '_> {
 
     fn http_chains(
         &self,
-        ctx: &HostContext<'_, 'a>,
+        ctx: &HostContext,
         listener: &str,
         port: &PortPlan<'a>,
         clusters: &mut ClusterPlans<'a>,
@@ -272,14 +267,14 @@ impl<'a> Builtin<'a, '_> {
         for (i, source) in listener.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
             let (name, secret) = tls::server_secret(self.set, self.mesh, source, &hostnames).map_err(|message| {
                 TranslateError::Certificate {
-                    gateway: self.gateway.key().to_string(),
+                    gateway: self.gateway.key(),
                     field: format!("conf.listeners[{}].tls.certificates[{i}]", host.listener.index),
                     message,
                 }
             })?;
             if configs.iter().any(|c: &SdsSecretConfig| c.name == name) {
                 return Err(TranslateError::Certificate {
-                    gateway: self.gateway.key().to_string(),
+                    gateway: self.gateway.key(),
                     field: format!("conf.listeners[{}].tls.certificates[{i}]", host.listener.index),
                     message: format!("duplicate TLS certificate {name:?}"),
                 });
@@ -305,7 +300,7 @@ impl<'a> Builtin<'a, '_> {
 
     fn tcp_chains(
         &self,
-        ctx: &HostContext<'_, 'a>,
+        ctx: &HostContext,
         port: &PortPlan<'a>,
         clusters: &mut ClusterPlans<'a>,
         out: &mut GatewaySnapshot,

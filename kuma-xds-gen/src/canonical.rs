@@ -91,7 +91,7 @@ static PLANS: LazyLock<Plans> = LazyLock::new(|| {
 });
 
 /// `message` packed as an `Any` with its map entries in key order.
-pub fn any<T: Message + Name>(message: &T) -> Any {
+pub(crate) fn any<T: Message + Name>(message: &T) -> Any {
     let mut value = message.encode_to_vec();
     if let Some(&plan) = PLANS.by_name.get(&T::full_name()) {
         walk(plan, &mut value);

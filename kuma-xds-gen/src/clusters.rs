@@ -34,14 +34,15 @@ use crate::snapshot::GatewaySnapshot;
 
 /// The service name Kuma gives backends it could not resolve: routes point at
 /// it, and no cluster is made, so Envoy answers 500 (cluster not found).
-pub const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
+pub(crate) const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
 
 /// The service name of a zone egress: its SPIFFE id is `spiffe://<mesh>/zone-egress`.
-pub const ZONE_EGRESS_SERVICE: &str = "zone-egress";
+pub(crate) const ZONE_EGRESS_SERVICE: &str = "zone-egress";
 
 /// The upstream protocol of a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamProtocol {
+#[non_exhaustive]
+pub(crate) enum UpstreamProtocol {
     /// HTTP/1.1.
     Http,
     /// HTTP/2 (also gRPC).
@@ -63,13 +64,11 @@ impl UpstreamProtocol {
 
 /// A cluster to generate.
 #[derive(Debug, Clone)]
-pub struct ClusterPlan<'a> {
+pub(crate) struct ClusterPlan<'a> {
     /// The cluster name.
     pub name: String,
     /// The backend destination tags.
     pub destination: Tags,
-    /// The tags of the host (listener) it is reached from; they name it.
-    pub host_tags: Tags,
     /// The tags connection policies' `sources` are matched against (the
     /// host tags for a builtin gateway, the gateway tags for a delegated one).
     pub source_tags: Tags,
@@ -84,7 +83,7 @@ pub struct ClusterPlan<'a> {
 
 /// The clusters a translation needs, by name.
 #[derive(Debug)]
-pub struct ClusterPlans<'a> {
+pub(crate) struct ClusterPlans<'a> {
     /// The plans.
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
     index: EndpointIndex<'a>,
@@ -96,7 +95,7 @@ pub struct ClusterPlans<'a> {
 
 impl<'a> ClusterPlans<'a> {
     /// No clusters yet, with the endpoints of `mesh` indexed.
-    pub fn new(set: &'a ResourceSet, mesh: &str) -> Self {
+    pub(crate) fn new(set: &'a ResourceSet, mesh: &str) -> Self {
         let permissions = kuma_policy::permission::Permissions::new(set, mesh);
         ClusterPlans {
             plans: BTreeMap::new(),
@@ -122,7 +121,7 @@ impl<'a> ClusterPlans<'a> {
     /// `host_tags` (policies matched by `source_tags`) and returns its name.
     /// `fallback` is the protocol when neither the destination nor an
     /// ExternalService names one (http for HTTP routes, tcp for TCP routes, as Kuma).
-    pub fn register(
+    pub(crate) fn register(
         &mut self,
         destination: &Tags,
         host_tags: &Tags,
@@ -164,7 +163,6 @@ impl<'a> ClusterPlans<'a> {
             let plan = ClusterPlan {
                 name: name.clone(),
                 destination: destination.clone(),
-                host_tags: host_tags.clone(),
                 source_tags: source_tags.clone(),
                 via_egress,
                 protocol,
@@ -177,7 +175,7 @@ impl<'a> ClusterPlans<'a> {
 
     /// Writes every planned cluster (and its endpoints) into the snapshot;
     /// true when one of them uses the gateway's mesh identity (mTLS).
-    pub fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<bool, String> {
+    pub(crate) fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<bool, String> {
         let mut policies: BTreeMap<&Tags, HostPolicies<'a>> = BTreeMap::new();
         let mut uses_identity = false;
         for plan in self.plans.values() {
@@ -313,6 +311,7 @@ fn data_source(set: &ResourceSet, mesh: &str, source: &DataSource) -> Result<Env
             Some(Spec::Secret(s)) => Specifier::InlineBytes(s.data.clone()),
             _ => return Err(format!("secret {name:?} not found in mesh {mesh:?}")),
         },
+        _ => return Err("a kind of data source this translator does not know".into()),
     };
     Ok(EnvoyDataSource { specifier: Some(specifier), ..Default::default() })
 }

@@ -21,7 +21,7 @@ use crate::pb::{millis, secs, u32v};
 /// without `MeshCircuitBreaker` clusters keep Envoy's thresholds — what Kuma
 /// generates when those policies are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Initial {
+pub(crate) struct Initial {
     /// `mesh-gateways-timeout-all-default` exists.
     pub timeout: bool,
     /// `mesh-retry-all-default` exists.
@@ -32,34 +32,34 @@ pub struct Initial {
 
 impl Initial {
     /// The initial policies of `mesh` (all of them when the Mesh is not defined).
-    pub fn of(set: &ResourceSet, mesh: &str) -> Self {
+    pub(crate) fn of(set: &ResourceSet, mesh: &str) -> Self {
         let skipped = set.mesh(mesh).map_or(&[][..], |m| m.skip_creating_initial_policies.as_slice());
         let has = |kind: &str| !skipped.iter().any(|s| s == "*" || s == kind);
         Initial { timeout: has("MeshTimeout"), retry: has("MeshRetry"), circuit_breaker: has("MeshCircuitBreaker") }
     }
 
     /// The route timeout, if any.
-    pub fn route_timeout(self) -> Option<Duration> {
+    pub(crate) fn route_timeout(self) -> Option<Duration> {
         self.timeout.then(|| millis(ROUTE_TIMEOUT_MS))
     }
 
     /// The route retry policy, if any.
-    pub fn retry_policy(self) -> Option<RetryPolicy> {
+    pub(crate) fn retry_policy(self) -> Option<RetryPolicy> {
         self.retry.then(retry_policy)
     }
 
     /// TCP proxy connect attempts, if set.
-    pub fn tcp_max_connect_attempts(self) -> Option<u32> {
+    pub(crate) fn tcp_max_connect_attempts(self) -> Option<u32> {
         self.retry.then_some(TCP_MAX_CONNECT_ATTEMPTS)
     }
 
     /// Cluster circuit breakers, if any.
-    pub fn circuit_breakers(self) -> Option<CircuitBreakers> {
+    pub(crate) fn circuit_breakers(self) -> Option<CircuitBreakers> {
         self.circuit_breaker.then(circuit_breakers)
     }
 
     /// Upstream HTTP connection options.
-    pub fn upstream_common_http(self) -> CommonHttpProtocolOptions {
+    pub(crate) fn upstream_common_http(self) -> CommonHttpProtocolOptions {
         CommonHttpProtocolOptions {
             idle_timeout: Some(millis(if self.timeout { UPSTREAM_IDLE_TIMEOUT_MS } else { 0 })),
             max_connection_duration: Some(secs(0)),
@@ -70,25 +70,25 @@ impl Initial {
 }
 
 /// Route timeout (`MeshTimeout` default `http.requestTimeout`).
-pub const ROUTE_TIMEOUT_MS: u64 = 15_000;
+pub(crate) const ROUTE_TIMEOUT_MS: u64 = 15_000;
 /// Route stream idle timeout (Kuma's `DefaultGatewayStreamIdleTimeout`).
-pub const ROUTE_IDLE_TIMEOUT_MS: u64 = 5_000;
+pub(crate) const ROUTE_IDLE_TIMEOUT_MS: u64 = 5_000;
 /// Upstream connect timeout.
-pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+pub(crate) const CONNECT_TIMEOUT_MS: u64 = 5_000;
 /// Upstream HTTP connection idle timeout (`MeshTimeout` default).
-pub const UPSTREAM_IDLE_TIMEOUT_MS: u64 = 3_600_000;
+pub(crate) const UPSTREAM_IDLE_TIMEOUT_MS: u64 = 3_600_000;
 /// Downstream (listener) HTTP connection idle timeout.
-pub const DOWNSTREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
+pub(crate) const DOWNSTREAM_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// Downstream HTTP stream idle timeout.
-pub const STREAM_IDLE_TIMEOUT_MS: u64 = 5_000;
+pub(crate) const STREAM_IDLE_TIMEOUT_MS: u64 = 5_000;
 /// Time allowed for request headers.
-pub const REQUEST_HEADERS_TIMEOUT_MS: u64 = 500;
+pub(crate) const REQUEST_HEADERS_TIMEOUT_MS: u64 = 500;
 /// TCP proxy idle timeout.
-pub const TCP_IDLE_TIMEOUT_MS: u64 = 300_000;
+pub(crate) const TCP_IDLE_TIMEOUT_MS: u64 = 300_000;
 /// TCP connect attempts (`MeshRetry` default `tcp.maxConnectAttempt`).
-pub const TCP_MAX_CONNECT_ATTEMPTS: u32 = 5;
+pub(crate) const TCP_MAX_CONNECT_ATTEMPTS: u32 = 5;
 /// Per-connection buffer limit of listeners and clusters.
-pub const BUFFER_LIMIT_BYTES: u32 = 32_768;
+pub(crate) const BUFFER_LIMIT_BYTES: u32 = 32_768;
 
 /// `MeshRetry` default for HTTP routes.
 fn retry_policy() -> RetryPolicy {

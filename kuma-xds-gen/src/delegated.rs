@@ -71,9 +71,9 @@ pub(crate) fn generate(
     );
     let uses_identity = clusters
         .generate(set, mesh, &mut out)
-        .map_err(|message| TranslateError::Backend { dataplane: dataplane.key().to_string(), message })?;
+        .map_err(|message| TranslateError::Backend { resource: dataplane.key(), message })?;
     crate::mtls::add_secrets(set, mesh, &gateway_tags, uses_identity, false, &mut out)
-        .map_err(|message| TranslateError::Mtls { mesh: format!("Mesh {mesh}"), message })?;
+        .map_err(|message| TranslateError::Mtls { mesh: crate::mesh_key(mesh), message })?;
     Ok(out)
 }
 

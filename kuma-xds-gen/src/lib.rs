@@ -19,69 +19,76 @@
 //! ```
 
 mod builtin;
-pub mod canonical;
-pub mod clusters;
-pub mod defaults;
+mod canonical;
+mod clusters;
+mod defaults;
 mod delegated;
 pub mod explain;
-pub mod mtls;
-pub mod names;
-pub mod pb;
-pub mod policy;
+mod mtls;
+mod names;
+mod pb;
+mod policy;
 pub mod render;
-pub mod routes;
-pub mod snapshot;
-pub mod tls;
+mod routes;
+mod snapshot;
+mod tls;
 
-use kuma_model::{Kind, ResourceSet, Spec};
+use kuma_model::{Kind, ResourceKey, ResourceSet, Spec};
+
+/// The Envoy protos this crate emits; use them through this re-export so
+/// that your only pins are this project's crates.
+pub use envoy_types;
+/// The resource model this crate translates.
+pub use kuma_model;
 
 pub use builtin::LISTENER_RUNTIME;
-pub use snapshot::{GatewaySnapshot, ResourceType};
+pub use policy::ignored as ignored_resources;
+pub use policy::traffic_log::TCP_ADDRESS_ATTRIBUTE as TCP_LOG_ADDRESS_ATTRIBUTE;
+pub use snapshot::{GatewaySnapshot, ResourceType, version_of};
 
-/// Why a data plane's config could not be generated.
+/// Why a data plane's config could not be generated. Each variant names
+/// the resource at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TranslateError {
-    /// No `Dataplane` of that name in that mesh.
-    #[error("Dataplane {mesh}/{name} not found")]
+    /// No `Dataplane` (or `MeshGatewayInstance`) of that name in that mesh.
+    #[error("{dataplane} not found")]
     NoDataplane {
-        /// The mesh.
-        mesh: String,
-        /// The name.
-        name: String,
+        /// The data plane asked for (kind `Dataplane`).
+        dataplane: ResourceKey,
     },
     /// The data plane is an ordinary sidecar.
-    #[error("Dataplane {mesh}/{name}: networking.gateway: not a gateway (BUILTIN or DELEGATED)")]
+    #[error("{dataplane}: networking.gateway: not a gateway (BUILTIN or DELEGATED)")]
     NotAGateway {
-        /// The mesh.
-        mesh: String,
-        /// The name.
-        name: String,
+        /// The data plane.
+        dataplane: ResourceKey,
     },
     /// A listener certificate could not be turned into a secret.
     #[error("{gateway}: {field}: {message}")]
     Certificate {
-        /// The `MeshGateway` (`MeshGateway mesh/name`).
-        gateway: String,
+        /// The `MeshGateway`.
+        gateway: ResourceKey,
         /// The field path of the certificate.
         field: String,
-        /// What is wrong.
+        /// What is wrong (never the key material).
         message: String,
     },
     /// A ProxyTemplate could not be applied.
     #[error("{template}: {field}: {message}")]
     ProxyTemplate {
-        /// The template (`ProxyTemplate mesh/name`).
-        template: String,
+        /// The `ProxyTemplate`.
+        template: ResourceKey,
         /// The field path of the failing part.
         field: String,
         /// What is wrong.
         message: String,
     },
-    /// A backend's TLS material could not be found.
-    #[error("{dataplane}: {message}")]
+    /// A backend's TLS material could not be found or used.
+    #[error("{resource}: {message}")]
     Backend {
-        /// The data plane being generated.
-        dataplane: String,
+        /// The resource whose TLS material it is (an `ExternalService`), or
+        /// the data plane being generated.
+        resource: ResourceKey,
         /// What is wrong.
         message: String,
     },
@@ -89,8 +96,8 @@ pub enum TranslateError {
     /// (the CA is missing or unusable).
     #[error("{mesh}: mtls: {message}")]
     Mtls {
-        /// The mesh (`Mesh name`).
-        mesh: String,
+        /// The `Mesh`.
+        mesh: ResourceKey,
         /// What is wrong.
         message: String,
     },
@@ -105,7 +112,8 @@ pub enum TranslateError {
 /// it (an empty snapshot, apart from the runtime layer, when none does); a
 /// DELEGATED one gets its outbound listeners.
 pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<GatewaySnapshot, TranslateError> {
-    let no_dataplane = || TranslateError::NoDataplane { mesh: mesh.into(), name: dataplane.into() };
+    let key = ResourceKey { kind: Kind::Dataplane, mesh: mesh.into(), name: dataplane.into() };
+    let no_dataplane = || TranslateError::NoDataplane { dataplane: key.clone() };
     // On Kubernetes, Kuma's controller makes the Dataplane of a
     // MeshGatewayInstance; without a Dataplane of that name, make it here.
     let synthesized;
@@ -121,7 +129,7 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
         },
     };
     let Spec::Dataplane(spec) = &resource.spec else { return Err(no_dataplane()) };
-    let not_gateway = || TranslateError::NotAGateway { mesh: mesh.into(), name: dataplane.into() };
+    let not_gateway = || TranslateError::NotAGateway { dataplane: key.clone() };
     let gateway = spec.gateway().ok_or_else(not_gateway)?;
     let mut snapshot = if spec.is_delegated_gateway() {
         delegated::generate(set, mesh, resource, spec)?
@@ -134,6 +142,11 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
             .map_err(|e| TranslateError::ProxyTemplate { template: e.template, field: e.field, message: e.message })?;
     }
     Ok(snapshot)
+}
+
+/// The key of the `Mesh` named `mesh`.
+fn mesh_key(mesh: &str) -> ResourceKey {
+    ResourceKey { kind: Kind::Mesh, mesh: String::new(), name: mesh.into() }
 }
 
 /// The merged tags of the builtin listener named `name`.

@@ -41,31 +41,26 @@ use crate::pb::{self, boolv};
 use crate::snapshot::GatewaySnapshot;
 
 /// The SDS name of every mesh's CA bundle (cross-mesh listeners).
-pub const ALL_MESHES_CA: &str = "mesh_ca:secret:all";
+pub(crate) const ALL_MESHES_CA: &str = "mesh_ca:secret:all";
 
 /// The SDS name of the gateway's identity certificate in `mesh`.
-pub fn identity_secret(mesh: &str) -> String {
+pub(crate) fn identity_secret(mesh: &str) -> String {
     format!("identity_cert:secret:{mesh}")
 }
 
 /// The SDS name of `mesh`'s CA.
-pub fn ca_secret(mesh: &str) -> String {
+pub(crate) fn ca_secret(mesh: &str) -> String {
     format!("mesh_ca:secret:{mesh}")
 }
 
 /// True when `mesh` has mTLS on.
-pub fn enabled(set: &ResourceSet, mesh: &str) -> bool {
+pub(crate) fn enabled(set: &ResourceSet, mesh: &str) -> bool {
     set.mesh(mesh).is_some_and(MeshSpec::mtls_enabled)
 }
 
 /// Kuma's SNI for a mesh destination: `service{k=v,...}` over the other
 /// destination tags plus `mesh`, sorted.
-///
-/// ```
-/// let tags = [("kuma.io/service".to_string(), "echo".to_string()), ("version".into(), "2".into())].into();
-/// assert_eq!(kuma_xds_gen::mtls::sni(&tags, "default"), "echo{mesh=default,version=2}");
-/// ```
-pub fn sni(destination: &Tags, mesh: &str) -> String {
+pub(crate) fn sni(destination: &Tags, mesh: &str) -> String {
     let mut extra: Tags =
         destination.iter().filter(|(k, _)| *k != SERVICE_TAG).map(|(k, v)| (k.clone(), v.clone())).collect();
     extra.insert("mesh".into(), mesh.into());
@@ -79,7 +74,7 @@ fn sds(name: &str) -> SdsSecretConfig {
 
 /// The upstream TLS of a cluster to a mesh peer: the gateway's identity, the
 /// mesh CA, the peer's SPIFFE id (`spiffe://<mesh>/<san_service>`) and SNI.
-pub fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportSocket {
+pub(crate) fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportSocket {
     let validation = CertificateValidationContext {
         match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
             san_type: SanType::Uri as i32,
@@ -112,7 +107,7 @@ pub fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportSocket {
 
 /// The downstream mTLS of a cross-mesh listener: clients of any mesh, with
 /// a certificate from any mesh CA.
-pub fn cross_mesh_downstream(mesh: &str) -> TransportSocket {
+pub(crate) fn cross_mesh_downstream(mesh: &str) -> TransportSocket {
     let context = DownstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_sds_secret_configs: vec![sds(&identity_secret(mesh))],
@@ -147,6 +142,7 @@ fn bytes(set: &ResourceSet, mesh: &str, source: &DataSource) -> Result<Vec<u8>, 
             _ => Err(format!("Secret {mesh}/{name} not found")),
         },
         DataSource::File(path) => Err(format!("file {path:?}: a mesh CA is read from a secret or inline")),
+        _ => Err("a kind of data source this translator does not know".into()),
     }
 }
 
@@ -356,7 +352,7 @@ fn ca_bundle_secret(name: &str, pem: &str) -> Secret {
 /// Adds the identity and CA secrets of a data plane with `tags` in `mesh` when something
 /// uses them (mTLS clusters, `used`, or cross-mesh listeners, which also get
 /// every mesh's CA) and the mesh has mTLS on.
-pub fn add_secrets(
+pub(crate) fn add_secrets(
     set: &ResourceSet,
     mesh: &str,
     tags: &Tags,
@@ -404,6 +400,12 @@ pub fn add_secrets(
 mod tests {
     use super::*;
 
+    #[test]
+    fn sni_is_the_service_and_the_other_tags_with_the_mesh() {
+        let tags = [("kuma.io/service".to_string(), "echo".to_string()), ("version".into(), "2".into())].into();
+        assert_eq!(sni(&tags, "default"), "echo{mesh=default,version=2}");
+    }
+
     fn set_with_ca(cert: &str, key: &str) -> ResourceSet {
         use base64::Engine as _;
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
@@ -415,13 +417,7 @@ mod tests {
             data(cert),
             data(key)
         );
-        let parsed = kuma_model::parse_file("ca.yaml", &text, kuma_model::UnknownFields::Reject);
-        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        let mut set = ResourceSet::new();
-        for r in parsed.resources {
-            set.upsert(r);
-        }
-        set
+        ResourceSet::load([("ca.yaml", text.as_str())], kuma_model::UnknownFields::Reject).unwrap().0
     }
 
     fn tags(service: &str) -> Tags {
@@ -493,12 +489,9 @@ mod tests {
 
     #[test]
     fn a_missing_ca_is_named() {
-        let mut set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
-        set.remove(&kuma_model::ResourceKey {
-            kind: Kind::Secret,
-            mesh: "default".into(),
-            name: "default.ca-builtin-key-ca-1".into(),
-        });
+        let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
+        let without_key = set.iter().filter(|r| r.meta.name != "default.ca-builtin-key-ca-1").cloned();
+        let set = ResourceSet::from_resources(without_key).unwrap().0;
         let err =
             add_secrets(&set, "default", &tags("edge"), true, false, &mut GatewaySnapshot::default()).unwrap_err();
         assert!(err.starts_with("Secret default/default.ca-builtin-key-ca-1 not found: the builtin CA"), "{err}");

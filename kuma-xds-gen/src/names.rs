@@ -5,13 +5,13 @@ use kuma_model::{SERVICE_TAG, Tags};
 use sha2::{Digest, Sha256};
 
 /// `<gateway>:<PROTOCOL>:<port>`, for example `edge-gateway:HTTP:8080`.
-pub fn listener(gateway: &str, protocol: &str, port: u32) -> String {
+pub(crate) fn listener(gateway: &str, protocol: &str, port: u32) -> String {
     format!("{gateway}:{protocol}:{port}")
 }
 
 /// The route configuration of a listener's host group: `<listener>:<key>`
 /// (`<listener>:*` for HTTP, `<listener>:<hostname>` for HTTPS).
-pub fn route_configuration(listener: &str, key: &str) -> String {
+pub(crate) fn route_configuration(listener: &str, key: &str) -> String {
     format!("{listener}:{key}")
 }
 
@@ -21,14 +21,7 @@ pub fn route_configuration(listener: &str, key: &str) -> String {
 /// `k+v` of the sorted destination tags, then of the sorted host tags. The
 /// same service gets one cluster per distinct listener tag set, which is how
 /// policies can differ per listener.
-///
-/// ```
-/// use kuma_model::tags::tags_of;
-/// let dest = tags_of([("kuma.io/service", "echo-service")]);
-/// let host = tags_of([("kuma.io/service", "gateway-default"), ("port", "http/8080")]);
-/// assert_eq!(kuma_xds_gen::names::cluster(&dest, &host), "echo-service-9f149ed9e14091ca");
-/// ```
-pub fn cluster(destination: &Tags, host_tags: &Tags) -> String {
+pub(crate) fn cluster(destination: &Tags, host_tags: &Tags) -> String {
     let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
     if destination.len() == 1 && host_tags.is_empty() {
         return service.to_string();
@@ -52,7 +45,7 @@ pub fn cluster(destination: &Tags, host_tags: &Tags) -> String {
 
 /// Go's `http.CanonicalHeaderKey`: `set-header-one` → `Set-Header-One`.
 /// Names with characters outside a token are returned unchanged, as Go does.
-pub fn canonical_header(name: &str) -> String {
+pub(crate) fn canonical_header(name: &str) -> String {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if !name.chars().all(token) {
         return name.to_string();
@@ -70,6 +63,14 @@ pub fn canonical_header(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_names_hash_destination_and_host_tags() {
+        use kuma_model::tags::tags_of;
+        let dest = tags_of([("kuma.io/service", "echo-service")]);
+        let host = tags_of([("kuma.io/service", "gateway-default"), ("port", "http/8080")]);
+        assert_eq!(cluster(&dest, &host), "echo-service-9f149ed9e14091ca");
+    }
 
     #[test]
     fn headers_are_canonical_like_go() {

@@ -10,38 +10,38 @@ use envoy_types::pb::google::protobuf::{Any, BoolValue, Duration, Struct, UInt32
 use prost::{Message, Name};
 
 /// Packs a message into an `Any` with its xDS type URL.
-pub fn any<T: Message + Name>(message: &T) -> Any {
+pub(crate) fn any<T: Message + Name>(message: &T) -> Any {
     Any { type_url: T::type_url(), value: message.encode_to_vec() }
 }
 
 /// A duration of whole milliseconds.
-pub fn millis(ms: u64) -> Duration {
+pub(crate) fn millis(ms: u64) -> Duration {
     Duration { seconds: (ms / 1000) as i64, nanos: ((ms % 1000) * 1_000_000) as i32 }
 }
 
 /// A duration of whole seconds.
-pub fn secs(s: u64) -> Duration {
+pub(crate) fn secs(s: u64) -> Duration {
     Duration { seconds: s as i64, nanos: 0 }
 }
 
 /// A `kuma_model::Duration` as a proto duration.
-pub fn duration(d: kuma_model::Duration) -> Duration {
+pub(crate) fn duration(d: kuma_model::Duration) -> Duration {
     let (seconds, nanos) = d.seconds_and_nanos();
     Duration { seconds, nanos }
 }
 
 /// A `UInt32Value`.
-pub fn u32v(value: u32) -> Option<UInt32Value> {
+pub(crate) fn u32v(value: u32) -> Option<UInt32Value> {
     Some(UInt32Value { value })
 }
 
 /// A `BoolValue`.
-pub fn boolv(value: bool) -> Option<BoolValue> {
+pub(crate) fn boolv(value: bool) -> Option<BoolValue> {
     Some(BoolValue { value })
 }
 
 /// The config source "over the ADS stream, v3".
-pub fn ads() -> ConfigSource {
+pub(crate) fn ads() -> ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
         config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
@@ -50,7 +50,7 @@ pub fn ads() -> ConfigSource {
 }
 
 /// A TCP socket address.
-pub fn socket_address(address: &str, port: u32) -> Address {
+pub(crate) fn socket_address(address: &str, port: u32) -> Address {
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
             address: address.to_string(),
@@ -61,7 +61,7 @@ pub fn socket_address(address: &str, port: u32) -> Address {
 }
 
 /// A transport socket with a typed config.
-pub fn transport_socket<T: Message + Name>(name: &str, config: &T) -> TransportSocket {
+pub(crate) fn transport_socket<T: Message + Name>(name: &str, config: &T) -> TransportSocket {
     TransportSocket {
         name: name.to_string(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(config))),
@@ -69,7 +69,7 @@ pub fn transport_socket<T: Message + Name>(name: &str, config: &T) -> TransportS
 }
 
 /// A header to add, replacing (`overwrite`) or appending.
-pub fn header(key: &str, value: &str, overwrite: bool) -> HeaderValueOption {
+pub(crate) fn header(key: &str, value: &str, overwrite: bool) -> HeaderValueOption {
     let action =
         if overwrite { HeaderAppendAction::OverwriteIfExistsOrAdd } else { HeaderAppendAction::AppendIfExistsOrAdd };
     HeaderValueOption {
@@ -80,7 +80,7 @@ pub fn header(key: &str, value: &str, overwrite: bool) -> HeaderValueOption {
 }
 
 /// A `Struct` of string fields.
-pub fn string_struct<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Struct {
+pub(crate) fn string_struct<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -> Struct {
     Struct {
         fields: fields
             .into_iter()
@@ -90,7 +90,7 @@ pub fn string_struct<'a>(fields: impl IntoIterator<Item = (&'a str, &'a str)>) -
 }
 
 /// A `Struct` of number fields.
-pub fn number_struct<'a>(fields: impl IntoIterator<Item = (&'a str, f64)>) -> Struct {
+pub(crate) fn number_struct<'a>(fields: impl IntoIterator<Item = (&'a str, f64)>) -> Struct {
     Struct {
         fields: fields
             .into_iter()

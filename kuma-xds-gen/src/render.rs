@@ -30,13 +30,16 @@ use serde_json::{Map, Value};
 use crate::pb;
 use crate::snapshot::{GatewaySnapshot, ResourceType};
 
-static DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy_descriptors.bin"));
+/// The protobuf descriptors envoy-types was generated from, without
+/// comments; `tests/descriptors.rs` keeps them equal to envoy-types' own.
+static DESCRIPTORS: &[u8] = include_bytes!("../descriptors/envoy-types.bin");
 
 static POOL: LazyLock<DescriptorPool> =
     LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).expect("envoy-types descriptor set decodes"));
 
 /// Why a message could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RenderError {
     /// The type is not in envoy-types' descriptor set.
     #[error("unknown message type {0}")]
@@ -52,7 +55,7 @@ pub enum RenderError {
 }
 
 /// The descriptor pool of every Envoy message envoy-types knows.
-pub fn pool() -> &'static DescriptorPool {
+pub(crate) fn pool() -> &'static DescriptorPool {
     &POOL
 }
 
@@ -63,7 +66,7 @@ pub fn type_url_resolves(url: &str) -> bool {
 }
 
 /// Canonical JSON of the message `type_name` encoded in `bytes`.
-pub fn bytes_to_json(type_name: &str, bytes: &[u8]) -> Result<Value, RenderError> {
+pub(crate) fn bytes_to_json(type_name: &str, bytes: &[u8]) -> Result<Value, RenderError> {
     let desc = POOL.get_message_by_name(type_name).ok_or_else(|| RenderError::UnknownType(type_name.into()))?;
     let transcode = |message: String| RenderError::Transcode { type_name: type_name.into(), message };
     let dynamic = DynamicMessage::decode(desc, bytes).map_err(|e| transcode(e.to_string()))?;

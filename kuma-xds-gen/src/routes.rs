@@ -17,10 +17,10 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     RegexMatchAndSubstitute, RegexMatcher, StringMatcher, string_matcher::MatchPattern,
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
+use kuma_model::Tags;
 use kuma_model::route::{
     Backend, HeaderFilter, HeaderMatchKind, HttpMatch, HttpRule, PathMatchKind, QueryMatchKind, Redirect, Rewrite,
 };
-use kuma_model::{ResourceSet, Tags};
 use kuma_policy::hosts::GatewayHost;
 use kuma_policy::precedence::MatchOrigin;
 use kuma_policy::{MatchSummary, PathSpecificity};
@@ -32,15 +32,11 @@ use crate::pb::{self, boolv, millis, u32v};
 use crate::policy::HostPolicies;
 
 /// The body of Kuma's "no route" answer.
-pub const NO_ROUTE_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
+pub(crate) const NO_ROUTE_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
 
 /// What a host's routes need from their surroundings.
 #[derive(Debug)]
-pub struct HostContext<'s, 'a> {
-    /// All resources.
-    pub set: &'a ResourceSet,
-    /// The mesh.
-    pub mesh: &'s str,
+pub(crate) struct HostContext {
     /// The listener port (Kuma's default redirect port).
     pub port: u32,
     /// HTTPS: vhosts require TLS and send HSTS.
@@ -51,7 +47,7 @@ pub struct HostContext<'s, 'a> {
 
 /// One host and the connection policies whose sources match its tags.
 #[derive(Debug)]
-pub struct Host<'h, 'a> {
+pub(crate) struct Host<'h, 'a> {
     /// The host.
     pub host: &'h GatewayHost<'a>,
     /// Its policies.
@@ -68,7 +64,7 @@ struct Entry<'r> {
 }
 
 /// The virtual host for one gateway host.
-pub fn virtual_host<'a>(ctx: &HostContext<'_, 'a>, host: Host<'_, 'a>, clusters: &mut ClusterPlans<'a>) -> VirtualHost {
+pub(crate) fn virtual_host<'a>(ctx: &HostContext, host: Host<'_, 'a>, clusters: &mut ClusterPlans<'a>) -> VirtualHost {
     let default_match = HttpMatch::default();
     let mut entries = Vec::new();
     for (resource, spec) in &host.host.routes {
@@ -182,7 +178,7 @@ fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
 /// `<MeshGatewayRoute>/rules[<i>]/matches[<j>]`. Kuma leaves routes unnamed;
 /// the name shows in Envoy's admin dumps and access logs (`%ROUTE_NAME%`)
 /// and is how `explain` maps a route back to its rule.
-pub fn route_name(resource: &str, rule: usize, match_index: usize) -> String {
+pub(crate) fn route_name(resource: &str, rule: usize, match_index: usize) -> String {
     format!("{resource}/rules[{rule}]/matches[{match_index}]")
 }
 
@@ -223,7 +219,7 @@ fn forbidden() -> route::Action {
 }
 
 /// Kuma's 404 for hosts without routes.
-pub fn no_route() -> Route {
+pub(crate) fn no_route() -> Route {
     Route {
         r#match: Some(RouteMatch {
             path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
@@ -288,6 +284,7 @@ fn conditions(m: &HttpMatch) -> (Vec<HeaderMatcher>, Vec<QueryParameterMatcher>)
             HeaderMatchKind::Regex => HeaderMatchSpecifier::StringMatch(string_regex(&h.value)),
             HeaderMatchKind::Present => HeaderMatchSpecifier::PresentMatch(true),
             HeaderMatchKind::Absent => HeaderMatchSpecifier::PresentMatch(false),
+            _ => HeaderMatchSpecifier::StringMatch(matches_nothing()),
         };
         headers.push(HeaderMatcher { name: h.name.clone(), header_match_specifier: Some(spec), ..Default::default() });
     }
@@ -299,10 +296,17 @@ fn conditions(m: &HttpMatch) -> (Vec<HeaderMatcher>, Vec<QueryParameterMatcher>)
             query_parameter_match_specifier: Some(QueryParameterMatchSpecifier::StringMatch(match q.kind {
                 QueryMatchKind::Exact => string_exact(&q.value),
                 QueryMatchKind::Regex => string_regex(&q.value),
+                _ => matches_nothing(),
             })),
         })
         .collect();
     (headers, query)
+}
+
+/// For a kind of match newer than this translator: a condition no request
+/// meets, so the route is never wider than written.
+fn matches_nothing() -> StringMatcher {
+    string_regex("[^\\x00-\\x{10FFFF}]")
 }
 
 fn path_rewrite(rule: &HttpRule) -> (Option<&Redirect>, Option<&Rewrite>, Option<&Rewrite>) {
@@ -346,16 +350,14 @@ fn plan_entries<'r>(rule: &'r HttpRule, m: &'r HttpMatch, origin: MatchOrigin, o
                     push(PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin);
                 }
             }
+            // A kind of path match newer than this translator: no route,
+            // rather than one wider than written.
+            _ => {}
         },
     }
 }
 
-fn build_route<'a>(
-    ctx: &HostContext<'_, 'a>,
-    host: &Host<'_, 'a>,
-    clusters: &mut ClusterPlans<'a>,
-    e: &Entry<'_>,
-) -> Route {
+fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut ClusterPlans<'a>, e: &Entry<'_>) -> Route {
     let (redirect, rewrite, path_rewrite) = path_rewrite(e.rule);
     let (headers, query_parameters) = conditions(e.conditions);
     let path_specifier = match &e.summary.path {
@@ -367,7 +369,8 @@ fn build_route<'a>(
         PathSpecificity::Regex(r) => {
             route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
         }
-        PathSpecificity::None => unreachable!("every entry has a path"),
+        // Every entry has a path (see `plan_entries`).
+        _ => unreachable!("every entry has a path"),
     };
     let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
     let action = match redirect {
@@ -430,7 +433,7 @@ impl PathRewrite {
     }
 }
 
-fn redirect_action(ctx: &HostContext<'_, '_>, r: &Redirect, path: PathRewrite) -> RedirectAction {
+fn redirect_action(ctx: &HostContext, r: &Redirect, path: PathRewrite) -> RedirectAction {
     use redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier};
     let code = match r.status_code {
         302 => RedirectResponseCode::Found,
@@ -521,7 +524,7 @@ fn register<'a>(host: &GatewayHost<'a>, clusters: &mut ClusterPlans<'a>, backend
 }
 
 fn forward_action<'a>(
-    ctx: &HostContext<'_, 'a>,
+    ctx: &HostContext,
     host: &Host<'_, 'a>,
     clusters: &mut ClusterPlans<'a>,
     rule: &HttpRule,

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 /// must be applied so that nothing refers to what is not there yet
 /// (clusters and endpoints before the listeners and routes that use them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ResourceType {
     /// `envoy.config.cluster.v3.Cluster` (CDS).
     Cluster,

@@ -6,7 +6,7 @@ use kuma_model::{DataSource, Kind, ResourceSet, Spec};
 
 /// A PEM bundle split into its certificates and its one private key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PemBundle {
+pub(crate) struct PemBundle {
     /// The certificate chain, in the order written.
     pub certificates: String,
     /// The private key.
@@ -16,12 +16,7 @@ pub struct PemBundle {
 }
 
 /// Splits a PEM bundle as Kuma's `NewServerSecret` does, with its messages.
-///
-/// ```
-/// let err = kuma_xds_gen::tls::split_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").unwrap_err();
-/// assert_eq!(err, "missing private key");
-/// ```
-pub fn split_pem(text: &str) -> Result<PemBundle, String> {
+pub(crate) fn split_pem(text: &str) -> Result<PemBundle, String> {
     let mut certificates = String::new();
     let mut key: Option<(String, &'static str)> = None;
     let mut rest = text;
@@ -76,7 +71,7 @@ fn inline(text: String) -> Option<EnvoyDataSource> {
 /// The SDS secret for one listener certificate and its name
 /// (`cert.<rsa|ecdsa>:<source kind>:<source id>`, as Kuma names them).
 /// `File` sources are read by Envoy itself (the bundle holds key and chain).
-pub fn server_secret(
+pub(crate) fn server_secret(
     set: &ResourceSet,
     mesh: &str,
     source: &DataSource,
@@ -99,6 +94,7 @@ pub fn server_secret(
         }
         DataSource::Inline(bytes) => (hostnames.join(","), String::from_utf8_lossy(bytes).into_owned()),
         DataSource::InlineString(text) => (hostnames.join(","), text.clone()),
+        _ => return Err("a kind of data source this translator does not know".into()),
     };
     let pem = split_pem(&bundle)?;
     let name = format!("cert.{}:{}:{id}", pem.key_type, source.kind());
@@ -113,6 +109,12 @@ pub fn server_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bundle_without_a_key_is_refused() {
+        let err = split_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").err().unwrap();
+        assert_eq!(err, "missing private key");
+    }
 
     #[test]
     fn pem_errors_as_kuma() {

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use kuma_model::{Kind, ResourceKey, ResourceSet, Timestamp, UnknownFields, parse_file};
+use kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Timestamp, UnknownFields, parse_file};
 use serde_json::Value;
 
 fn shared() -> PathBuf {
@@ -135,22 +135,22 @@ fn scenarios(peer: &Path) -> Vec<Scenario> {
 /// not model (ServiceInsight, the Mesh* policies, TrafficTrace) are skipped:
 /// their effect is this gateway's built-in defaults.
 fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
-    let mut set = ResourceSet::new();
+    let mut store = Store::default();
     let mut seq = 0i64;
     for file in files {
         let text = std::fs::read_to_string(file).unwrap();
         for doc in text.split("\n---") {
             let parsed = parse_file(&file.display().to_string(), doc, UnknownFields::Ignore);
-            for mut r in parsed.resources {
+            for r in parsed.resources() {
+                let mut r = r.clone();
                 seq += 1;
-                let key = r.key();
-                let created = set.get(key.kind, &key.mesh, &key.name).and_then(|old| old.meta.creation_time);
+                let created = store.get(&r.key()).and_then(|old| old.meta.creation_time);
                 r.meta.creation_time = created.or_else(|| Timestamp::parse(&format!("2020-01-01T00:00:00.{seq:06}Z")));
-                set.upsert(r);
+                store.upsert(r);
             }
         }
     }
-    add_mesh_cas(&mut set);
+    add_mesh_cas(&mut store);
     if let Some(path) = deletions {
         let text = std::fs::read_to_string(path).unwrap();
         let docs: Vec<serde_yaml::Value> = serde_yaml::from_str(&text).unwrap_or_default();
@@ -159,29 +159,52 @@ fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
                 continue;
             };
             if let Some(kind) = Kind::ALL.iter().find(|k| k.to_string() == t) {
-                set.remove(&ResourceKey { kind: *kind, mesh: m.into(), name: n.into() });
+                store.remove(&ResourceKey { kind: *kind, mesh: m.into(), name: n.into() });
             } else if n.ends_with("-all-default") {
                 // One of the initial Mesh* policies (not modelled here): a mesh
                 // without it is one created with its type in
                 // `skipCreatingInitialPolicies`, which the translation honours.
-                skip_initial_policy(&mut set, m, t);
+                skip_initial_policy(&mut store, m, t);
             }
         }
     }
-    set
+    match ResourceSet::from_resources(store.0) {
+        Ok((set, _)) => set,
+        Err(e) => panic!("the scenario's resources are invalid:\n{e}"),
+    }
+}
+
+/// Kuma's test store: resources in the order they were last written.
+#[derive(Default)]
+struct Store(Vec<Resource>);
+
+impl Store {
+    fn get(&self, key: &ResourceKey) -> Option<&Resource> {
+        self.0.iter().find(|r| r.key() == *key)
+    }
+
+    /// Adds or replaces; a replacement counts as newly written.
+    fn upsert(&mut self, resource: Resource) {
+        self.remove(&resource.key());
+        self.0.push(resource);
+    }
+
+    fn remove(&mut self, key: &ResourceKey) {
+        self.0.retain(|r| r.key() != *key);
+    }
 }
 
 /// Kuma's harness gives every mesh test CA material (`xds.TestSecrets`); here
 /// each builtin CA backend gets the repository's test CA, stored as Kuma
 /// stores a builtin CA, so that the gateway can issue its identity.
-fn add_mesh_cas(set: &mut ResourceSet) {
+fn add_mesh_cas(store: &mut Store) {
     use base64::Engine as _;
     let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
     let data = |file: &str| {
         base64::engine::general_purpose::STANDARD.encode(std::fs::read(certs.join(file)).expect("test CA"))
     };
     let mut docs = String::new();
-    for mesh in set.of_kind(Kind::Mesh) {
+    for mesh in store.0.iter().filter(|r| r.spec.kind() == Kind::Mesh) {
         let kuma_model::Spec::Mesh(spec) = &mesh.spec else { continue };
         for backend in spec.mtls.iter().flat_map(|m| &m.backends).filter(|b| b.kind == "builtin") {
             for (part, file) in [("cert", "mesh-ca-rsa.crt"), ("key", "mesh-ca-rsa.key")] {
@@ -194,19 +217,20 @@ fn add_mesh_cas(set: &mut ResourceSet) {
             }
         }
     }
-    for r in parse_file("test-ca.yaml", &docs, UnknownFields::Ignore).resources {
-        set.upsert(r);
+    for r in parse_file("test-ca.yaml", &docs, UnknownFields::Ignore).resources() {
+        store.upsert(r.clone());
     }
 }
 
-fn skip_initial_policy(set: &mut ResourceSet, mesh: &str, kind: &str) {
-    let mut resource = set.get(Kind::Mesh, "", mesh).expect("the scenario's Mesh").clone();
+fn skip_initial_policy(store: &mut Store, mesh: &str, kind: &str) {
+    let key = ResourceKey { kind: Kind::Mesh, mesh: String::new(), name: mesh.into() };
+    let mut resource = store.get(&key).expect("the scenario's Mesh").clone();
     if let kuma_model::Spec::Mesh(spec) = &mut resource.spec
         && !spec.skip_creating_initial_policies.iter().any(|k| k == kind)
     {
         spec.skip_creating_initial_policies.push(kind.to_string());
     }
-    set.upsert(resource);
+    store.upsert(resource);
 }
 
 /// Settings written explicitly on one side that equal Envoy's behaviour when

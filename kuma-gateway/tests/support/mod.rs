@@ -11,19 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound and released).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An HTTP/1.1 backend answering 200 with `<name> <path>` and then every
 /// request header as `name: value` lines, one request per connection.
-pub fn backend(name: &'static str) -> u16 {
+pub(crate) fn backend(name: &'static str) -> u16 {
     smart_backend(name, 200)
 }
 
 /// The Envoy binary (ENVOY_BIN, PATH, or the project's .tools/envoy).
 /// Panics with the install command when absent: these tests must not pass without Envoy.
-pub fn envoy_bin() -> PathBuf {
+pub(crate) fn envoy_bin() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     if let Some(p) = std::env::var_os("ENVOY_BIN") {
         return PathBuf::from(p);
@@ -36,12 +36,12 @@ pub fn envoy_bin() -> PathBuf {
 }
 
 /// The repository root.
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A fresh temporary folder.
-pub fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kuma-gateway-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -49,7 +49,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// A running `kuma-gateway run` (control plane + Envoy); killed on drop.
-pub struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
     log: Arc<Mutex<String>>,
     /// Envoy's admin port.
@@ -58,7 +58,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts `kuma-gateway run <dir> --dataplane <dp>` and waits for Envoy to be ready.
-    pub fn start(dir: &Path, dataplane: &str, base_id: u32) -> Gateway {
+    pub(crate) fn start(dir: &Path, dataplane: &str, base_id: u32) -> Gateway {
         let admin = free_port();
         let xds = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
@@ -98,12 +98,12 @@ impl Gateway {
     }
 
     /// Everything `kuma-gateway run` logged so far (Envoy's lines start with `[envoy]`).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Polls `check` every 20 ms until it holds; panics with the log after `timeout`.
-    pub fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if check() {
@@ -131,7 +131,7 @@ impl Drop for Gateway {
 
 /// A parsed HTTP response.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status code.
     pub status: u16,
     /// Lower-cased header lines `name: value`.
@@ -142,13 +142,13 @@ pub struct Reply {
 
 impl Reply {
     /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
 /// Sends a raw HTTP/1.1 request over `stream` and reads the reply to EOF.
-pub fn exchange(mut stream: impl Read + Write, host: &str, path: &str) -> Option<Reply> {
+pub(crate) fn exchange(mut stream: impl Read + Write, host: &str, path: &str) -> Option<Reply> {
     write!(stream, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
@@ -181,14 +181,14 @@ fn dechunk(mut text: &str) -> String {
 }
 
 /// GET `path` on 127.0.0.1:`port` with a Host header.
-pub fn http_get(port: u16, host: &str, path: &str) -> Option<Reply> {
+pub(crate) fn http_get(port: u16, host: &str, path: &str) -> Option<Reply> {
     let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     exchange(stream, host, path)
 }
 
 /// GET over HTTPS with curl (SNI = `host`, trusting `ca`): (status, body).
-pub fn https_get(port: u16, host: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
+pub(crate) fn https_get(port: u16, host: &str, path: &str, ca: &Path) -> Option<(u16, String)> {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "5", "--cacert"])
         .arg(ca)
@@ -205,7 +205,7 @@ pub fn https_get(port: u16, host: &str, path: &str, ca: &Path) -> Option<(u16, S
 /// answers 500 twice per key then 200, `/health` answers `health_status`,
 /// anything else 200. The body is `<name> <path>` and then every request
 /// header as `name: value` lines.
-pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
+pub(crate) fn smart_backend(name: &'static str, health_status: u16) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let failures: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
@@ -254,7 +254,7 @@ pub fn smart_backend(name: &'static str, health_status: u16) -> u16 {
 }
 
 /// Standard base64 of `bytes` (Secrets in test YAML).
-pub fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

@@ -16,7 +16,7 @@ use kuma_model::{Resource, Spec};
 use crate::pb::{self, duration};
 
 /// The HTTP filter name the per-route config is keyed by.
-pub const FILTER: &str = "envoy.filters.http.fault";
+pub(crate) const FILTER: &str = "envoy.filters.http.fault";
 
 fn percent(p: Option<f64>) -> Option<FractionalPercent> {
     let p = p.unwrap_or(100.0).clamp(0.0, 100.0);

@@ -9,14 +9,14 @@
 //! backends by the seed's heuristic ([`kuma_policy::connection::for_destinations`]).
 
 mod circuit_breaker;
-pub mod fault_injection;
+pub(crate) mod fault_injection;
 mod health_check;
-pub mod proxy_template;
-pub mod rate_limit;
+pub(crate) mod proxy_template;
+pub(crate) mod rate_limit;
 mod retry;
 mod timeout;
-pub mod traffic_log;
-pub mod traffic_trace;
+pub(crate) mod traffic_log;
+pub(crate) mod traffic_trace;
 
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ const KINDS: [Kind; 7] = [
 
 /// The connection policies whose sources match one host's tags.
 #[derive(Debug, Default)]
-pub struct HostPolicies<'a> {
+pub(crate) struct HostPolicies<'a> {
     by_kind: BTreeMap<Kind, Vec<SourceMatch<'a>>>,
     /// With mesh mTLS on and TrafficPermissions in the mesh: those, and the
     /// host's tags they are matched from.
@@ -51,7 +51,7 @@ impl<'a> HostPolicies<'a> {
     /// Matches the connection policies of `mesh` that shape routes and
     /// clusters (Timeout, Retry, CircuitBreaker, HealthCheck, RateLimit,
     /// FaultInjection, TrafficLog) against `host_tags`.
-    pub fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
+    pub(crate) fn new(set: &'a ResourceSet, mesh: &str, host_tags: &Tags) -> Self {
         let by_kind =
             KINDS.iter().map(|k| (*k, by_source(set, mesh, *k, host_tags))).filter(|(_, v)| !v.is_empty()).collect();
         let permissions = Some(Permissions::new(set, mesh))
@@ -65,7 +65,7 @@ impl<'a> HostPolicies<'a> {
     /// them (sources matching the host) has destinations matching it. The
     /// destination's sidecar would refuse the rest with a 403; the gateway
     /// answers it at the edge instead.
-    pub fn permits(&self, destination: &Tags) -> bool {
+    pub(crate) fn permits(&self, destination: &Tags) -> bool {
         self.permissions.as_ref().is_none_or(|(p, host)| p.allows(host, destination))
     }
 
@@ -74,17 +74,17 @@ impl<'a> HostPolicies<'a> {
     }
 
     /// The policy of `kind` for one destination.
-    pub fn for_destination(&self, kind: Kind, destination: &Tags) -> Option<&'a Resource> {
+    pub(crate) fn for_destination(&self, kind: Kind, destination: &Tags) -> Option<&'a Resource> {
         for_destination(self.candidates(kind), destination)
     }
 
     /// The policy of `kind` for a route forwarding to `destinations`.
-    pub fn for_route(&self, kind: Kind, destinations: &[Tags]) -> Option<&'a Resource> {
+    pub(crate) fn for_route(&self, kind: Kind, destinations: &[Tags]) -> Option<&'a Resource> {
         for_destinations(self.candidates(kind), destinations)
     }
 
     /// Route-level policies of an HTTP route over `destinations`.
-    pub fn apply_route(&self, destinations: &[Tags], action: &mut RouteAction) {
+    pub(crate) fn apply_route(&self, destinations: &[Tags], action: &mut RouteAction) {
         if destinations.is_empty() {
             return;
         }
@@ -98,7 +98,7 @@ impl<'a> HostPolicies<'a> {
 
     /// Per-route filter settings (rate limit, fault injection) of a route
     /// over `destinations`.
-    pub fn apply_route_filters(&self, destinations: &[Tags], route: &mut Route) {
+    pub(crate) fn apply_route_filters(&self, destinations: &[Tags], route: &mut Route) {
         if destinations.is_empty() {
             return;
         }
@@ -121,7 +121,7 @@ impl<'a> HostPolicies<'a> {
     }
 
     /// Cluster-level policies of the cluster for `destination`.
-    pub fn apply_cluster(&self, destination: &Tags, cluster: &mut Cluster) {
+    pub(crate) fn apply_cluster(&self, destination: &Tags, cluster: &mut Cluster) {
         if let Some(p) = self.for_destination(Kind::Timeout, destination) {
             timeout::cluster(p, cluster);
         }
@@ -134,7 +134,7 @@ impl<'a> HostPolicies<'a> {
     }
 
     /// Policies of a TCP proxy over `destinations`.
-    pub fn apply_tcp_proxy(&self, destinations: &[Tags], proxy: &mut TcpProxy) {
+    pub(crate) fn apply_tcp_proxy(&self, destinations: &[Tags], proxy: &mut TcpProxy) {
         if destinations.is_empty() {
             return;
         }

@@ -25,9 +25,9 @@ use crate::render;
 
 /// Why a template could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateError {
+pub(crate) struct TemplateError {
     /// The template (`ProxyTemplate mesh/name`).
-    pub template: String,
+    pub template: kuma_model::ResourceKey,
     /// The field (`conf.modifications[2].cluster.value`).
     pub field: String,
     /// What is wrong.
@@ -35,7 +35,11 @@ pub struct TemplateError {
 }
 
 /// The ProxyTemplate for a data plane with `tags`.
-pub fn select<'a>(set: &'a ResourceSet, mesh: &str, tags: &Tags) -> Option<(&'a Resource, &'a ProxyTemplateSpec)> {
+pub(crate) fn select<'a>(
+    set: &'a ResourceSet,
+    mesh: &str,
+    tags: &Tags,
+) -> Option<(&'a Resource, &'a ProxyTemplateSpec)> {
     let templates = set.in_mesh(Kind::ProxyTemplate, mesh).filter_map(|r| match &r.spec {
         Spec::ProxyTemplate(t) => Some((r, &t.selectors[..], t)),
         _ => None,
@@ -49,7 +53,7 @@ fn yaml_value(text: &str) -> Result<Value, String> {
 }
 
 /// A message from canonical (or snake_case) JSON.
-pub fn from_json<M: Message + Name + Default>(value: Value) -> Result<M, String> {
+pub(crate) fn from_json<M: Message + Name + Default>(value: Value) -> Result<M, String> {
     let desc = render::pool()
         .get_message_by_name(&M::full_name())
         .ok_or_else(|| format!("unknown type {}", M::full_name()))?;
@@ -86,7 +90,7 @@ fn origin_ok(m: &ModificationMatch, origin: &str) -> bool {
 }
 
 struct Context<'t> {
-    template: String,
+    template: kuma_model::ResourceKey,
     origin: &'static str,
     listener_tags: &'t dyn Fn(&str) -> Option<Tags>,
 }
@@ -108,18 +112,15 @@ impl Context<'_> {
 
 /// Applies `template` to `snapshot`. `listener_tags` gives the tags of a
 /// listener by name (for `listenerTags` matches).
-pub fn apply(
+pub(crate) fn apply(
     resource: &Resource,
     template: &ProxyTemplateSpec,
     snapshot: &mut GatewaySnapshot,
     delegated: bool,
     listener_tags: &dyn Fn(&str) -> Option<Tags>,
 ) -> Result<(), TemplateError> {
-    let cx = Context {
-        template: resource.key().to_string(),
-        origin: if delegated { "outbound" } else { "gateway" },
-        listener_tags,
-    };
+    let cx =
+        Context { template: resource.key(), origin: if delegated { "outbound" } else { "gateway" }, listener_tags };
     let Some(conf) = &template.conf else { return Ok(()) };
     for (i, raw) in conf.resources.iter().enumerate() {
         let field = format!("conf.resources[{i}].resource");

@@ -14,7 +14,7 @@ use kuma_model::{Resource, Spec};
 use crate::pb::{self, duration, u32v};
 
 /// The HTTP filter name the per-route config is keyed by.
-pub const FILTER: &str = "envoy.filters.http.local_ratelimit";
+pub(crate) const FILTER: &str = "envoy.filters.http.local_ratelimit";
 
 fn all() -> Option<RuntimeFractionalPercent> {
     Some(RuntimeFractionalPercent {

@@ -30,11 +30,11 @@ const TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOUR
 pub const TCP_ADDRESS_ATTRIBUTE: &str = "kuma.io/log-address";
 
 /// The Envoy access logger of `tcp` backends.
-pub const TCP_LOGGER: &str = "envoy.access_loggers.open_telemetry";
+pub(crate) const TCP_LOGGER: &str = "envoy.access_loggers.open_telemetry";
 
 /// What the placeholders of a gateway listener's log format stand for.
 #[derive(Debug, Clone, Copy)]
-pub struct LogContext<'s> {
+pub(crate) struct LogContext<'s> {
     /// The mesh.
     pub mesh: &'s str,
     /// The gateway's `kuma.io/service`.
@@ -48,7 +48,7 @@ pub struct LogContext<'s> {
 /// The access logs of a listener whose hosts have `host_tags`: the TrafficLog
 /// whose sources match them and whose destinations match `*` (the gateway's
 /// pass-through), to its backend (or the mesh's default backend).
-pub fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'_>) -> Vec<AccessLog> {
+pub(crate) fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'_>) -> Vec<AccessLog> {
     let policies = HostPolicies::new(set, ctx.mesh, host_tags);
     let any: Tags = [(SERVICE_TAG.to_string(), "*".to_string())].into();
     let Some(policy) = policies.for_destination(Kind::TrafficLog, &any) else { return Vec::new() };

@@ -23,7 +23,7 @@ use crate::pb;
 
 /// The tracing settings of a gateway and the collector cluster they use.
 #[derive(Debug, Clone)]
-pub struct GatewayTracing {
+pub(crate) struct GatewayTracing {
     /// For the HTTP connection managers.
     pub tracing: Tracing,
     /// The collector cluster.
@@ -40,7 +40,7 @@ fn split_url(url: &str) -> Option<(&str, u32, &str)> {
 
 /// The TrafficTrace selecting a data plane with gateway `tags` (best rank,
 /// newest on a tie), resolved against the mesh's tracing backends.
-pub fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<GatewayTracing> {
+pub(crate) fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<GatewayTracing> {
     let traces = set.in_mesh(Kind::TrafficTrace, mesh).filter_map(|r| match &r.spec {
         Spec::TrafficTrace(t) => Some((r, &t.selectors[..], t)),
         _ => None,

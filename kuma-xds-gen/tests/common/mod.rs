@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use kuma_model::{ResourceSet, Spec, UnknownFields};
 
 /// One input set and the gateway data planes in it.
-pub struct Case {
+pub(crate) struct Case {
     /// `example-<dir>` or `case-<file stem>`.
     pub name: String,
     /// The files, as (path, text).
@@ -20,7 +20,7 @@ pub struct Case {
 
 impl Case {
     /// The resource set.
-    pub fn load(&self) -> ResourceSet {
+    pub(crate) fn load(&self) -> ResourceSet {
         ResourceSet::load(self.files.iter().map(|(p, t)| (p.as_str(), t.as_str())), UnknownFields::Reject)
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
             .0
@@ -66,7 +66,7 @@ fn case(name: String, paths: Vec<PathBuf>) -> Case {
 }
 
 /// Every example directory and every focused case.
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mut dirs: Vec<PathBuf> =
         std::fs::read_dir(root().join("examples")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
@@ -88,7 +88,7 @@ pub fn cases() -> Vec<Case> {
 /// own `.tools/envoy` (where `scripts/install-envoy` puts it). Panics with
 /// the install command when there is none: tests that need Envoy must not
 /// pass without it.
-pub fn envoy_bin() -> PathBuf {
+pub(crate) fn envoy_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ENVOY_BIN") {
         return PathBuf::from(bin);
     }

@@ -2,84 +2,71 @@
 //! Kuma. Envoy formats each access-log line itself and sends it, as the body
 //! of an OpenTelemetry log record, to this gRPC service (on the same server
 //! as ADS); the resource attribute
-//! [`kuma_xds_gen::policy::traffic_log::TCP_ADDRESS_ATTRIBUTE`] names the
+//! [`kuma_xds_gen::TCP_LOG_ADDRESS_ATTRIBUTE`] names the
 //! backend. Each backend gets one TCP connection, written one line per record
-//! and re-opened when it breaks. Only addresses that a loaded Mesh names as a
-//! `tcp` logging backend are written to, so the sink cannot be used to reach
-//! anything else.
+//! and re-opened when it breaks. Only addresses that the
+//! [`SnapshotSource`] allows ([`SnapshotSource::allows_log_backend`]) are
+//! written to, so the sink cannot be used to reach anything else.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use envoy_types::pb::opentelemetry::proto::common::v1::{AnyValue, KeyValue, any_value};
-use kuma_model::{Kind, ResourceSet, Spec};
-use kuma_xds_gen::policy::traffic_log::TCP_ADDRESS_ATTRIBUTE;
+use kuma_xds_gen::TCP_LOG_ADDRESS_ATTRIBUTE;
+use kuma_xds_gen::envoy_types::pb::opentelemetry::proto::common::v1::{AnyValue, KeyValue, any_value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::server::Served;
+use crate::source::SnapshotSource;
 
 /// `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`, the
 /// fields the sink reads.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportLogsServiceRequest {
+pub(crate) struct ExportLogsServiceRequest {
     /// Records grouped by the resource (logger) that produced them.
     #[prost(message, repeated, tag = "1")]
-    pub resource_logs: Vec<ResourceLogs>,
+    pub(crate) resource_logs: Vec<ResourceLogs>,
 }
 
 /// `opentelemetry.proto.logs.v1.ResourceLogs`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ResourceLogs {
+pub(crate) struct ResourceLogs {
     /// The producing resource.
     #[prost(message, optional, tag = "1")]
-    pub resource: Option<Resource>,
+    pub(crate) resource: Option<Resource>,
     /// Its records, by instrumentation scope.
     #[prost(message, repeated, tag = "2")]
-    pub scope_logs: Vec<ScopeLogs>,
+    pub(crate) scope_logs: Vec<ScopeLogs>,
 }
 
 /// `opentelemetry.proto.resource.v1.Resource`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Resource {
+pub(crate) struct Resource {
     /// Its attributes.
     #[prost(message, repeated, tag = "1")]
-    pub attributes: Vec<KeyValue>,
+    pub(crate) attributes: Vec<KeyValue>,
 }
 
 /// `opentelemetry.proto.logs.v1.ScopeLogs`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ScopeLogs {
+pub(crate) struct ScopeLogs {
     /// The records.
     #[prost(message, repeated, tag = "2")]
-    pub log_records: Vec<LogRecord>,
+    pub(crate) log_records: Vec<LogRecord>,
 }
 
 /// `opentelemetry.proto.logs.v1.LogRecord`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct LogRecord {
+pub(crate) struct LogRecord {
     /// The formatted line.
     #[prost(message, optional, tag = "5")]
-    pub body: Option<AnyValue>,
+    pub(crate) body: Option<AnyValue>,
 }
 
 /// `opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse` (all accepted).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportLogsServiceResponse {}
-
-/// The `tcp` logging backends a set names (`host:port`).
-pub fn tcp_backends(set: &ResourceSet) -> impl Iterator<Item = &str> {
-    set.of_kind(Kind::Mesh)
-        .filter_map(|m| match &m.spec {
-            Spec::Mesh(spec) => spec.logging.as_ref(),
-            _ => None,
-        })
-        .flat_map(|l| l.backends.iter())
-        .filter(|b| b.kind == "tcp")
-        .map(|b| b.conf_str("address"))
-}
+pub(crate) struct ExportLogsServiceResponse {}
 
 fn string(value: &Option<AnyValue>) -> Option<&str> {
     match value.as_ref()?.value.as_ref()? {
@@ -89,28 +76,34 @@ fn string(value: &Option<AnyValue>) -> Option<&str> {
 }
 
 /// Writes records to their backends.
-#[derive(Debug, Clone)]
-pub struct LogSink {
-    served: watch::Receiver<Served>,
+#[derive(Debug)]
+struct LogSink<S> {
+    source: Arc<S>,
     writers: Arc<Mutex<HashMap<String, mpsc::Sender<String>>>>,
 }
 
-impl LogSink {
-    /// A sink writing to the backends of the served resources.
-    pub fn new(served: watch::Receiver<Served>) -> Self {
-        LogSink { served, writers: Arc::default() }
+impl<S> Clone for LogSink<S> {
+    fn clone(&self) -> Self {
+        LogSink { source: self.source.clone(), writers: self.writers.clone() }
+    }
+}
+
+impl<S: SnapshotSource> LogSink<S> {
+    fn new(source: Arc<S>) -> Self {
+        LogSink { source, writers: Arc::default() }
     }
 
     /// Queues every record of `request` for its backend; records for an
-    /// address no Mesh names are dropped with a warning.
-    pub fn accept(&self, request: ExportLogsServiceRequest) {
+    /// address the source does not allow are dropped with a warning.
+    fn accept(&self, request: ExportLogsServiceRequest) {
         for logs in request.resource_logs {
             let attributes = logs.resource.iter().flat_map(|r| r.attributes.iter());
-            let Some(address) = attributes.filter(|a| a.key == TCP_ADDRESS_ATTRIBUTE).find_map(|a| string(&a.value))
+            let Some(address) =
+                attributes.filter(|a| a.key == TCP_LOG_ADDRESS_ATTRIBUTE).find_map(|a| string(&a.value))
             else {
                 continue;
             };
-            if !tcp_backends(&self.served.borrow().set).any(|a| a == address) {
+            if !self.source.allows_log_backend(address) {
                 warn!(%address, "access log records for an address no Mesh names as a tcp backend dropped");
                 continue;
             }
@@ -172,28 +165,34 @@ async fn write_lines(address: String, mut lines: mpsc::Receiver<String>) {
 }
 
 /// The gRPC service `opentelemetry.proto.collector.logs.v1.LogsService`
-/// (only `Export`), written out by hand as tonic's generator would: the
+/// (only `Export`), where Envoy sends the access-log lines of `tcp` logging
+/// backends; written out by hand as tonic's generator would, since the
 /// collector protos are not part of envoy-types.
-#[derive(Debug, Clone)]
-pub struct LogsServiceServer {
-    sink: LogSink,
+#[derive(Debug)]
+pub struct LogsServiceServer<S> {
+    sink: LogSink<S>,
 }
 
-impl LogsServiceServer {
-    /// Serves `sink`.
-    pub fn new(sink: LogSink) -> Self {
-        LogsServiceServer { sink }
+impl<S> Clone for LogsServiceServer<S> {
+    fn clone(&self) -> Self {
+        LogsServiceServer { sink: self.sink.clone() }
     }
 }
 
-impl tonic::server::NamedService for LogsServiceServer {
+impl<S: SnapshotSource> LogsServiceServer<S> {
+    /// A log sink writing to the backends `source` allows.
+    pub fn new(source: Arc<S>) -> Self {
+        LogsServiceServer { sink: LogSink::new(source) }
+    }
+}
+
+impl<S> tonic::server::NamedService for LogsServiceServer<S> {
     const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
 }
 
-#[derive(Clone)]
-struct Export(LogSink);
+struct Export<S>(LogSink<S>);
 
-impl tonic::server::UnaryService<ExportLogsServiceRequest> for Export {
+impl<S: SnapshotSource> tonic::server::UnaryService<ExportLogsServiceRequest> for Export<S> {
     type Response = ExportLogsServiceResponse;
     type Future = tonic::codegen::BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
 
@@ -203,7 +202,7 @@ impl tonic::server::UnaryService<ExportLogsServiceRequest> for Export {
     }
 }
 
-impl<B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for LogsServiceServer
+impl<S: SnapshotSource, B> tonic::codegen::Service<tonic::codegen::http::Request<B>> for LogsServiceServer<S>
 where
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<tonic::codegen::StdError> + Send + 'static,
@@ -237,7 +236,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kuma_model::UnknownFields;
+    use crate::ResourceSetSource;
+    use kuma_xds_gen::kuma_model::{ResourceSet, UnknownFields};
 
     fn request(address: &str, lines: &[&str]) -> ExportLogsServiceRequest {
         let value = |s: &str| Some(AnyValue { value: Some(any_value::Value::StringValue(s.into())) });
@@ -245,7 +245,7 @@ mod tests {
             resource_logs: vec![ResourceLogs {
                 resource: Some(Resource {
                     attributes: vec![KeyValue {
-                        key: TCP_ADDRESS_ATTRIBUTE.into(),
+                        key: TCP_LOG_ADDRESS_ATTRIBUTE.into(),
                         value: value(address),
                         ..Default::default()
                     }],
@@ -265,8 +265,7 @@ mod tests {
             "type: Mesh\nname: default\nlogging: {{backends: [{{name: c, type: tcp, conf: {{address: '{address}'}}}}]}}\n"
         );
         let set = ResourceSet::load([("m.yaml", yaml.as_str())], UnknownFields::Reject).unwrap().0;
-        let (_tx, rx) = watch::channel(Served::initial(set));
-        let sink = LogSink::new(rx);
+        let sink = LogSink::new(Arc::new(ResourceSetSource::new(set)));
         sink.accept(request("127.0.0.1:1", &["nowhere"]));
         assert!(sink.writers.lock().unwrap().is_empty(), "no writer for an address no Mesh names");
         sink.accept(request(&address, &["first", "second"]));

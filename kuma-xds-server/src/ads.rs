@@ -1,6 +1,6 @@
 //! The Aggregated Discovery Service (State of the World) as a pure state
 //! machine: requests and snapshots in, responses out, no sockets. The gRPC
-//! server in [`crate::server`] only moves messages between this and Envoy.
+//! service ([`crate::AdsService`]) only moves messages between this and Envoy.
 //!
 //! Per resource type it tracks what Envoy subscribed to, what was sent
 //! (version and nonce), and what Envoy acknowledged or rejected:
@@ -17,13 +17,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
-use kuma_xds_gen::snapshot::version_of;
-use kuma_xds_gen::{GatewaySnapshot, ResourceType};
+use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use kuma_xds_gen::envoy_types::pb::google::protobuf::Any;
+use kuma_xds_gen::{GatewaySnapshot, ResourceType, version_of};
 
 /// What a request was.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestKind {
     /// A first request, or a new subscription for the type.
     Subscribe,
@@ -47,6 +47,7 @@ pub enum RequestKind {
 
 /// The outcome of one request.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outcome {
     /// The resource type, when known.
     pub resource_type: Option<ResourceType>,
@@ -203,10 +204,10 @@ impl AdsStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-    use envoy_types::pb::envoy::config::listener::v3::Listener;
-    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
-    use envoy_types::pb::google::rpc::Status;
+    use kuma_xds_gen::envoy_types::pb::envoy::config::cluster::v3::Cluster;
+    use kuma_xds_gen::envoy_types::pb::envoy::config::listener::v3::Listener;
+    use kuma_xds_gen::envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use kuma_xds_gen::envoy_types::pb::google::rpc::Status;
 
     fn snapshot(clusters: &[&str], routes: &[&str]) -> GatewaySnapshot {
         let mut s = GatewaySnapshot::default();

@@ -1,0 +1,79 @@
+//! [`XdsServer`]: the ADS service and the access-log sink on one gRPC
+//! server, with the settings Envoy needs.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::logsink::LogsServiceServer;
+use crate::service::AdsService;
+use crate::source::SnapshotSource;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The listener's address could not be read.
+    #[error("the listener's address: {0}")]
+    Address(#[source] std::io::Error),
+    /// The gRPC server failed.
+    #[error("ADS server: {0}")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// Largest request accepted from Envoy (a NACK carries Envoy's error text).
+const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
+
+/// An ADS server for the snapshots of one [`SnapshotSource`].
+///
+/// ```no_run
+/// # async fn run(set: kuma_xds_gen::kuma_model::ResourceSet) -> Result<(), kuma_xds_server::ServeError> {
+/// use kuma_xds_server::{ResourceSetSource, XdsServer};
+/// let source = std::sync::Arc::new(ResourceSetSource::new(set));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5678").await.expect("bind");
+/// XdsServer::new(source).serve(listener, std::future::pending()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct XdsServer<S> {
+    source: Arc<S>,
+}
+
+impl<S: SnapshotSource> XdsServer<S> {
+    /// A server for `source`.
+    pub fn new(source: Arc<S>) -> Self {
+        XdsServer { source }
+    }
+
+    /// Serves ADS and the access-log sink on `listener` until `shutdown`
+    /// completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let address = listener.local_addr().map_err(ServeError::Address)?;
+        info!(%address, "ADS server listening");
+        // Without TCP_NODELAY the last segment of an update waits for Envoy's
+        // delayed ACK (Nagle): ~40 ms added to every push.
+        let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+            conn.inspect(|c| {
+                let _ = c.set_nodelay(true);
+            })
+        });
+        let ads = AggregatedDiscoveryServiceServer::new(AdsService::new(self.source.clone()))
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        tonic::transport::Server::builder()
+            .add_service(ads)
+            .add_service(LogsServiceServer::new(self.source))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(ServeError::Transport)?;
+        info!("ADS server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,159 @@
+//! The gRPC Aggregated Discovery Service: one task per Envoy stream moves
+//! messages between Envoy, the [`AdsStream`] state machine and a
+//! [`SnapshotSource`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kuma_xds_gen::GatewaySnapshot;
+use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{error, info, warn};
+
+use crate::ads::{AdsStream, RequestKind};
+use crate::source::{NodeId, SnapshotSource};
+
+/// The ADS service (State of the World) over a [`SnapshotSource`]. Add it
+/// to your own tonic server with
+/// [`AggregatedDiscoveryServiceServer::new`](kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new),
+/// or let [`crate::XdsServer`] do it.
+#[derive(Debug)]
+pub struct AdsService<S> {
+    source: Arc<S>,
+}
+
+impl<S> Clone for AdsService<S> {
+    fn clone(&self) -> Self {
+        AdsService { source: self.source.clone() }
+    }
+}
+
+impl<S: SnapshotSource> AdsService<S> {
+    /// A service answering from `source`.
+    pub fn new(source: Arc<S>) -> Self {
+        AdsService { source }
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The node's snapshot from the source; on error, logged, and `None` so the
+/// stream keeps what it has.
+fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> Option<Arc<GatewaySnapshot>> {
+    match source.snapshot(node, since) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(mesh = %node.mesh, dataplane = %node.name, "cannot generate config, keeping the last good one: {e}");
+            None
+        }
+    }
+}
+
+async fn run_stream<S: SnapshotSource>(
+    mut inbound: Streaming<DiscoveryRequest>,
+    source: Arc<S>,
+    out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+) {
+    let mut changes = source.changes();
+    let mut ads = AdsStream::new();
+    let mut node: Option<NodeId> = None;
+    let mut snapshot = Arc::new(GatewaySnapshot::default());
+    // The generation this stream last asked the source about.
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            message = inbound.message() => {
+                let request = match message {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(status) => {
+                        info!("stream closed: {status}");
+                        break;
+                    }
+                };
+                if node.is_none() {
+                    let Some(n) = request.node.as_ref() else {
+                        let _ = out.send(Err(Status::invalid_argument("the first request must carry node"))).await;
+                        break;
+                    };
+                    let id = NodeId::of(n);
+                    info!(mesh = %id.mesh, dataplane = %id.name, "Envoy connected");
+                    seen = *changes.borrow_and_update();
+                    if let Some(s) = lookup(&*source, &id, None) {
+                        snapshot = s;
+                    }
+                    node = Some(id);
+                }
+                let id = node.as_ref().expect("set above");
+                let outcome = ads.handle_request(&request, &snapshot);
+                let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
+                match &outcome.kind {
+                    RequestKind::Nack { version, detail } => warn!(
+                        mesh = %id.mesh, dataplane = %id.name, r#type = type_url, kept_version = %version,
+                        "Envoy rejected the config (NACK), it keeps the last good one: {detail}"
+                    ),
+                    RequestKind::Ack { version } => info!(dataplane = %id.name, r#type = type_url, %version, "ACK"),
+                    _ => {}
+                }
+                for response in outcome.responses {
+                    if out.send(Ok(response)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let generation = *changes.borrow_and_update();
+                let Some(id) = node.as_ref() else { continue };
+                let since = std::mem::replace(&mut seen, generation);
+                let started = Instant::now();
+                // Only what the change affects: the source answers None when
+                // nothing this data plane reads changed.
+                let Some(new) = lookup(&*source, id, Some(since)) else { continue };
+                let translate_ms = started.elapsed().as_secs_f64() * 1e3;
+                let responses = ads.handle_snapshot(&snapshot, &new);
+                snapshot = new;
+                if !responses.is_empty() {
+                    let diff_ms = started.elapsed().as_secs_f64() * 1e3 - translate_ms;
+                    info!(dataplane = %id.name, generation, updates = responses.len(), translate_ms, diff_ms, "pushing");
+                }
+                for response in responses {
+                    if out.send(Ok(response)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(run_stream(request.into_inner(), self.source.clone(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Err(Status::unimplemented("this server speaks State of the World ADS only"))
+    }
+}
