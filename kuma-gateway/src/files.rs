@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use kuma_model::{Diagnostic, LoadError, ParsedFile, ResourceSet, UnknownFields, parse_file};
+use kuma_model::{Diagnostic, LoadError, ParsedFile, ResourceSet, UnknownFields, parse_bytes};
 
 /// Files named on the command line, and the resource files under folders,
 /// sorted.
@@ -57,7 +57,7 @@ pub(crate) enum Loaded {
 #[derive(Debug)]
 pub(crate) struct Loader {
     paths: Vec<PathBuf>,
-    cache: BTreeMap<PathBuf, (String, ParsedFile)>,
+    cache: BTreeMap<PathBuf, (Vec<u8>, ParsedFile)>,
 }
 
 impl Loader {
@@ -77,10 +77,10 @@ impl Loader {
         let files = collect_files(&self.paths)?;
         let mut cache = BTreeMap::new();
         for file in files {
-            let text = fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = read_bounded(&file)?;
             let parsed = match self.cache.remove(&file) {
                 Some((old, parsed)) if old == text => parsed,
-                _ => parse_file(&file.display().to_string(), &text, UnknownFields::Reject),
+                _ => parse_bytes(&file.display().to_string(), &text, UnknownFields::Reject),
             };
             cache.insert(file, (text, parsed));
         }
@@ -95,4 +95,18 @@ impl Loader {
     pub(crate) fn file_count(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// The bytes of a resource file; a file far larger than any resource file
+/// is refused before it is read, so it cannot exhaust memory.
+fn read_bounded(file: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    const LIMIT: u64 = kuma_model::MAX_FILE_BYTES as u64;
+    let handle = fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut bytes = Vec::new();
+    handle.take(LIMIT + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.len() as u64 > LIMIT {
+        anyhow::bail!("{}: larger than {} MiB, the most a resource file may be", file.display(), LIMIT >> 20);
+    }
+    Ok(bytes)
 }

@@ -51,17 +51,29 @@ impl Duration {
 
 /// Why a duration did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid duration {0:?}: expected a number with a unit (ns, us, ms, s, m, h), for example \"1.5s\" or \"1m30s\""
-)]
-pub struct DurationError(String);
+#[error("{}", describe(.text, *.out_of_range))]
+pub struct DurationError {
+    text: String,
+    out_of_range: bool,
+}
+
+fn describe(text: &str, out_of_range: bool) -> String {
+    if out_of_range {
+        format!("duration {text:?} is out of range: at most 2562047h47m16.854775807s (about 292 years), as in Kuma")
+    } else {
+        format!(
+            "invalid duration {text:?}: expected a number with a unit (ns, us, ms, s, m, h), for example \"1.5s\" or \"1m30s\""
+        )
+    }
+}
 
 impl std::str::FromStr for Duration {
     type Err = DurationError;
 
     /// Go's `time.ParseDuration` grammar.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let err = || DurationError(text.to_string());
+        let err = || DurationError { text: text.to_string(), out_of_range: false };
+        let too_big = || DurationError { text: text.to_string(), out_of_range: true };
         let (negative, mut rest) = match text.as_bytes().first() {
             Some(b'-') => (true, &text[1..]),
             Some(b'+') => (false, &text[1..]),
@@ -92,18 +104,19 @@ impl std::str::FromStr for Duration {
                 _ => return Err(err()),
             };
             let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-            let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| err())? };
-            let mut value = whole.checked_mul(scale).ok_or_else(err)?;
+            // Digits only here, so a failed parse is a number too large.
+            let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_big())? };
+            let mut value = whole.checked_mul(scale).ok_or_else(too_big)?;
             let mut place = scale;
             for digit in frac.bytes() {
                 place /= 10;
                 value += i128::from(digit - b'0') * place;
             }
-            total = total.checked_add(value).ok_or_else(err)?;
+            total = total.checked_add(value).ok_or_else(too_big)?;
             rest = tail;
         }
         let total = if negative { -total } else { total };
-        i64::try_from(total).map(Duration).map_err(|_| err())
+        i64::try_from(total).map(Duration).map_err(|_| too_big())
     }
 }
 
@@ -141,6 +154,17 @@ impl<'de> Deserialize<'de> for Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_large_durations_say_so() {
+        let err = "999999999999s".parse::<Duration>().unwrap_err().to_string();
+        assert!(err.starts_with("duration \"999999999999s\" is out of range"), "{err}");
+        let err = "99999999999999999999999999999999999999999h".parse::<Duration>().unwrap_err().to_string();
+        assert!(err.contains("out of range"), "{err}");
+        assert!("2562047h".parse::<Duration>().is_ok());
+        let err = "5 s".parse::<Duration>().unwrap_err().to_string();
+        assert!(err.contains("expected a number with a unit"), "{err}");
+    }
 
     #[test]
     fn parses_go_durations() {

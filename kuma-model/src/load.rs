@@ -77,6 +77,34 @@ pub fn parse_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile 
     read(file, text, unknown, true)
 }
 
+/// [`parse_file`] for the bytes of a file as read from disk: text that is
+/// not UTF-8 is reported with the line of its first bad byte.
+///
+/// ```
+/// use kuma_model::{parse_bytes, UnknownFields};
+/// let parsed = parse_bytes("m.yaml", b"type: Mesh\nname: \xff\n", UnknownFields::Reject);
+/// assert_eq!(parsed.diagnostics()[0].to_string(), "m.yaml:2: not UTF-8 text (byte 17 of the file)");
+/// ```
+pub fn parse_bytes(file: &str, bytes: &[u8], unknown: UnknownFields) -> ParsedFile {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_file(file, text, unknown),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let line = 1 + valid.iter().filter(|b| **b == b'\n').count();
+            let mut out = ParsedFile { validated: true, ..ParsedFile::default() };
+            out.diagnostics.push(Diagnostic {
+                location: Location { file: Arc::from(file), line },
+                resource: None,
+                field: String::new(),
+                message: format!("not UTF-8 text (byte {} of the file)", e.valid_up_to()),
+                origin: Origin::Extra,
+                severity: Severity::Error,
+            });
+            out
+        }
+    }
+}
+
 /// Parses every document of `text` into typed resources without Kuma's
 /// validation: for tools that inspect or rewrite resources as written.
 /// Syntax and type errors are still reported.
@@ -87,6 +115,8 @@ pub fn read_file(file: &str, text: &str, unknown: UnknownFields) -> ParsedFile {
 fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> ParsedFile {
     let file: Arc<str> = Arc::from(file);
     let mut out = ParsedFile { validated: validate, ..ParsedFile::default() };
+    // A byte-order mark, as some Windows editors write, is not content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let docs = match parse_documents(text) {
         Ok(docs) => docs,
         Err(e) => {

@@ -4,6 +4,11 @@
 //! serde_yaml drops positions once a document is deserialised, so documents
 //! are read with yaml-rust2's event parser into a small marked tree, which is
 //! then turned into a `serde_json::Value` for typed deserialisation.
+//!
+//! Parsing is bounded, so that no file can hang or exhaust the process:
+//! the text's size, the nesting depth, and how far aliases may expand (a
+//! "billion laughs" document expands a few hundred bytes into billions of
+//! nodes) are limited, and repeated keys are found in linear time.
 
 use std::collections::HashMap;
 
@@ -39,16 +44,38 @@ pub(crate) struct SyntaxError {
     pub(crate) message: String,
 }
 
+/// The largest resource file read, in bytes: far above any real one
+/// (10,000 resources take about 2 MB).
+pub const MAX_TEXT_BYTES: usize = 32 << 20;
+/// The deepest nesting of sequences and mappings; Kuma resources, raw Envoy
+/// config in ProxyTemplates included, stay well under it.
+pub(crate) const MAX_DEPTH: usize = 100;
+/// How many nodes aliases may add beyond the nodes written, per file.
+pub(crate) const MAX_ALIAS_EXPANSION: usize = 100_000;
+
 /// Parses every document of a YAML (or JSON) stream. Empty documents
 /// (for example a trailing `---`) are skipped.
 pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(SyntaxError {
+            line: 1,
+            message: format!("the file is larger than {} MiB, the most a resource file may be", MAX_TEXT_BYTES >> 20),
+        });
+    }
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, true)
-        .map_err(|e| SyntaxError { line: e.marker().line(), message: e.info().to_string() })?;
-    if let Some(message) = builder.error {
-        return Err(message);
+    // Events one by one (yaml-rust2's `load` recurses once per nesting
+    // level): the first problem stops the parse.
+    loop {
+        let (event, mark) =
+            parser.next_token().map_err(|e| SyntaxError { line: e.marker().line(), message: e.info().to_string() })?;
+        if event == Event::StreamEnd {
+            break;
+        }
+        builder.on_event(event, mark);
+        if let Some(error) = builder.error.take() {
+            return Err(error);
+        }
     }
     Ok(builder.docs.into_iter().filter(|d| d.node != Node::Null).collect())
 }
@@ -68,39 +95,67 @@ fn same_content(a: &Marked, b: &Marked) -> bool {
 struct Builder {
     docs: Vec<Marked>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Marked>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Marked, usize)>,
+    /// Nodes added by aliases so far.
+    expanded: usize,
     error: Option<SyntaxError>,
 }
 
+/// A sequence or mapping being read, with its size in nodes so far.
 enum Frame {
-    Seq { line: usize, anchor: usize, items: Vec<Marked> },
-    Map { line: usize, anchor: usize, entries: Vec<(String, usize, Marked)>, key: Option<(String, usize)> },
+    Seq {
+        line: usize,
+        anchor: usize,
+        size: usize,
+        items: Vec<Marked>,
+    },
+    Map {
+        line: usize,
+        anchor: usize,
+        size: usize,
+        entries: Vec<(String, usize, Marked)>,
+        /// Entry index by key: repeated keys are found in constant time.
+        index: HashMap<String, usize>,
+        key: Option<(String, usize)>,
+    },
 }
 
 impl Builder {
-    fn push_value(&mut self, value: Marked, anchor: usize) {
+    fn fail(&mut self, line: usize, message: String) {
+        first_error(&mut self.error, line, message);
+    }
+
+    /// Adds a finished node of `size` nodes to its parent.
+    fn push_value(&mut self, value: Marked, anchor: usize, size: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.docs.push(value),
-            Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { entries, key, .. }) => match key.take() {
-                Some((k, key_line)) => match entries.iter().find(|(existing, _, _)| *existing == k) {
-                    // A key repeated with the same value means one thing
-                    // (Kuma's own test data has one); with another value,
-                    // YAML parsers disagree on which wins, so it is an error.
-                    Some((_, _, first)) if same_content(first, &value) => {}
-                    Some(_) => {
-                        if self.error.is_none() {
-                            self.error = Some(SyntaxError {
-                                line: key_line,
-                                message: format!("duplicate key {k:?} with a different value"),
-                            });
+            Some(Frame::Seq { items, size: parent, .. }) => {
+                *parent += size;
+                items.push(value);
+            }
+            Some(Frame::Map { entries, index, key, size: parent, .. }) => match key.take() {
+                Some((k, key_line)) => {
+                    *parent += size;
+                    match index.get(&k) {
+                        // A key repeated with the same value means one thing
+                        // (Kuma's own test data has one); with another value,
+                        // YAML parsers disagree on which wins, so it is an error.
+                        Some(i) if same_content(&entries[*i].2, &value) => {}
+                        Some(_) => first_error(
+                            &mut self.error,
+                            key_line,
+                            format!("duplicate key {k:?} with a different value"),
+                        ),
+                        None => {
+                            index.insert(k.clone(), entries.len());
+                            entries.push((k, key_line, value));
                         }
                     }
-                    None => entries.push((k, key_line, value)),
-                },
+                }
                 None => {
                     let key_line = value.line;
                     let k = match value.node {
@@ -110,12 +165,7 @@ impl Builder {
                         Node::Float(f) => f.to_string(),
                         Node::Null => String::new(),
                         Node::Seq(_) | Node::Map(_) => {
-                            if self.error.is_none() {
-                                self.error = Some(SyntaxError {
-                                    line: value.line,
-                                    message: "a mapping key must be a scalar".into(),
-                                });
-                            }
+                            first_error(&mut self.error, value.line, "a mapping key must be a scalar".into());
                             String::new()
                         }
                     };
@@ -126,31 +176,64 @@ impl Builder {
     }
 }
 
+/// Keeps the first problem found: the one the user should fix first.
+fn first_error(slot: &mut Option<SyntaxError>, line: usize, message: String) {
+    if slot.is_none() {
+        *slot = Some(SyntaxError { line, message });
+    }
+}
+
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let line = mark.line();
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) && self.stack.len() >= MAX_DEPTH {
+            self.fail(line, format!("nested deeper than {MAX_DEPTH} levels"));
+            return;
+        }
         match ev {
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None })
-            }
+            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, size: 1, items: Vec::new() }),
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
+                line,
+                anchor,
+                size: 1,
+                entries: Vec::new(),
+                index: HashMap::new(),
+                key: None,
+            }),
             Event::SequenceEnd | Event::MappingEnd => {
-                let (value, anchor) = match self.stack.pop() {
-                    Some(Frame::Seq { line, anchor, items }) => (Marked { line, node: Node::Seq(items) }, anchor),
-                    Some(Frame::Map { line, anchor, entries, .. }) => {
-                        (Marked { line, node: Node::Map(entries) }, anchor)
+                let (value, anchor, size) = match self.stack.pop() {
+                    Some(Frame::Seq { line, anchor, size, items }) => {
+                        (Marked { line, node: Node::Seq(items) }, anchor, size)
+                    }
+                    Some(Frame::Map { line, anchor, size, entries, .. }) => {
+                        (Marked { line, node: Node::Map(entries) }, anchor, size)
                     }
                     None => return,
                 };
-                self.push_value(value, anchor);
+                self.push_value(value, anchor, size);
             }
             Event::Scalar(text, style, anchor, tag) => {
                 let node = resolve_scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()));
-                self.push_value(Marked { line, node }, anchor);
+                self.push_value(Marked { line, node }, anchor, 1);
             }
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().unwrap_or(Marked { line, node: Node::Null });
-                self.push_value(value, 0);
+                let (value, size) = match self.anchors.get(&id) {
+                    Some((value, size)) => (value, *size),
+                    None => return self.fail(line, "alias to an unknown anchor".into()),
+                };
+                // Checked before the copy is made: that copy is what a
+                // "billion laughs" document would exhaust memory with.
+                if self.expanded + size > MAX_ALIAS_EXPANSION {
+                    return self.fail(
+                        line,
+                        format!(
+                            "document contains excessive aliasing: aliases would add more than {MAX_ALIAS_EXPANSION} nodes"
+                        ),
+                    );
+                }
+                self.expanded += size;
+                let value = value.clone();
+                self.push_value(value, 0, size);
             }
             Event::DocumentStart => {}
             Event::DocumentEnd => {
@@ -321,6 +404,49 @@ mod tests {
         assert_eq!(docs[0].to_value(), serde_json::json!({"a": {"b": [1]}, "c": 2}));
         let err = parse_documents("a: 1\nc: 2\na: 3\n").unwrap_err();
         assert_eq!((err.line, err.message.as_str()), (3, "duplicate key \"a\" with a different value"));
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_budget() {
+        // "Billion laughs": each level repeats the one before nine times.
+        let mut text =
+            String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        for (prev, name) in
+            ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            let refs = vec![format!("*{prev}"); 9].join(",");
+            text.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        assert!(text.len() < 600, "a few hundred bytes");
+        let err = parse_documents(&text).unwrap_err();
+        assert!(err.message.starts_with("document contains excessive aliasing"), "{}", err.message);
+        assert!((5..=9).contains(&err.line), "the line of the alias that went over: {}", err.line);
+        // Ordinary aliases are fine.
+        let docs = parse_documents("base: &t {kuma.io/service: web}\nx: *t\ny: *t\n").unwrap();
+        assert_eq!(docs[0].to_value()["y"]["kuma.io/service"], "web");
+    }
+
+    #[test]
+    fn nesting_and_size_are_bounded() {
+        // Deep flow nesting stops in yaml-rust2's scanner already.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_documents(&deep).is_err());
+        let block: String = (0..200).map(|depth| format!("{}a:\n", "  ".repeat(depth))).collect();
+        let err = parse_documents(&block).unwrap_err();
+        assert_eq!((err.line, err.message), (101, format!("nested deeper than {MAX_DEPTH} levels")));
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse_documents(&ok).is_ok());
+        let big = " ".repeat(MAX_TEXT_BYTES + 1);
+        assert!(parse_documents(&big).unwrap_err().message.contains("larger than 32 MiB"));
+    }
+
+    #[test]
+    fn many_keys_are_read_and_repeats_found() {
+        let mut text: String = (0..200_000).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(parse_documents(&text).unwrap()[0].to_value()["k199999"], 199_999);
+        text.push_str("k7: 8\n");
+        let err = parse_documents(&text).unwrap_err();
+        assert_eq!((err.line, err.message.as_str()), (200_001, "duplicate key \"k7\" with a different value"));
     }
 
     #[test]

@@ -120,3 +120,10 @@ fn bundled_examples_validate() {
         assert!(!parsed.resources().is_empty());
     }
 }
+
+#[test]
+fn a_byte_order_mark_is_not_content() {
+    let text = "\u{feff}type: Mesh\nname: default\n";
+    let (set, _) = kuma_model::ResourceSet::load([("m.yaml", text)], UnknownFields::Reject).unwrap();
+    assert_eq!(set.len(), 1);
+}

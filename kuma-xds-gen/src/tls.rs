@@ -22,8 +22,13 @@ pub(crate) fn split_pem(text: &str) -> Result<PemBundle, String> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + 11..];
-        let label_end = after.find("-----").ok_or("malformed PEM block")?;
-        let label = &after[..label_end];
+        // The label is checked before it is used in any message: with a
+        // broken header, what follows "BEGIN " is key material.
+        let label = after
+            .find("-----")
+            .map(|end| &after[..end])
+            .filter(|l| l.len() <= 64 && l.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '))
+            .ok_or("malformed PEM header: expected -----BEGIN <LABEL>----- on one line")?;
         let end_marker = format!("-----END {label}-----");
         let end = rest.find(&end_marker).ok_or_else(|| format!("PEM block {label:?} has no end"))?;
         let block = &rest[start..end + end_marker.len()];
@@ -109,6 +114,17 @@ pub(crate) fn server_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_header_never_echoes_the_key() {
+        let secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
+        let text = format!(
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY\n{secret}\n-----END PRIVATE KEY-----\n"
+        );
+        let err = split_pem(&text).err().unwrap();
+        assert_eq!(err, "malformed PEM header: expected -----BEGIN <LABEL>----- on one line");
+        assert!(!err.contains(secret));
+    }
 
     #[test]
     fn a_bundle_without_a_key_is_refused() {
