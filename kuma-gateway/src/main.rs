@@ -289,10 +289,20 @@ fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Optio
 async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16, base_id: u32) -> Result<()> {
     let Target { paths, dataplane, mesh } = target;
     let bootstrap = ads_bootstrap(&dataplane, &mesh, xds, Some(admin_port));
-    let dir = std::env::temp_dir().join(format!("kuma-gateway-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("bootstrap.json");
+    // A new folder only this user can read (mode 0700, a random name that
+    // was not there before, so nothing planted in it is followed or reused),
+    // removed when `run` ends.
+    let dir = {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new()
+            .prefix("kuma-gateway-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .context("making a private temporary folder")?
+    };
+    let config = dir.path().join("bootstrap.json");
     std::fs::write(&config, render::to_pretty_json(&render::bootstrap_value(&bootstrap)?))?;
+    tracing::info!(path = %config.display(), "Envoy bootstrap written");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
     let server = tokio::spawn(serve::serve(paths, xds, async move {
@@ -307,6 +317,6 @@ async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16,
     let result = envoy::supervise(&bin, &config, base_id, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let served = server.await?;
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     result.and(served)
 }

@@ -89,7 +89,15 @@ pub(crate) async fn serve(
     info!(resources = set.len(), files = loader.file_count(), "loaded");
     let source = Arc::new(ResourceSetSource::new(set));
     let _watcher = watch_files(loader, source.clone())?;
-    let listener = tokio::net::TcpListener::bind(address).await.with_context(|| format!("binding {address}"))?;
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            bail!(
+                "cannot listen on {address}: the port is in use (another kuma-gateway serve or run?); pick another with --xds-address"
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot listen on {address}")),
+    };
     XdsServer::new(source).serve(listener, shutdown).await?;
     Ok(())
 }

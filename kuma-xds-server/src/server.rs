@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
@@ -27,6 +28,10 @@ pub enum ServeError {
 
 /// Largest request accepted from Envoy (a NACK carries Envoy's error text).
 const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
+
+/// How long a stopping server waits for its connections to close after it
+/// ended every stream; then they are dropped.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// An ADS server for the snapshots of one [`SnapshotSource`].
 ///
@@ -50,7 +55,9 @@ impl<S: SnapshotSource> XdsServer<S> {
     }
 
     /// Serves ADS and the access-log sink on `listener` until `shutdown`
-    /// completes.
+    /// completes. Then every stream is ended (connected Envoys keep their
+    /// config and try to reconnect) and the server returns within a few
+    /// seconds, even when a client keeps its connection open.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -65,14 +72,27 @@ impl<S: SnapshotSource> XdsServer<S> {
                 let _ = c.set_nodelay(true);
             })
         });
-        let ads = AggregatedDiscoveryServiceServer::new(AdsService::new(self.source.clone()))
+        let (closing_tx, closing) = watch::channel(false);
+        let ads = AggregatedDiscoveryServiceServer::new(AdsService::new(self.source.clone(), closing.clone()))
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
-        tonic::transport::Server::builder()
+        let mut stopping = closing.clone();
+        let server = tonic::transport::Server::builder()
             .add_service(ads)
             .add_service(LogsServiceServer::new(self.source))
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await
-            .map_err(ServeError::Transport)?;
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopping.wait_for(|c| *c).await;
+            });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.map_err(ServeError::Transport),
+            () = shutdown => {}
+        }
+        info!("ADS server stopping: ending the streams");
+        let _ = closing_tx.send(true);
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(result) => result.map_err(ServeError::Transport)?,
+            Err(_) => info!("connections still open after {SHUTDOWN_GRACE:?}: dropped"),
+        }
         info!("ADS server stopped");
         Ok(())
     }

@@ -11,7 +11,7 @@ use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_dis
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -27,18 +27,20 @@ use crate::source::{NodeId, SnapshotSource};
 #[derive(Debug)]
 pub struct AdsService<S> {
     source: Arc<S>,
+    closing: watch::Receiver<bool>,
 }
 
 impl<S> Clone for AdsService<S> {
     fn clone(&self) -> Self {
-        AdsService { source: self.source.clone() }
+        AdsService { source: self.source.clone(), closing: self.closing.clone() }
     }
 }
 
 impl<S: SnapshotSource> AdsService<S> {
-    /// A service answering from `source`.
-    pub fn new(source: Arc<S>) -> Self {
-        AdsService { source }
+    /// A service answering from `source`, whose streams end (Envoy keeps
+    /// its config) once `closing` turns true.
+    pub fn new(source: Arc<S>, closing: watch::Receiver<bool>) -> Self {
+        AdsService { source, closing }
     }
 }
 
@@ -59,6 +61,7 @@ fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> O
 async fn run_stream<S: SnapshotSource>(
     mut inbound: Streaming<DiscoveryRequest>,
     source: Arc<S>,
+    mut closing: watch::Receiver<bool>,
     out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
     let mut changes = source.changes();
@@ -69,6 +72,10 @@ async fn run_stream<S: SnapshotSource>(
     let mut seen = 0;
     loop {
         tokio::select! {
+            // The server is stopping: end the stream, so that the connection
+            // can close; Envoy keeps serving the config it has.
+            // (It only ever turns true, and a dropped sender means the same.)
+            _ = closing.changed() => break,
             message = inbound.message() => {
                 let request = match message {
                     Ok(Some(r)) => r,
@@ -146,7 +153,7 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run_stream(request.into_inner(), self.source.clone(), tx));
+        tokio::spawn(run_stream(request.into_inner(), self.source.clone(), self.closing.clone(), tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

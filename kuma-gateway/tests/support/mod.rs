@@ -102,6 +102,21 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// Sends SIGTERM and waits (up to 30 s) for `run` to exit: how long it took.
+    pub(crate) fn terminate(&mut self) -> Duration {
+        let start = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "run still running 30 s after SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        start.elapsed()
+    }
+
     /// Polls `check` every 20 ms until it holds; panics with the log after `timeout`.
     pub(crate) fn wait_for(&self, what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
         let start = Instant::now();
