@@ -205,4 +205,17 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
         gateway.log().lines().any(|l| l.contains("NACK") && l.contains("RouteConfiguration"))
     });
     assert!(ok_from(http_get(http, "x", "/"), "one"));
+    // Envoy crashes and `run` starts a new one, which asks for everything
+    // again: it gets the last config an Envoy accepted, never the rejected
+    // one, and the routes keep serving.
+    let connected = |log: &str| log.matches("Envoy connected").count();
+    let before = connected(&gateway.log());
+    // (`run` takes an Envoy that dies within 2 s of its first start for one
+    // that cannot start, and gives up.)
+    std::thread::sleep(Duration::from_secs(3));
+    gateway.kill_envoy();
+    gateway.wait_for("the new Envoy", Duration::from_secs(20), || connected(&gateway.log()) > before);
+    gateway.wait_for("traffic after the restart", Duration::from_secs(20), || ok_from(http_get(http, "x", "/"), "one"));
+    let after_restart = gateway.log().split("Envoy connected").last().unwrap_or_default().to_string();
+    assert!(!after_restart.contains("NACK"), "the new Envoy was sent nothing it rejects:\n{after_restart}");
 }

@@ -8,7 +8,9 @@
 //! - a request whose nonce is the last one sent is an ACK, or a NACK when it
 //!   carries `error_detail`; a NACK is recorded and nothing is resent, so
 //!   Envoy keeps its last good config until the next change;
-//! - a request with any other nonce is stale and ignored.
+//! - a request with any other nonce is stale and ignored;
+//! - a version any Envoy of the data plane rejected is never sent again
+//!   ([`NodeHistory`]): the last accepted one is sent in its place.
 //!
 //! Versions are content hashes of the resources sent, so equal content is
 //! never sent twice. Updates are make-before-break: clusters and endpoints
@@ -20,6 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use kuma_xds_gen::envoy_types::pb::google::protobuf::Any;
 use kuma_xds_gen::{GatewaySnapshot, ResourceType, version_of};
+
+use crate::history::NodeHistory;
 
 /// What a request was.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +67,8 @@ struct TypeState {
     names: BTreeSet<String>,
     /// Version and nonce of the last response.
     sent: Option<(String, String)>,
+    /// The resources of the last response, recorded as accepted on its ACK.
+    sent_resources: Vec<(String, Any)>,
     /// Last version Envoy acknowledged.
     acked: Option<String>,
     /// Last rejection: (version, detail).
@@ -74,12 +80,36 @@ struct TypeState {
 pub struct AdsStream {
     types: BTreeMap<ResourceType, TypeState>,
     nonce: u64,
+    history: NodeHistory,
 }
 
 impl AdsStream {
-    /// A new stream with nothing subscribed.
+    /// A new stream with nothing subscribed, and a history of its own.
     pub fn new() -> Self {
         AdsStream::default()
+    }
+
+    /// A new stream sharing `history` with the other streams of its data
+    /// plane, past and present: what one Envoy rejected, none is sent again.
+    pub fn with_history(history: NodeHistory) -> Self {
+        AdsStream { history, ..AdsStream::default() }
+    }
+
+    /// The accept/reject record this stream shares.
+    pub fn history(&self) -> &NodeHistory {
+        &self.history
+    }
+
+    /// What to send for `t` from `snapshot`: the subscribed names, unless
+    /// that content was rejected before (then the last accepted one).
+    fn content(&self, t: ResourceType, snapshot: &GatewaySnapshot) -> Vec<(String, Any)> {
+        let names = self.types.get(&t).map(|s| &s.names);
+        let selected = match names {
+            Some(names) => Self::selected(names, snapshot.resources(t)),
+            None => snapshot.resources(t),
+        };
+        let version = version_of(&selected);
+        self.history.servable(t, &version, selected)
     }
 
     /// The last version Envoy acknowledged for a type.
@@ -107,6 +137,7 @@ impl AdsStream {
         let nonce = self.nonce.to_string();
         let state = self.types.entry(t).or_default();
         state.sent = Some((version.clone(), nonce.clone()));
+        state.sent_resources = resources.clone();
         DiscoveryResponse {
             version_info: version,
             resources: resources.into_iter().map(|(_, a)| a).collect(),
@@ -136,19 +167,24 @@ impl AdsStream {
         let outcome = |kind, responses| Outcome { resource_type: Some(t), kind, responses };
         if request.response_nonce.is_empty() {
             state.names = names;
-            let resources = Self::selected(&self.types[&t].names, snapshot.resources(t));
+            let resources = self.content(t, snapshot);
             let response = self.respond(t, resources);
             return outcome(RequestKind::Subscribe, vec![response]);
         }
         if state.sent.as_ref().is_none_or(|(_, nonce)| *nonce != request.response_nonce) {
             return outcome(RequestKind::Stale, Vec::new());
         }
+        let sent_version = state.sent.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
         let kind = match &request.error_detail {
             Some(status) => {
+                // The rejected version is the one this nonce carried;
+                // `version_info` is the one Envoy keeps.
+                self.history.reject(t, &sent_version);
                 state.nacked = Some((request.version_info.clone(), status.message.clone()));
                 RequestKind::Nack { version: request.version_info.clone(), detail: status.message.clone() }
             }
             None => {
+                self.history.accept(t, &request.version_info, &state.sent_resources);
                 state.acked = Some(request.version_info.clone());
                 RequestKind::Ack { version: request.version_info.clone() }
             }
@@ -158,7 +194,7 @@ impl AdsStream {
             // A new subscription set (Envoy asks for more or fewer routes or
             // endpoints): answer it whatever happened to the last response.
             state.names = names;
-            let resources = Self::selected(&self.types[&t].names, snapshot.resources(t));
+            let resources = self.content(t, snapshot);
             responses.extend(self.respond_if_changed(t, resources));
         }
         outcome(kind, responses)
@@ -178,22 +214,21 @@ impl AdsStream {
             if !subscribed(self, t) {
                 continue;
             }
-            let mut merged: BTreeMap<String, Any> =
-                Self::selected(&self.types[&t].names, previous.resources(t)).into_iter().collect();
-            merged.extend(Self::selected(&self.types[&t].names, snapshot.resources(t)));
+            let mut merged: BTreeMap<String, Any> = self.content(t, previous).into_iter().collect();
+            merged.extend(self.content(t, snapshot));
             out.extend(self.respond_if_changed(t, merged.into_iter().collect()));
         }
         // 2. Everything that refers to clusters, new.
         for t in [ResourceType::Secret, ResourceType::Runtime, ResourceType::Listener, ResourceType::Route] {
             if subscribed(self, t) {
-                let resources = Self::selected(&self.types[&t].names, snapshot.resources(t));
+                let resources = self.content(t, snapshot);
                 out.extend(self.respond_if_changed(t, resources));
             }
         }
         // 3. Clusters and endpoints without the removed ones.
         for t in [ResourceType::Cluster, ResourceType::Endpoint] {
             if subscribed(self, t) {
-                let resources = Self::selected(&self.types[&t].names, snapshot.resources(t));
+                let resources = self.content(t, snapshot);
                 out.extend(self.respond_if_changed(t, resources));
             }
         }
@@ -278,6 +313,32 @@ mod tests {
         assert_eq!(sent.len(), 2, "make (a, a2) then break (a2)");
         assert_eq!(names(&sent[0]), ["a", "a2"]);
         assert_eq!(names(&sent[1]), ["a2"]);
+    }
+
+    #[test]
+    fn a_rejected_version_is_never_sent_again_to_any_stream() {
+        let history = NodeHistory::new();
+        let good = snapshot(&[], &["r1"]);
+        let mut first = AdsStream::with_history(history.clone());
+        let r = first.handle_request(&request(ResourceType::Route, &[], "", ""), &good).responses.remove(0);
+        first.handle_request(&request(ResourceType::Route, &[], &r.version_info, &r.nonce), &good);
+        // A new config that Envoy rejects.
+        let bad = snapshot(&[], &["r1", "bad"]);
+        let sent = first.handle_snapshot(&good, &bad).remove(0);
+        assert_eq!(names(&sent), ["bad", "r1"]);
+        let mut nack = request(ResourceType::Route, &[], &r.version_info, &sent.nonce);
+        nack.error_detail = Some(Status { code: 3, message: "bad regex".into(), details: vec![] });
+        first.handle_request(&nack, &bad);
+        assert_eq!(history.rejections(), [(ResourceType::Route, 1)].into());
+        // Envoy restarts: the new stream gets the accepted routes, not the rejected ones.
+        let mut second = AdsStream::with_history(history.clone());
+        let again = second.handle_request(&request(ResourceType::Route, &[], "", ""), &bad).responses.remove(0);
+        assert_eq!(names(&again), ["r1"]);
+        assert_eq!(again.version_info, r.version_info);
+        // A fixed config is sent at once.
+        let fixed = snapshot(&[], &["r1", "fixed"]);
+        let update = second.handle_snapshot(&bad, &fixed);
+        assert_eq!(names(&update[0]), ["fixed", "r1"]);
     }
 
     #[test]

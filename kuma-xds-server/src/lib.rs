@@ -30,6 +30,7 @@
 //! ```
 
 mod ads;
+mod history;
 mod logsink;
 mod resources;
 mod server;
@@ -37,6 +38,7 @@ mod service;
 mod source;
 
 pub use ads::{AdsStream, Outcome, RequestKind};
+pub use history::NodeHistory;
 pub use logsink::LogsServiceServer;
 pub use resources::ResourceSetSource;
 pub use server::{ServeError, XdsServer};

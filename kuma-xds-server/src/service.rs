@@ -2,8 +2,9 @@
 //! messages between Envoy, the [`AdsStream`] state machine and a
 //! [`SnapshotSource`].
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kuma_xds_gen::GatewaySnapshot;
@@ -18,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info, warn};
 
 use crate::ads::{AdsStream, RequestKind};
+use crate::history::NodeHistory;
 use crate::source::{NodeId, SnapshotSource};
 
 /// The ADS service (State of the World) over a [`SnapshotSource`]. Add it
@@ -28,11 +30,13 @@ use crate::source::{NodeId, SnapshotSource};
 pub struct AdsService<S> {
     source: Arc<S>,
     closing: watch::Receiver<bool>,
+    /// Per data plane, what its Envoys accepted and rejected.
+    histories: Arc<Mutex<HashMap<NodeId, NodeHistory>>>,
 }
 
 impl<S> Clone for AdsService<S> {
     fn clone(&self) -> Self {
-        AdsService { source: self.source.clone(), closing: self.closing.clone() }
+        AdsService { source: self.source.clone(), closing: self.closing.clone(), histories: self.histories.clone() }
     }
 }
 
@@ -40,7 +44,14 @@ impl<S: SnapshotSource> AdsService<S> {
     /// A service answering from `source`, whose streams end (Envoy keeps
     /// its config) once `closing` turns true.
     pub fn new(source: Arc<S>, closing: watch::Receiver<bool>) -> Self {
-        AdsService { source, closing }
+        AdsService { source, closing, histories: Arc::default() }
+    }
+
+    /// What the Envoys of `node` accepted and rejected so far (shared by all
+    /// its streams, and kept while this service runs).
+    pub fn history(&self, node: &NodeId) -> NodeHistory {
+        let mut histories = self.histories.lock().unwrap_or_else(|e| e.into_inner());
+        histories.entry(node.clone()).or_default().clone()
     }
 }
 
@@ -59,11 +70,12 @@ fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> O
 }
 
 async fn run_stream<S: SnapshotSource>(
+    service: AdsService<S>,
     mut inbound: Streaming<DiscoveryRequest>,
-    source: Arc<S>,
-    mut closing: watch::Receiver<bool>,
     out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
+    let source = service.source.clone();
+    let mut closing = service.closing.clone();
     let mut changes = source.changes();
     let mut ads = AdsStream::new();
     let mut node: Option<NodeId> = None;
@@ -92,6 +104,7 @@ async fn run_stream<S: SnapshotSource>(
                     };
                     let id = NodeId::of(n);
                     info!(mesh = %id.mesh, dataplane = %id.name, "Envoy connected");
+                    ads = AdsStream::with_history(service.history(&id));
                     seen = *changes.borrow_and_update();
                     if let Some(s) = lookup(&*source, &id, None) {
                         snapshot = s;
@@ -102,10 +115,13 @@ async fn run_stream<S: SnapshotSource>(
                 let outcome = ads.handle_request(&request, &snapshot);
                 let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
                 match &outcome.kind {
-                    RequestKind::Nack { version, detail } => warn!(
-                        mesh = %id.mesh, dataplane = %id.name, r#type = type_url, kept_version = %version,
-                        "Envoy rejected the config (NACK), it keeps the last good one: {detail}"
-                    ),
+                    RequestKind::Nack { version, detail } => {
+                        let rejections = outcome.resource_type.and_then(|t| ads.history().rejections().get(&t).copied()).unwrap_or_default();
+                        warn!(
+                            mesh = %id.mesh, dataplane = %id.name, r#type = type_url, kept_version = %version, rejections,
+                            "Envoy rejected the config (NACK); it keeps the last good one, and the rejected version is not sent again: {detail}"
+                        )
+                    }
                     RequestKind::Ack { version } => info!(dataplane = %id.name, r#type = type_url, %version, "ACK"),
                     _ => {}
                 }
@@ -153,7 +169,7 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run_stream(request.into_inner(), self.source.clone(), self.closing.clone(), tx));
+        tokio::spawn(run_stream(self.clone(), request.into_inner(), tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -102,6 +102,12 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// Kills Envoy (the child of `run`) as a crash would; `run` restarts it.
+    pub(crate) fn kill_envoy(&self) {
+        let status = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "no Envoy to kill");
+    }
+
     /// Sends SIGTERM and waits (up to 30 s) for `run` to exit: how long it took.
     pub(crate) fn terminate(&mut self) -> Duration {
         let start = Instant::now();
