@@ -2,8 +2,14 @@
 //! for `*.yaml`, `*.yml` and `*.json`, parsed and validated all or nothing.
 //! A [`Loader`] keeps each file's parse, so a reload re-parses only the
 //! files whose text changed.
+//!
+//! Folders are searched for visible files only: names starting with `.`
+//! are editors' scratch files, or Kubernetes ConfigMap internals (`..data`
+//! and its timestamped folders, whose files the visible names link to).
+//! Symbolic links are followed, each folder at most once, so a link loop
+//! is reported, not walked forever.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,27 +17,54 @@ use anyhow::{Context, Result};
 use kuma_model::{Diagnostic, LoadError, ParsedFile, ResourceSet, UnknownFields, parse_bytes};
 
 /// Files named on the command line, and the resource files under folders,
-/// sorted.
-pub(crate) fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// sorted; and a warning for each symbolic link loop skipped.
+pub(crate) fn collect_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<Diagnostic>)> {
     let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    let mut visited = BTreeSet::new();
     for path in paths {
         let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
-            walk(path, &mut out)?;
+            walk(path, &mut visited, &mut out, &mut warnings)?;
         } else {
             out.push(path.clone());
         }
     }
     out.sort();
     out.dedup();
-    Ok(out)
+    Ok((out, warnings))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry?.path();
+fn walk(
+    dir: &Path,
+    visited: &mut BTreeSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<()> {
+    let real = fs::canonicalize(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    if !visited.insert(real.clone()) {
+        warnings.push(Diagnostic {
+            location: kuma_model::Location { file: dir.display().to_string().into(), line: 0 },
+            resource: None,
+            field: String::new(),
+            message: format!("a symbolic link leads back to {}, already read: not followed", real.display()),
+            origin: kuma_model::Origin::Extra,
+            severity: kuma_model::Severity::Warning,
+        });
+        return Ok(());
+    }
+    let mut entries = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    entries.sort();
+    for path in entries {
+        if path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.')) {
+            continue;
+        }
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, visited, out, warnings)?;
         } else if is_resource_file(&path) {
             out.push(path);
         }
@@ -74,7 +107,7 @@ impl Loader {
     /// Reads every file again, re-parses the ones whose text changed, and
     /// assembles the set. I/O errors (a missing path) are errors.
     pub(crate) fn load(&mut self) -> Result<Loaded> {
-        let files = collect_files(&self.paths)?;
+        let (files, notes) = collect_files(&self.paths)?;
         let mut cache = BTreeMap::new();
         for file in files {
             let text = read_bounded(&file)?;
@@ -86,8 +119,11 @@ impl Loader {
         }
         self.cache = cache;
         Ok(match ResourceSet::assemble(self.cache.values().map(|(_, p)| p)) {
-            Ok((set, warnings)) => Loaded::Valid(set, warnings),
-            Err(e) => Loaded::Invalid(e),
+            Ok((set, warnings)) => Loaded::Valid(set, notes.into_iter().chain(warnings).collect()),
+            Err(mut e) => {
+                e.diagnostics.extend(notes);
+                Loaded::Invalid(e)
+            }
         })
     }
 

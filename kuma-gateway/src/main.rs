@@ -5,6 +5,7 @@ mod envoy;
 mod files;
 mod logging;
 mod serve;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -257,7 +258,7 @@ fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
 }
 
 fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
-    let files = collect_files(paths)?.len();
+    let files = collect_files(paths)?.0.len();
     match load(paths.to_vec())? {
         Some(set) => {
             println!("{} resources in {files} files: valid", set.len());

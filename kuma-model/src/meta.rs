@@ -15,8 +15,9 @@ pub struct Location {
 }
 
 impl fmt::Display for Location {
+    /// `file:line`, or `file` for a whole file or folder (line 0).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
+        if self.line == 0 { write!(f, "{}", self.file) } else { write!(f, "{}:{}", self.file, self.line) }
     }
 }
 

@@ -102,6 +102,11 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
+    /// The process id of `kuma-gateway run` (the control plane).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills Envoy (the child of `run`) as a crash would; `run` restarts it.
     pub(crate) fn kill_envoy(&self) {
         let status = Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status().unwrap();
