@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceSet, Spec};
+use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
 use kuma_xds_gen::{GatewaySnapshot, TranslateError};
 use tokio::sync::watch;
 
@@ -15,8 +15,11 @@ use crate::source::{NodeId, SnapshotSource};
 struct Generation {
     set: Arc<ResourceSet>,
     number: u64,
-    /// Per mesh, the generation that last changed it.
+    /// Per mesh, the generation that last changed what its gateways read.
     mesh_changed_at: BTreeMap<String, u64>,
+    /// The generation that last changed what every mesh's gateways read
+    /// (a resource outside any mesh, such as a ZoneEgress).
+    all_changed_at: u64,
 }
 
 /// A [`SnapshotSource`] over a [`ResourceSet`] that you replace as your
@@ -35,7 +38,12 @@ impl ResourceSetSource {
     pub fn new(set: ResourceSet) -> Self {
         let (changes, _) = watch::channel(1);
         ResourceSetSource {
-            current: RwLock::new(Generation { set: Arc::new(set), number: 1, mesh_changed_at: BTreeMap::new() }),
+            current: RwLock::new(Generation {
+                set: Arc::new(set),
+                number: 1,
+                mesh_changed_at: BTreeMap::new(),
+                all_changed_at: 0,
+            }),
             changes,
         }
     }
@@ -46,8 +54,13 @@ impl ResourceSetSource {
         let number = {
             let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
             let number = current.number + 1;
-            for mesh in changed_meshes(&current.set, &set) {
-                current.mesh_changed_at.insert(mesh, number);
+            match affected_meshes(&current.set, &set) {
+                Affected::All => current.all_changed_at = number,
+                Affected::Meshes(meshes) => {
+                    for mesh in meshes {
+                        current.mesh_changed_at.insert(mesh, number);
+                    }
+                }
             }
             current.set = Arc::new(set);
             current.number = number;
@@ -80,7 +93,10 @@ impl SnapshotSource for ResourceSetSource {
             let current = self.current.read().unwrap_or_else(|e| e.into_inner());
             let changed = match since {
                 None => true,
-                Some(since) => current.mesh_changed_at.get(&node.mesh).is_some_and(|g| *g > since),
+                Some(since) => {
+                    current.all_changed_at > since
+                        || current.mesh_changed_at.get(&node.mesh).is_some_and(|g| *g > since)
+                }
             };
             if !changed {
                 return Ok(None);
@@ -107,26 +123,57 @@ fn tcp_log_backends(set: &ResourceSet) -> impl Iterator<Item = &str> {
         .map(|b| b.conf_str("address"))
 }
 
-/// The meshes whose resources differ between two sets (a `Mesh` counts for
-/// the mesh it is).
-fn changed_meshes(old: &ResourceSet, new: &ResourceSet) -> BTreeSet<String> {
-    let mesh_of = |r: &Resource| if r.spec.kind() == Kind::Mesh { r.meta.name.clone() } else { r.meta.mesh.clone() };
-    let mut out = BTreeSet::new();
+/// Whose gateways a change affects.
+#[derive(Debug, PartialEq)]
+enum Affected {
+    /// Every mesh's.
+    All,
+    /// These meshes'.
+    Meshes(BTreeSet<String>),
+}
+
+/// Whose gateways read what changed between two sets: the meshes whose
+/// resources changed; and, beyond them, every mesh with a crossMesh
+/// listener when any mesh's mTLS material may have changed (a `Mesh` or a
+/// `Secret`: such listeners trust every mesh's CA); every mesh when a
+/// resource outside meshes changed (a `ZoneEgress`, used by any mesh's
+/// ExternalServices).
+fn affected_meshes(old: &ResourceSet, new: &ResourceSet) -> Affected {
+    let changed = changed_resources(old, new);
+    if changed.iter().any(|k| !k.kind.is_mesh_scoped() && k.kind != Kind::Mesh) {
+        return Affected::All;
+    }
+    let mesh_of = |k: &ResourceKey| if k.kind == Kind::Mesh { k.name.clone() } else { k.mesh.clone() };
+    let mut meshes: BTreeSet<String> = changed.iter().map(mesh_of).collect();
+    if changed.iter().any(|k| matches!(k.kind, Kind::Mesh | Kind::Secret)) {
+        meshes.extend(cross_mesh_gateway_meshes(old).chain(cross_mesh_gateway_meshes(new)));
+    }
+    Affected::Meshes(meshes)
+}
+
+/// The meshes with a MeshGateway that has a crossMesh listener.
+fn cross_mesh_gateway_meshes(set: &ResourceSet) -> impl Iterator<Item = String> + '_ {
+    set.of_kind(Kind::MeshGateway)
+        .filter(|r| match &r.spec {
+            Spec::MeshGateway(gw) => gw.conf.iter().flat_map(|c| c.listeners.iter()).any(|l| l.cross_mesh),
+            _ => false,
+        })
+        .map(|r| r.meta.mesh.clone())
+}
+
+/// The keys of resources added, removed or changed between two sets.
+fn changed_resources(old: &ResourceSet, new: &ResourceSet) -> Vec<ResourceKey> {
+    let mut out = Vec::new();
     for r in new.iter() {
         let key = r.key();
         let same = old
             .get(key.kind, &key.mesh, &key.name)
             .is_some_and(|o| o.spec == r.spec && o.meta.creation_time == r.meta.creation_time);
         if !same {
-            out.insert(mesh_of(r));
+            out.push(key);
         }
     }
-    for r in old.iter() {
-        let key = r.key();
-        if new.get(key.kind, &key.mesh, &key.name).is_none() {
-            out.insert(mesh_of(r));
-        }
-    }
+    out.extend(old.iter().map(Resource::key).filter(|k| new.get(k.kind, &k.mesh, &k.name).is_none()));
     out
 }
 
@@ -164,12 +211,36 @@ mod tests {
         ));
         assert!(changed(&source, "a", 3));
         assert_eq!(
-            changed_meshes(
+            affected_meshes(
                 &set("type: Mesh\nname: c\n"),
                 &set("type: Mesh\nname: c\nmtls: {enabledBackend: x, backends: [{name: x, type: builtin}]}\n")
             ),
-            BTreeSet::from(["c".to_string()])
+            Affected::Meshes(BTreeSet::from(["c".to_string()]))
         );
+    }
+
+    #[test]
+    fn zone_egress_and_other_meshes_cas_reach_the_gateways_that_read_them() {
+        let base = "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\nmtls: {enabledBackend: ca, backends: [{name: ca, type: builtin}]}\n";
+        let egress = "---\ntype: ZoneEgress\nname: egress\nnetworking: {address: 127.0.0.1, port: 10002}\n";
+        let with_egress = format!("{base}{egress}");
+        let moved = with_egress.replace("port: 10002", "port: 10003");
+        assert_eq!(affected_meshes(&set(&with_egress), &set(&moved)), Affected::All);
+        // A crossMesh gateway in mesh b reads every mesh's CA: a change to
+        // mesh a's Mesh reaches it.
+        let gateway = "---\ntype: MeshGateway\nmesh: b\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {listeners: [{port: 80, protocol: HTTP, crossMesh: true, hostname: x.example.com}]}\n";
+        let before = set(&format!("{base}{gateway}"));
+        let after = set(&format!(
+            "{}{gateway}",
+            base.replace("name: a\n", "name: a\nmtls: {enabledBackend: ca, backends: [{name: ca, type: builtin}]}\n")
+        ));
+        assert_eq!(
+            affected_meshes(&before, &after),
+            Affected::Meshes(BTreeSet::from(["a".to_string(), "b".to_string()]))
+        );
+        let source = ResourceSetSource::new(before);
+        source.publish(after);
+        assert!(changed(&source, "b", 1), "mesh b's gateway is translated again");
     }
 
     #[test]
