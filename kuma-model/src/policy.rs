@@ -1128,6 +1128,26 @@ impl TimeoutSpec {
             return out;
         };
         const NONE_SET: &str = "at least one timeout in section has to be defined";
+        // Envoy refuses negative durations everywhere, and a zero connect
+        // timeout; Kuma lets both through to Envoy's NACK.
+        let durations = [
+            (path.field("connectTimeout"), conf.connect_timeout),
+            (path.field("tcp").field("idleTimeout"), conf.tcp.as_ref().and_then(|t| t.idle_timeout)),
+            (path.field("http").field("requestTimeout"), conf.http.as_ref().and_then(|h| h.request_timeout)),
+            (path.field("http").field("idleTimeout"), conf.http.as_ref().and_then(|h| h.idle_timeout)),
+            (path.field("http").field("streamIdleTimeout"), conf.http.as_ref().and_then(|h| h.stream_idle_timeout)),
+            (path.field("http").field("maxStreamDuration"), conf.http.as_ref().and_then(|h| h.max_stream_duration)),
+            (path.field("grpc").field("streamIdleTimeout"), conf.grpc.as_ref().and_then(|g| g.stream_idle_timeout)),
+            (path.field("grpc").field("maxStreamDuration"), conf.grpc.as_ref().and_then(|g| g.max_stream_duration)),
+        ];
+        for (field, d) in durations {
+            if d.is_some_and(|d| d.as_nanos() < 0) {
+                out.add_extra(field, "must not be negative");
+            }
+        }
+        if conf.connect_timeout.is_some_and(Duration::is_zero) {
+            out.add_extra(path.field("connectTimeout"), "has to be greater than 0");
+        }
         if let Some(tcp) = &conf.tcp {
             match tcp.idle_timeout {
                 None => out.add(path.field("tcp"), NONE_SET),

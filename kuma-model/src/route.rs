@@ -404,6 +404,15 @@ fn validate_tcp(path: &FieldPath, tcp: &TcpRoute, out: &mut Violations) {
             validate_tags(&path.index(b), &backend.destination, BACKEND_TAG_RULES, &mut found);
             out.extend_as_extra(found);
         }
+        validate_weight_sum(&path, &rule.backends, out);
+    }
+}
+
+/// Envoy refuses weighted clusters whose weights add up past `u32::MAX`.
+fn validate_weight_sum(path: &FieldPath, backends: &[Backend], out: &mut Violations) {
+    let sum: u64 = backends.iter().map(|b| u64::from(b.weight)).sum();
+    if sum > u64::from(u32::MAX) {
+        out.add_extra(path, format!("the weights add up to {sum}; Envoy allows at most {}", u32::MAX));
     }
 }
 
@@ -448,6 +457,7 @@ fn validate_http_rule(path: &FieldPath, rule: &HttpRule, out: &mut Violations) {
     for (i, backend) in rule.backends.iter().enumerate() {
         validate_tags(&path.field("backends").index(i), &backend.destination, BACKEND_TAG_RULES, out);
     }
+    validate_weight_sum(&path.field("backends"), &rule.backends, out);
 }
 
 fn validate_match(path: &FieldPath, m: &HttpMatch, out: &mut Violations) {
