@@ -37,6 +37,7 @@ pub mod load;
 pub mod mesh;
 pub mod meta;
 pub mod policy;
+pub mod re2;
 pub mod resource;
 pub mod route;
 pub mod secret;

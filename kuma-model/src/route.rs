@@ -598,11 +598,14 @@ fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, host_rewrite: bool
     }
 }
 
-/// Envoy compiles `safe_regex` with RE2; refuse what RE2 would refuse
-/// (syntax errors, backreferences and look-around are not RE2).
+/// Envoy compiles `safe_regex` with RE2; refuse what RE2 or Envoy would
+/// refuse: syntax errors (backreferences and look-around are not RE2),
+/// repetition counts over 1,000, and programs over Envoy's size limit.
 fn validate_regex(path: &FieldPath, expr: &str, out: &mut Violations) {
     if let Err(e) = regex_syntax::Parser::new().parse(expr) {
         out.add_extra(path, format!("invalid regular expression: {}", first_line(&e.to_string())));
+    } else if let Err(e) = crate::re2::check(expr) {
+        out.add_extra(path, format!("regular expression {e}"));
     }
 }
 

@@ -5,22 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-fn validate(envoy: &Path, file: &Path) -> Result<(), String> {
-    let out = Command::new(envoy)
-        .args(["--mode", "validate", "--log-level", "error", "--disable-hot-restart", "-c"])
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", envoy.display()));
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-}
-
 #[test]
 fn envoy_accepts_every_bootstrap() {
     let envoy = common::envoy_bin();
@@ -42,7 +26,7 @@ fn envoy_accepts_every_bootstrap() {
                 let file = dir.join(format!("{}-{mesh}-{dataplane}.{ext}", case.name));
                 std::fs::write(&file, text).unwrap();
                 checked += 1;
-                if let Err(e) = validate(&envoy, &file) {
+                if let Err(e) = common::envoy_validate(&envoy, &file) {
                     failures.push(format!("{} {mesh}/{dataplane} ({}):\n{e}", case.name, file.display()));
                 }
             }
@@ -59,6 +43,6 @@ fn envoy_rejects_a_broken_config() {
     let envoy = common::envoy_bin();
     let file = std::env::temp_dir().join(format!("kuma-xds-gen-broken-{}.yaml", std::process::id()));
     std::fs::write(&file, "static_resources:\n  clusters:\n  - name: x\n    type: NOT_A_TYPE\n").unwrap();
-    assert!(validate(&envoy, &file).is_err());
+    assert!(common::envoy_validate(&envoy, &file).is_err());
     let _ = std::fs::remove_file(&file);
 }

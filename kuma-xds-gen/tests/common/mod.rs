@@ -108,3 +108,18 @@ pub(crate) fn envoy_bin() -> PathBuf {
     );
     local
 }
+
+/// `envoy --mode validate` of `file`: Envoy's output when it refuses it.
+#[allow(dead_code)]
+pub(crate) fn envoy_validate(envoy: &Path, file: &Path) -> Result<(), String> {
+    let out = std::process::Command::new(envoy)
+        .args(["--mode", "validate", "--log-level", "error", "--disable-hot-restart", "-c"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", envoy.display()));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
