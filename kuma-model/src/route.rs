@@ -487,6 +487,7 @@ fn validate_match(path: &FieldPath, m: &HttpMatch, out: &mut Violations) {
         if h.name.is_empty() {
             out.add(path.field("name"), "cannot be empty");
         }
+        validate_header_text(&path.field("name"), &h.name, out);
         match h.kind {
             HeaderMatchKind::Absent | HeaderMatchKind::Present => {
                 if !h.value.is_empty() {
@@ -522,12 +523,12 @@ fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, hos
         _ => out.add_extra(path, "only one filter type can be set"),
     }
     if let Some(r) = &f.request_header {
-        validate_header_filter(&path.field("request_header"), r, host_rewrite, out);
+        validate_header_filter(&path.field("request_header"), r, true, host_rewrite, out);
     }
     // Kuma leaves response headers unchecked; Envoy rejects empty names.
     if let Some(r) = &f.response_header {
         let mut found = Violations::new();
-        validate_header_filter(&path.field("response_header"), r, false, &mut found);
+        validate_header_filter(&path.field("response_header"), r, false, false, &mut found);
         out.extend_as_extra(found);
     }
     if let Some(r) = &f.redirect {
@@ -568,13 +569,77 @@ fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, hos
     }
 }
 
-fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, host_rewrite: bool, out: &mut Violations) {
+/// Envoy refuses NUL, CR and LF in header names and values.
+fn validate_header_text(path: &FieldPath, text: &str, out: &mut Violations) {
+    if text.contains(['\0', '\r', '\n']) {
+        out.add_extra(path, "must not contain NUL, CR or LF");
+    }
+}
+
+/// Envoy's substitutions in added header values that this gateway accepts;
+/// any other `%` must be written `%%`.
+const HEADER_SUBSTITUTIONS: [&str; 8] = [
+    "DOWNSTREAM_REMOTE_ADDRESS",
+    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_LOCAL_ADDRESS",
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_LOCAL_PORT",
+    "HOSTNAME",
+    "PROTOCOL",
+    "START_TIME",
+];
+
+/// Envoy reads `%...%` in added header values as a substitution and
+/// refuses the route when it does not know the command.
+fn validate_header_value_format(path: &FieldPath, value: &str, out: &mut Violations) {
+    let mut rest = value;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            rest = tail;
+            continue;
+        }
+        let command = after.find('%').map(|end| &after[..end]);
+        let known = command.is_some_and(|c| {
+            HEADER_SUBSTITUTIONS.contains(&c)
+                || c.strip_prefix("REQ(").and_then(|h| h.strip_suffix(')')).is_some_and(|h| {
+                    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        });
+        match (known, command) {
+            (true, Some(c)) => rest = &after[c.len() + 1..],
+            _ => {
+                out.add_extra(
+                    path,
+                    "a % starts an Envoy substitution (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x-id)%, …); write %% for a literal %",
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, request: bool, host_rewrite: bool, out: &mut Violations) {
     if r.set.is_empty() && r.add.is_empty() && r.remove.is_empty() {
         out.add(path, "cannot be empty");
     }
+    // Envoy refuses routes that modify or remove pseudo-headers or `host`;
+    // only a request filter's `set` of the host is allowed (it becomes the
+    // route's host rewrite).
+    let protected = |name: &str| name.starts_with(':') || name.eq_ignore_ascii_case("host");
+    let rewrites_host = |name: &str| name == ":authority" || name.eq_ignore_ascii_case("host");
     for (field, headers) in [("set", &r.set), ("add", &r.add)] {
         let path = path.field(field);
         for (i, h) in headers.iter().enumerate() {
+            let allowed = request && field == "set" && rewrites_host(&h.name);
+            if protected(&h.name) && !allowed {
+                out.add_extra(path.index(i).field("name"), "pseudo-headers and host may not be modified here");
+            }
+            validate_header_text(&path.index(i).field("name"), &h.name, out);
+            validate_header_text(&path.index(i).field("value"), &h.value, out);
+            if !allowed {
+                validate_header_value_format(&path.index(i).field("value"), &h.value, out);
+            }
             match h.name.as_str() {
                 ":authority" | "Host" | "host" if host_rewrite => out.add(
                     path.index(i),
@@ -595,6 +660,10 @@ fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, host_rewrite: bool
         if h.is_empty() {
             out.add(path.field("remove").index(i), "cannot be empty");
         }
+        if protected(h) {
+            out.add_extra(path.field("remove").index(i), "pseudo-headers and host may not be removed");
+        }
+        validate_header_text(&path.field("remove").index(i), h, out);
     }
 }
 

@@ -48,3 +48,37 @@ fn backend_weights_fit_in_what_envoy_adds_up() {
         ]
     );
 }
+
+#[test]
+fn header_filters_stay_within_what_envoy_takes() {
+    let filter = |f: &str| {
+        format!(
+            "type: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      filters: [{f}]\n      backends: [{{destination: {{kuma.io/service: a}}}}]\n"
+        )
+    };
+    let only = |f: &str| {
+        errors(&filter(f)).into_iter().map(|e| e.split(": ").skip(2).collect::<Vec<_>>().join(": ")).collect::<Vec<_>>()
+    };
+    assert!(only("{requestHeader: {set: [{name: host, value: b.example.com}]}}").is_empty(), "a host rewrite");
+    assert!(
+        only("{requestHeader: {set: [{name: x-a, value: '%%50 %REQ(x-id)% %DOWNSTREAM_REMOTE_ADDRESS%'}]}}").is_empty()
+    );
+    assert_eq!(
+        only("{requestHeader: {add: [{name: ':path', value: /x}]}}"),
+        ["conf.http.rules[0].filters[0].request_header.add[0].name: pseudo-headers and host may not be modified here"]
+    );
+    assert_eq!(
+        only("{responseHeader: {remove: [host]}}"),
+        ["conf.http.rules[0].filters[0].response_header.remove[0]: pseudo-headers and host may not be removed"]
+    );
+    assert_eq!(
+        only("{requestHeader: {set: [{name: x-a, value: '50%'}]}}"),
+        [
+            "conf.http.rules[0].filters[0].request_header.set[0].value: a % starts an Envoy substitution (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x-id)%, …); write %% for a literal %"
+        ]
+    );
+    assert_eq!(
+        only("{requestHeader: {set: [{name: x-a, value: \"a\\r\\nb\"}]}}"),
+        ["conf.http.rules[0].filters[0].request_header.set[0].value: must not contain NUL, CR or LF"]
+    );
+}
