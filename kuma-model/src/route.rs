@@ -619,6 +619,12 @@ fn validate_header_value_format(path: &FieldPath, value: &str, out: &mut Violati
     }
 }
 
+/// `host` (in any case) or `:authority`: a request header filter's `set` of
+/// it rewrites the request's host rather than adding a header.
+pub fn is_host_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("host") || name == ":authority"
+}
+
 fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, request: bool, host_rewrite: bool, out: &mut Violations) {
     if r.set.is_empty() && r.add.is_empty() && r.remove.is_empty() {
         out.add(path, "cannot be empty");
@@ -627,11 +633,10 @@ fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, request: bool, hos
     // only a request filter's `set` of the host is allowed (it becomes the
     // route's host rewrite).
     let protected = |name: &str| name.starts_with(':') || name.eq_ignore_ascii_case("host");
-    let rewrites_host = |name: &str| name == ":authority" || name.eq_ignore_ascii_case("host");
     for (field, headers) in [("set", &r.set), ("add", &r.add)] {
         let path = path.field(field);
         for (i, h) in headers.iter().enumerate() {
-            let allowed = request && field == "set" && rewrites_host(&h.name);
+            let allowed = request && field == "set" && is_host_header(&h.name);
             if protected(&h.name) && !allowed {
                 out.add_extra(path.index(i).field("name"), "pseudo-headers and host may not be modified here");
             }

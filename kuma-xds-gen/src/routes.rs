@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::
 use kuma_model::Tags;
 use kuma_model::route::{
     Backend, HeaderFilter, HeaderMatchKind, HttpMatch, HttpRule, PathMatchKind, QueryMatchKind, Redirect, Rewrite,
+    is_host_header,
 };
 use kuma_policy::hosts::GatewayHost;
 use kuma_policy::precedence::MatchOrigin;
@@ -479,10 +480,6 @@ fn add_headers(f: &HeaderFilter, add: &mut Vec<HeaderValueOption>, remove: &mut 
         add.push(pb::header(&names::canonical_header(&h.name), &h.value, false));
     }
     remove.extend(f.remove.iter().cloned());
-}
-
-fn is_host_header(name: &str) -> bool {
-    name.eq_ignore_ascii_case("host") || name == ":authority"
 }
 
 /// One backend cluster is a plain `cluster`; several are weighted clusters.

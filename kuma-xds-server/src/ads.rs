@@ -108,8 +108,7 @@ impl AdsStream {
             Some(names) => Self::selected(names, snapshot.resources(t)),
             None => snapshot.resources(t),
         };
-        let version = version_of(&selected);
-        self.history.servable(t, &version, selected)
+        self.history.servable(t, selected)
     }
 
     /// The last version Envoy acknowledged for a type.

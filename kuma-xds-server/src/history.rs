@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use kuma_xds_gen::ResourceType;
 use kuma_xds_gen::envoy_types::pb::google::protobuf::Any;
+use kuma_xds_gen::{ResourceType, version_of};
 
 #[derive(Debug, Default)]
 struct TypeHistory {
@@ -55,12 +55,17 @@ impl NodeHistory {
         });
     }
 
-    /// What to send for `t` when the current config is `resources` at
-    /// `version`: those, unless an Envoy rejected that version and another
-    /// one was accepted, which is then sent instead.
-    pub(crate) fn servable(&self, t: ResourceType, version: &str, resources: Vec<(String, Any)>) -> Vec<(String, Any)> {
+    /// What to send for `t` when the current config is `resources`: those,
+    /// unless an Envoy rejected their version and another one was accepted,
+    /// which is then sent instead. (The version is only computed for a type
+    /// that has had a rejection.)
+    pub(crate) fn servable(&self, t: ResourceType, resources: Vec<(String, Any)>) -> Vec<(String, Any)> {
         self.with(|types| match types.get(&t) {
-            Some(TypeHistory { rejected, accepted: Some((_, good)), .. }) if rejected.contains(version) => good.clone(),
+            Some(TypeHistory { rejected, accepted: Some((_, good)), .. })
+                if !rejected.is_empty() && rejected.contains(&version_of(&resources)) =>
+            {
+                good.clone()
+            }
             _ => resources,
         })
     }
