@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use files::{Loaded, Loader, collect_files};
-use kuma_model::{ResourceSet, Severity};
+use kuma_model::{ResourceSet, Severity, Spec};
 use kuma_xds_gen::render;
 use logging::LogFormat;
 
@@ -259,13 +259,40 @@ fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
 
 fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
     let files = collect_files(paths)?.0.len();
-    match load(paths.to_vec())? {
-        Some(set) => {
-            println!("{} resources in {files} files: valid", set.len());
-            Ok(ExitCode::SUCCESS)
+    let Some(set) = load(paths.to_vec())? else { return Ok(ExitCode::from(1)) };
+    // Generate every gateway's config too: what only generation reads
+    // (certificate and key contents, CAs, ProxyTemplate patches) fails here
+    // rather than at `render` or `serve`.
+    let mut problems = std::collections::BTreeSet::new();
+    for (mesh, name) in gateway_dataplanes(&set) {
+        if let Err(e) = kuma_xds_gen::translate(&set, &mesh, &name) {
+            let key = e.resource();
+            let at = set.get(key.kind, &key.mesh, &key.name).map(|r| format!("{}: ", r.meta.location));
+            problems.insert(format!("{}{e}", at.unwrap_or_default()));
         }
-        None => Ok(ExitCode::from(1)),
     }
+    if problems.is_empty() {
+        println!("{} resources in {files} files: valid", set.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{} error{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    Ok(ExitCode::from(1))
+}
+
+/// `(mesh, name)` of every gateway data plane: gateway Dataplanes, and
+/// MeshGatewayInstances (whose Dataplane is made from them).
+fn gateway_dataplanes(set: &ResourceSet) -> Vec<(String, String)> {
+    set.iter()
+        .filter(|r| match &r.spec {
+            Spec::Dataplane(dp) => dp.gateway().is_some(),
+            Spec::MeshGatewayInstance(_) => true,
+            _ => false,
+        })
+        .map(|r| (r.meta.mesh.clone(), r.meta.name.clone()))
+        .collect()
 }
 
 fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Option<u16>) -> Result<ExitCode> {

@@ -84,8 +84,8 @@ type: Secret\nname: ca-cert\ndata: {}\n---\ntype: Secret\nname: ca-key\ndata: {d
         }
     }
     assert_eq!(checked, bundles.len() * 4);
-    // The error paths ran: every bundle fails `render` as a listener
-    // certificate, and all but one as a mesh CA key (a key alone is what a
-    // CA key Secret holds). `validate` does not read PEM contents.
-    assert_eq!(failures, bundles.len() * 2 - 1, "runs that reported an error, of {checked}");
+    // The error paths ran: every bundle fails `validate` and `render` as a
+    // listener certificate, and all but one as a mesh CA key (a key alone
+    // is what a CA key Secret holds). `validate` reads PEM contents too.
+    assert_eq!(failures, bundles.len() * 4 - 2, "runs that reported an error, of {checked}");
 }

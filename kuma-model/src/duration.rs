@@ -47,6 +47,11 @@ impl Duration {
     pub const fn is_zero(self) -> bool {
         self.0 == 0
     }
+
+    /// True above zero (Envoy takes no negative durations).
+    pub const fn is_positive(self) -> bool {
+        self.0 > 0
+    }
 }
 
 /// Why a duration did not parse.

@@ -112,8 +112,14 @@ impl ExternalServiceSpec {
                 }
                 if let Some(tls) = &n.tls {
                     let tp = np.field("tls");
-                    if tls.server_name.as_deref() == Some("") {
-                        out.add(tp.field("serverName"), "cannot be empty");
+                    match tls.server_name.as_deref() {
+                        Some("") => out.add(tp.field("serverName"), "cannot be empty"),
+                        // Envoy refuses a NUL in an SNI name; no server name
+                        // holds control characters or whitespace.
+                        Some(name) if name.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+                            out.add_extra(tp.field("serverName"), "must not contain whitespace or control characters")
+                        }
+                        _ => {}
                     }
                     for (name, ds) in
                         [("caCert", &tls.ca_cert), ("clientCert", &tls.client_cert), ("clientKey", &tls.client_key)]

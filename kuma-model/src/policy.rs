@@ -105,17 +105,32 @@ fn percentage(path: &FieldPath, value: Option<f64>, out: &mut Violations) {
     }
 }
 
+/// A header Envoy adds (health-check requests, rate-limit answers): the
+/// rules of a route's request header filter (no NUL/CR/LF, no pseudo-headers
+/// or `host`, `%` only in a known substitution).
+fn validate_added_header(key_path: &FieldPath, value_path: &FieldPath, key: &str, value: &str, out: &mut Violations) {
+    crate::route::validate_header_text(key_path, key, out);
+    crate::route::validate_header_text(value_path, value, out);
+    if key.starts_with(':') || crate::route::is_host_header(key) {
+        out.add_extra(key_path, "pseudo-headers and host may not be added");
+    }
+    crate::route::validate_header_value_format(value_path, value, out);
+}
+
 fn positive_duration(path: &FieldPath, d: Option<Duration>, out: &mut Violations) {
     match d {
         None => out.add(path, "must have a positive value"),
-        Some(d) if d.is_zero() => out.add(path, "must have a positive value"),
+        Some(d) if !d.is_positive() => out.add(path, "must have a positive value"),
         Some(_) => {}
     }
 }
 
 fn positive_when_defined(path: &FieldPath, d: Option<Duration>, out: &mut Violations) {
-    if d.is_some_and(Duration::is_zero) {
-        out.add(path, "has to be greater than 0 when defined");
+    match d {
+        Some(d) if d.is_zero() => out.add(path, "has to be greater than 0 when defined"),
+        // Kuma lets negative durations through to Envoy's NACK.
+        Some(d) if !d.is_positive() => out.add_extra(path, "must not be negative"),
+        _ => {}
     }
 }
 
@@ -242,6 +257,12 @@ impl CircuitBreakerSpec {
         if conf.detectors.is_some() && !has_detectors {
             out.add(path.field("detectors"), "can't be empty");
         }
+        // Envoy's outlier detection needs both to be above zero.
+        for (name, d) in [("interval", conf.interval), ("baseEjectionTime", conf.base_ejection_time)] {
+            if d.is_some_and(|d| !d.is_positive()) {
+                out.add_extra(path.field(name), "must be greater than 0s");
+            }
+        }
         if conf.max_ejection_percent.unwrap_or(0) > 100 {
             out.add(path.field("maxEjectionPercent"), "has to be in [0.0 - 100.0] range");
         }
@@ -323,9 +344,17 @@ impl FaultBandwidth {
         } else {
             (text.strip_suffix("kbps")?, 1)
         };
-        number.trim().parse::<u64>().ok().map(|n| n * scale)
+        number.trim().parse::<u64>().ok().and_then(|n| n.checked_mul(scale))
     }
 }
+
+/// The statuses of Envoy's `envoy.type.v3.StatusCode`, the only ones its
+/// local rate limit can answer with.
+const ENVOY_STATUS_CODES: [u32; 56] = [
+    100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403,
+    404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500,
+    501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+];
 
 /// Status codes Go's `http.StatusText` knows, which Kuma accepts for aborts.
 fn is_known_status(code: u32) -> bool {
@@ -354,8 +383,10 @@ impl FaultInjectionSpec {
         if let Some(d) = delay {
             let p = path.field("delay");
             percentage(&p, d.percentage, &mut out);
-            if d.value.is_none() {
-                out.add(p.field("value"), "cannot be empty");
+            match d.value {
+                None => out.add(p.field("value"), "cannot be empty"),
+                Some(v) if !v.is_positive() => out.add_extra(p.field("value"), "must be greater than 0s"),
+                Some(_) => {}
             }
         }
         if let Some(a) = abort {
@@ -364,6 +395,9 @@ impl FaultInjectionSpec {
             match a.http_status {
                 None => out.add(p.field("httpStatus"), "cannot be empty"),
                 Some(code) if !is_known_status(code) => out.add(p.field("httpStatus"), "http status code is incorrect"),
+                // Envoy aborts only with 200-599.
+                Some(code) if code < 200 => out
+                    .add_extra(p.field("httpStatus"), "must be in the range [200, 600) (Envoy cannot abort with 1xx)"),
                 Some(_) => {}
             }
         }
@@ -372,8 +406,11 @@ impl FaultInjectionSpec {
             percentage(&p, b.percentage, &mut out);
             match &b.limit {
                 None => out.add(p.field("limit"), "cannot be empty"),
-                Some(_) if b.limit_kbps().is_none() => out.add(p.field("limit"), "has to be in kbps/mbps/gbps units"),
-                Some(_) => {}
+                Some(_) => match b.limit_kbps() {
+                    None => out.add(p.field("limit"), "has to be in kbps/mbps/gbps units"),
+                    Some(0) => out.add_extra(p.field("limit"), "must be at least 1kbps"),
+                    Some(_) => {}
+                },
             }
         }
         out
@@ -539,6 +576,8 @@ impl HealthCheckSpec {
             let p = path.field("http");
             if http.path.is_empty() {
                 out.add(p.field("path"), "has to be defined and cannot be empty");
+            } else if http.path.chars().any(|c| c.is_ascii_control() && c != '\t') {
+                out.add_extra(p.field("path"), "must not contain control characters");
             }
             for (i, status) in http.expected_statuses.iter().enumerate() {
                 if !(100..600).contains(status) {
@@ -550,7 +589,13 @@ impl HealthCheckSpec {
                 match &h.header {
                     None => out.add(hp, "has to be defined"),
                     Some(header) if header.key.is_empty() => out.add(hp.field("key"), "cannot be empty"),
-                    Some(_) => {}
+                    Some(header) => validate_added_header(
+                        &hp.field("key"),
+                        &hp.field("value"),
+                        &header.key,
+                        &header.value,
+                        &mut out,
+                    ),
                 }
             }
         }
@@ -825,8 +870,19 @@ impl RateLimitSpec {
             if http.requests == 0 {
                 out.add(p.field("requests"), "requests must be set");
             }
-            if http.interval.is_none() {
-                out.add(p.field("interval"), "interval must be set");
+            match http.interval {
+                None => out.add(p.field("interval"), "interval must be set"),
+                // Envoy's token bucket refills at most every 50 ms.
+                Some(d) if d < Duration::from_millis(50) => out.add_extra(p.field("interval"), "must be at least 50ms"),
+                Some(_) => {}
+            }
+            if let Some(status) = http.on_rate_limit.as_ref().and_then(|o| o.status)
+                && !ENVOY_STATUS_CODES.contains(&status)
+            {
+                out.add_extra(
+                    p.field("onRateLimit").field("status"),
+                    "must be an HTTP status Envoy knows (its StatusCode list: 100, 200-208, 226, 300-305, 307, 308, 400-417, 421-424, 426, 428, 429, 431, 500-508, 510, 511)",
+                );
             }
             for (i, h) in http.on_rate_limit.iter().flat_map(|o| o.headers.iter()).enumerate() {
                 // Kuma's path really is `.header["<i>"]`.
@@ -836,6 +892,9 @@ impl RateLimitSpec {
                 }
                 if h.value.is_empty() {
                     out.add(&hp, "value must be set");
+                }
+                if !h.key.is_empty() {
+                    validate_added_header(&hp.field("key"), &hp.field("value"), &h.key, &h.value, &mut out);
                 }
             }
         }
@@ -983,8 +1042,15 @@ fn validate_retry_common(
         let bp = path.field("backOff");
         match b.base_interval {
             None => out.add(bp.field("baseInterval"), "has to be defined"),
-            Some(d) if d.is_zero() => out.add(bp.field("baseInterval"), "has to be greater than 0"),
+            Some(d) if !d.is_positive() => out.add(bp.field("baseInterval"), "has to be greater than 0"),
             Some(_) => positive_when_defined(&bp.field("maxInterval"), b.max_interval, out),
+        }
+        // Envoy refuses a maximum below the base interval.
+        if let (Some(base), Some(max)) = (b.base_interval, b.max_interval)
+            && max < base
+            && !max.is_zero()
+        {
+            out.add_extra(bp.field("maxInterval"), "cannot be less than baseInterval");
         }
     }
 }
@@ -1133,12 +1199,9 @@ impl TimeoutSpec {
         let durations = [
             (path.field("connectTimeout"), conf.connect_timeout),
             (path.field("tcp").field("idleTimeout"), conf.tcp.as_ref().and_then(|t| t.idle_timeout)),
-            (path.field("http").field("requestTimeout"), conf.http.as_ref().and_then(|h| h.request_timeout)),
-            (path.field("http").field("idleTimeout"), conf.http.as_ref().and_then(|h| h.idle_timeout)),
             (path.field("http").field("streamIdleTimeout"), conf.http.as_ref().and_then(|h| h.stream_idle_timeout)),
             (path.field("http").field("maxStreamDuration"), conf.http.as_ref().and_then(|h| h.max_stream_duration)),
-            (path.field("grpc").field("streamIdleTimeout"), conf.grpc.as_ref().and_then(|g| g.stream_idle_timeout)),
-            (path.field("grpc").field("maxStreamDuration"), conf.grpc.as_ref().and_then(|g| g.max_stream_duration)),
+            // http.requestTimeout/idleTimeout and the grpc ones: below.
         ];
         for (field, d) in durations {
             if d.is_some_and(|d| d.as_nanos() < 0) {

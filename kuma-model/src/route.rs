@@ -417,6 +417,16 @@ fn validate_weight_sum(path: &FieldPath, backends: &[Backend], out: &mut Violati
 }
 
 fn validate_http(path: &FieldPath, http: &HttpRoute, out: &mut Violations) {
+    // Kuma leaves route hostnames unchecked; each becomes an Envoy virtual
+    // host's name and domain, which must not be empty, and a Host header
+    // can never hold whitespace or control characters.
+    for (i, hostname) in http.hostnames.iter().enumerate() {
+        if hostname.is_empty() {
+            out.add_extra(path.field("hostnames").index(i), "cannot be empty");
+        } else if hostname.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            out.add_extra(path.field("hostnames").index(i), "must not contain whitespace or control characters");
+        }
+    }
     if http.rules.is_empty() {
         out.add(path.field("rules"), "cannot be empty");
         return;
@@ -536,6 +546,11 @@ fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, hos
         if r.port > 0 {
             validate_port(&path.field("port"), r.port, out);
         }
+        // Envoy puts these in the Location header: no NUL, CR or LF.
+        validate_header_text(&path.field("hostname"), &r.hostname, out);
+        if let Some(rewrite) = &r.path {
+            validate_rewrite_text(&path.field("path"), rewrite, out);
+        }
         if !(300..=308).contains(&r.status_code) {
             out.add(path.field("status_code"), "must be in the range [300, 308]");
         } else if !REDIRECT_STATUSES.contains(&r.status_code) {
@@ -560,6 +575,7 @@ fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, hos
         }
     }
     if let Some(r) = &f.rewrite {
+        validate_rewrite_text(&path.field("rewrite"), r, out);
         if r.replace_prefix_match.is_some() && !has_prefix_match {
             out.add(path.field("rewrite").field("replacePrefixMatch"), "cannot be used without a match on path prefix");
         }
@@ -570,9 +586,19 @@ fn validate_filter(path: &FieldPath, f: &HttpFilter, has_prefix_match: bool, hos
 }
 
 /// Envoy refuses NUL, CR and LF in header names and values.
-fn validate_header_text(path: &FieldPath, text: &str, out: &mut Violations) {
+pub(crate) fn validate_header_text(path: &FieldPath, text: &str, out: &mut Violations) {
     if text.contains(['\0', '\r', '\n']) {
         out.add_extra(path, "must not contain NUL, CR or LF");
+    }
+}
+
+/// A rewritten path becomes the request's `:path`: no NUL, CR or LF.
+fn validate_rewrite_text(path: &FieldPath, r: &Rewrite, out: &mut Violations) {
+    if let Some(full) = &r.replace_full {
+        validate_header_text(&path.field("replaceFull"), full, out);
+    }
+    if let Some(prefix) = &r.replace_prefix_match {
+        validate_header_text(&path.field("replacePrefixMatch"), prefix, out);
     }
 }
 
@@ -591,7 +617,7 @@ const HEADER_SUBSTITUTIONS: [&str; 8] = [
 
 /// Envoy reads `%...%` in added header values as a substitution and
 /// refuses the route when it does not know the command.
-fn validate_header_value_format(path: &FieldPath, value: &str, out: &mut Violations) {
+pub(crate) fn validate_header_value_format(path: &FieldPath, value: &str, out: &mut Violations) {
     let mut rest = value;
     while let Some(start) = rest.find('%') {
         let after = &rest[start + 1..];

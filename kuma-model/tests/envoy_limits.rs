@@ -82,3 +82,162 @@ fn header_filters_stay_within_what_envoy_takes() {
         ["conf.http.rules[0].filters[0].request_header.set[0].value: must not contain NUL, CR or LF"]
     );
 }
+
+/// The messages of `yaml`'s errors, without file, line and resource.
+fn messages(yaml: &str) -> Vec<String> {
+    errors(yaml).into_iter().map(|e| e.split(": ").skip(2).collect::<Vec<_>>().join(": ")).collect()
+}
+
+fn policy(kind: &str, conf: &str) -> String {
+    let protocol = if kind == "FaultInjection" { ", kuma.io/protocol: http" } else { "" };
+    format!(
+        "type: {kind}\nname: p\nsources: [{{match: {{kuma.io/service: '*'}}}}]\ndestinations: [{{match: {{kuma.io/service: web{protocol}}}}}]\nconf: {conf}\n"
+    )
+}
+
+// Found by the whole-set differential test (kuma-xds-gen/tests/envoy_differential_sets.rs).
+
+#[test]
+fn route_hostnames_can_name_a_virtual_host() {
+    let route = |hostnames: &str| {
+        format!(
+            "type: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  http:\n    hostnames: {hostnames}\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      backends: [{{destination: {{kuma.io/service: a}}}}]\n"
+        )
+    };
+    assert!(messages(&route("['*.example.com', Example.COM, foo_bar.internal]")).is_empty());
+    assert_eq!(messages(&route("['']")), ["conf.http.hostnames[0]: cannot be empty"]);
+    assert_eq!(
+        messages(&route("['a b', \"a\\tb\"]")),
+        [
+            "conf.http.hostnames[0]: must not contain whitespace or control characters",
+            "conf.http.hostnames[1]: must not contain whitespace or control characters"
+        ]
+    );
+}
+
+#[test]
+fn health_checks_send_what_envoy_takes() {
+    let hc = |http: &str| {
+        policy(
+            "HealthCheck",
+            &format!("{{interval: 1s, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1, http: {http}}}"),
+        )
+    };
+    assert!(
+        messages(&hc("{path: \"/health\\tz\", requestHeadersToAdd: [{header: {key: x-a, value: '%%'}}]}")).is_empty()
+    );
+    assert_eq!(messages(&hc("{path: \"/a\\nb\"}")), ["conf.http.path: must not contain control characters"]);
+    assert_eq!(
+        messages(&hc(
+            "{path: /, requestHeadersToAdd: [{header: {key: ':path', value: /x}}, {header: {key: x-b, value: '5%'}}]}"
+        )),
+        [
+            "conf.http.requestHeadersToAdd[0].header.key: pseudo-headers and host may not be added",
+            "conf.http.requestHeadersToAdd[1].header.value: a % starts an Envoy substitution (%DOWNSTREAM_REMOTE_ADDRESS%, %REQ(x-id)%, …); write %% for a literal %"
+        ]
+    );
+    assert_eq!(
+        messages(&policy(
+            "HealthCheck",
+            "{interval: -1s, timeout: 1s, unhealthyThreshold: 1, healthyThreshold: 1, tcp: {}}"
+        )),
+        ["conf.interval: must have a positive value"]
+    );
+}
+
+#[test]
+fn rate_limits_refill_and_answer_as_envoy_can() {
+    let rl = |conf: &str| messages(&policy("RateLimit", conf));
+    assert!(
+        rl("{http: {requests: 1, interval: 50ms, onRateLimit: {headers: [{key: x-limited, value: 'yes'}]}}}")
+            .is_empty()
+    );
+    assert_eq!(rl("{http: {requests: 1, interval: 49ms}}"), ["conf.http.interval: must be at least 50ms"]);
+    assert_eq!(
+        rl(
+            "{http: {requests: 1, interval: 1s, onRateLimit: {headers: [{key: Host, value: x}, {key: \"x\\r\", value: y}]}}}"
+        ),
+        [
+            "conf.http.onRateLimit.header[\"0\"].key: pseudo-headers and host may not be added",
+            "conf.http.onRateLimit.header[\"1\"].key: must not contain NUL, CR or LF"
+        ]
+    );
+}
+
+#[test]
+fn faults_and_retries_stay_within_envoys_ranges() {
+    let fi = |conf: &str| messages(&policy("FaultInjection", conf));
+    assert_eq!(
+        fi("{abort: {httpStatus: 100, percentage: 50}}"),
+        ["conf.abort.httpStatus: must be in the range [200, 600) (Envoy cannot abort with 1xx)"]
+    );
+    assert_eq!(
+        fi("{responseBandwidth: {limit: 0kbps, percentage: 50}}"),
+        ["conf.responseBandwidth.limit: must be at least 1kbps"]
+    );
+    assert_eq!(
+        fi("{responseBandwidth: {limit: 99999999999999999999gbps, percentage: 50}}"),
+        ["conf.responseBandwidth.limit: has to be in kbps/mbps/gbps units"],
+        "an overflowing limit is an error, not a crash"
+    );
+    assert!(fi("{responseBandwidth: {limit: 1kbps, percentage: 50}}").is_empty());
+    let retry =
+        |back_off: &str| messages(&policy("Retry", &format!("{{http: {{numRetries: 1, backOff: {back_off}}}}}")));
+    assert!(retry("{baseInterval: 1s, maxInterval: 1s}").is_empty());
+    assert_eq!(
+        retry("{baseInterval: 1s, maxInterval: 500ms}"),
+        ["conf.http.backOff.maxInterval: cannot be less than baseInterval"]
+    );
+    assert_eq!(retry("{baseInterval: -1s}"), ["conf.http.backOff.baseInterval: has to be greater than 0"]);
+    let cb = |conf: &str| messages(&policy("CircuitBreaker", conf));
+    assert_eq!(
+        cb("{interval: 0s, baseEjectionTime: -1s, detectors: {totalErrors: {consecutive: 1}}}"),
+        ["conf.baseEjectionTime: must be greater than 0s", "conf.interval: must be greater than 0s"]
+    );
+}
+
+#[test]
+fn external_service_server_names_hold_no_control_characters() {
+    let es = |sni: &str| {
+        messages(&format!(
+            "type: ExternalService\nname: e\nnetworking:\n  address: example.com:443\n  tls: {{enabled: true, serverName: {sni}}}\ntags: {{kuma.io/service: e}}\n"
+        ))
+    };
+    assert!(es("example.com").is_empty());
+    assert_eq!(es("\"a\\u0000b\""), ["networking.tls.serverName: must not contain whitespace or control characters"]);
+}
+
+#[test]
+fn redirects_rewrites_and_rate_limit_answers_hold_what_envoy_takes() {
+    let rule = |f: &str, backends: bool| {
+        let backends = if backends { "\n      backends: [{destination: {kuma.io/service: a}}]" } else { "" };
+        messages(&format!(
+            "type: MeshGatewayRoute\nname: r\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  http:\n    rules:\n    - matches: [{{path: {{match: PREFIX, value: /}}}}]\n      filters: [{f}]{backends}\n"
+        ))
+    };
+    assert_eq!(
+        rule("{redirect: {hostname: \"a\\nb\", statusCode: 301, path: {replaceFull: \"/x\\r\"}}}", false),
+        [
+            "conf.http.rules[0].filters[0].redirect.hostname: must not contain NUL, CR or LF",
+            "conf.http.rules[0].filters[0].redirect.path.replaceFull: must not contain NUL, CR or LF"
+        ]
+    );
+    assert_eq!(
+        rule("{rewrite: {replacePrefixMatch: \"/\\u0000\"}}", true),
+        ["conf.http.rules[0].filters[0].rewrite.replacePrefixMatch: must not contain NUL, CR or LF"]
+    );
+    let rl = |status: u32| {
+        messages(&policy(
+            "RateLimit",
+            &format!("{{http: {{requests: 1, interval: 1s, onRateLimit: {{status: {status}}}}}}}"),
+        ))
+    };
+    assert!(rl(429).is_empty() && rl(503).is_empty());
+    for status in [0, 101, 418, 599] {
+        assert_eq!(rl(status).len(), 1, "status {status}");
+    }
+    assert_eq!(
+        messages(&policy("FaultInjection", "{delay: {value: 0s, percentage: 50}}")),
+        ["conf.delay.value: must be greater than 0s"]
+    );
+}

@@ -103,6 +103,19 @@ pub enum TranslateError {
     },
 }
 
+impl TranslateError {
+    /// The resource at fault, to point at its file and line.
+    pub fn resource(&self) -> &ResourceKey {
+        match self {
+            Self::NoDataplane { dataplane } | Self::NotAGateway { dataplane } => dataplane,
+            Self::Certificate { gateway, .. } => gateway,
+            Self::ProxyTemplate { template, .. } => template,
+            Self::Backend { resource, .. } => resource,
+            Self::Mtls { mesh, .. } => mesh,
+        }
+    }
+}
+
 /// The Envoy config of gateway data plane `dataplane` in `mesh`.
 ///
 /// `dataplane` names a `Dataplane`, or a `MeshGatewayInstance` whose

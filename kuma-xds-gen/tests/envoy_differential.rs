@@ -255,21 +255,6 @@ fn envoy_accepts(envoy: &Path, dir: &Path, rules: &[String]) -> Result<(), Strin
     common::envoy_validate(envoy, &file)
 }
 
-/// The rules of `rules` Envoy rejects alone (bisecting), at most `limit`.
-fn rejected(envoy: &Path, dir: &Path, rules: &[String], limit: usize, out: &mut Vec<(String, String)>) {
-    if out.len() >= limit {
-        return;
-    }
-    let Err(e) = envoy_accepts(envoy, dir, rules) else { return };
-    if rules.len() == 1 {
-        out.push((rules[0].clone(), e.lines().last().unwrap_or_default().to_string()));
-        return;
-    }
-    let (a, b) = rules.split_at(rules.len() / 2);
-    rejected(envoy, dir, a, limit, out);
-    rejected(envoy, dir, b, limit, out);
-}
-
 #[test]
 fn envoy_accepts_every_header_validation_accepts() {
     let envoy = common::envoy_bin();
@@ -287,7 +272,7 @@ fn envoy_accepts_every_header_validation_accepts() {
     }
     let mut found = Vec::new();
     for batch in accepted.chunks(300) {
-        rejected(&envoy, &dir, batch, 20, &mut found);
+        common::bisect_rejected(batch, &|rules| envoy_accepts(&envoy, &dir, rules), 20, &mut found);
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(

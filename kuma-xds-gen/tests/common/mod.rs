@@ -123,3 +123,27 @@ pub(crate) fn envoy_validate(envoy: &Path, file: &Path) -> Result<(), String> {
         Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 }
+
+/// The items Envoy rejects alone, found by bisecting: `accepts` judges a
+/// slice (one `envoy --mode validate` run), and at most `limit` items are
+/// reported, each with the last lines of Envoy's error.
+#[allow(dead_code)]
+pub(crate) fn bisect_rejected<T: Clone>(
+    items: &[T],
+    accepts: &dyn Fn(&[T]) -> Result<(), String>,
+    limit: usize,
+    out: &mut Vec<(T, String)>,
+) {
+    if out.len() >= limit || items.is_empty() {
+        return;
+    }
+    let Err(e) = accepts(items) else { return };
+    if items.len() == 1 {
+        let last: Vec<&str> = e.lines().filter(|l| !l.trim().is_empty()).collect();
+        out.push((items[0].clone(), last.last().copied().unwrap_or_default().to_string()));
+        return;
+    }
+    let (a, b) = items.split_at(items.len() / 2);
+    bisect_rejected(a, accepts, limit, out);
+    bisect_rejected(b, accepts, limit, out);
+}
