@@ -38,6 +38,7 @@ pub mod mesh;
 pub mod meta;
 pub mod policy;
 pub mod re2;
+pub mod reads;
 pub mod resource;
 pub mod route;
 pub mod secret;

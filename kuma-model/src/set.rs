@@ -130,11 +130,14 @@ impl ResourceSet {
 
     /// The resource of `kind` named `name` in `mesh` (`""` for meshes).
     pub fn get(&self, kind: Kind, mesh: &str, name: &str) -> Option<&Resource> {
-        self.resources.get(&ResourceKey { kind, mesh: mesh.to_string(), name: name.to_string() })
+        let key = ResourceKey { kind, mesh: mesh.to_string(), name: name.to_string() };
+        crate::reads::note_key(&key);
+        self.resources.get(&key)
     }
 
     /// Every resource, in (kind, mesh, name) order.
     pub fn iter(&self) -> impl Iterator<Item = &Resource> {
+        crate::reads::note_everything();
         self.resources.values()
     }
 
@@ -150,6 +153,7 @@ impl ResourceSet {
 
     /// Resources of `kind` in `mesh`, in name order.
     pub fn in_mesh<'s>(&'s self, kind: Kind, mesh: &str) -> impl Iterator<Item = &'s Resource> + use<'s> {
+        crate::reads::note_in_mesh(kind, mesh);
         let mesh = mesh.to_string();
         let start = ResourceKey { kind, mesh: mesh.clone(), name: String::new() };
         self.resources
@@ -160,6 +164,7 @@ impl ResourceSet {
 
     /// Resources of `kind` in every mesh.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
+        crate::reads::note_of_kind(kind);
         self.resources.iter().filter(move |(k, _)| k.kind == kind).map(|(_, r)| r)
     }
 

@@ -157,6 +157,18 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
     Ok(snapshot)
 }
 
+/// [`translate`], with every resource it read: a change to a resource the
+/// [`Reads`](kuma_model::reads::Reads) are not
+/// [affected by](kuma_model::reads::Reads::affected_by) cannot change the
+/// snapshot, so a control plane need not translate again for it.
+pub fn translate_with_reads(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+) -> (Result<GatewaySnapshot, TranslateError>, kuma_model::reads::Reads) {
+    kuma_model::reads::record(|| translate(set, mesh, dataplane))
+}
+
 /// The key of the `Mesh` named `mesh`.
 fn mesh_key(mesh: &str) -> ResourceKey {
     ResourceKey { kind: Kind::Mesh, mesh: String::new(), name: mesh.into() }

@@ -1,35 +1,68 @@
 //! [`ResourceSetSource`]: snapshots translated from a validated resource
-//! set, re-translated per data plane only when its mesh changed.
+//! set, re-translated per data plane only when a resource its last
+//! snapshot read has changed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
 
+use kuma_xds_gen::kuma_model::reads::Reads;
 use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
 use kuma_xds_gen::{GatewaySnapshot, TranslateError};
 use tokio::sync::watch;
 
 use crate::source::{NodeId, SnapshotSource};
 
-/// One published set and when each mesh last changed.
+/// How many generations of changed keys are kept. A node that last asked
+/// before the oldest kept is translated again.
+const HISTORY: usize = 256;
+
+/// One published set, and the keys the recent generations changed.
 #[derive(Debug)]
 struct Generation {
     set: Arc<ResourceSet>,
     number: u64,
-    /// Per mesh, the generation that last changed what its gateways read.
-    mesh_changed_at: BTreeMap<String, u64>,
-    /// The generation that last changed what every mesh's gateways read
-    /// (a resource outside any mesh, such as a ZoneEgress).
-    all_changed_at: u64,
+    /// `(generation, keys added, changed or removed by it)`, oldest first.
+    changed: VecDeque<(u64, Vec<ResourceKey>)>,
+}
+
+impl Generation {
+    /// True when a generation after `after` changed something `reads`
+    /// covers, or when the history no longer reaches back to `after`.
+    fn changed_since(&self, after: u64, reads: &Reads) -> bool {
+        if after >= self.number {
+            return false;
+        }
+        if self.changed.front().is_none_or(|(oldest, _)| *oldest > after + 1) {
+            return true;
+        }
+        self.changed
+            .iter()
+            .filter(|(number, _)| *number > after)
+            .any(|(_, keys)| keys.iter().any(|k| reads.affected_by(k)))
+    }
+}
+
+/// What a node's last snapshot read, and the generations it is current for.
+#[derive(Debug)]
+struct NodeReads {
+    reads: Reads,
+    /// The generation it was translated from.
+    translated_at: u64,
+    /// The newest generation known to give the same snapshot.
+    current_through: u64,
 }
 
 /// A [`SnapshotSource`] over a [`ResourceSet`] that you replace as your
 /// resources change ([`ResourceSetSource::publish`]): files, a database, a
 /// Kubernetes watcher. Each node's snapshot is [`kuma_xds_gen::translate`]d
-/// from the current set; a node whose mesh did not change keeps its
-/// snapshot.
+/// from the current set, recording every resource translation read; the
+/// node is translated again only when one of those resources is added,
+/// changed or removed (a Secret it uses, its mesh's policies or data
+/// planes, a ZoneEgress, another mesh's CA for a crossMesh listener, ...).
 #[derive(Debug)]
 pub struct ResourceSetSource {
     current: RwLock<Generation>,
+    nodes: Mutex<HashMap<NodeId, NodeReads>>,
     changes: watch::Sender<u64>,
 }
 
@@ -38,29 +71,22 @@ impl ResourceSetSource {
     pub fn new(set: ResourceSet) -> Self {
         let (changes, _) = watch::channel(1);
         ResourceSetSource {
-            current: RwLock::new(Generation {
-                set: Arc::new(set),
-                number: 1,
-                mesh_changed_at: BTreeMap::new(),
-                all_changed_at: 0,
-            }),
+            current: RwLock::new(Generation { set: Arc::new(set), number: 1, changed: VecDeque::new() }),
+            nodes: Mutex::new(HashMap::new()),
             changes,
         }
     }
 
-    /// Replaces the set; streams whose mesh changed are sent the difference.
-    /// Returns the new generation number.
+    /// Replaces the set; streams whose data plane read something that
+    /// changed are sent the difference. Returns the new generation number.
     pub fn publish(&self, set: ResourceSet) -> u64 {
         let number = {
             let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
             let number = current.number + 1;
-            match affected_meshes(&current.set, &set) {
-                Affected::All => current.all_changed_at = number,
-                Affected::Meshes(meshes) => {
-                    for mesh in meshes {
-                        current.mesh_changed_at.insert(mesh, number);
-                    }
-                }
+            let keys = changed_resources(&current.set, &set);
+            current.changed.push_back((number, keys));
+            if current.changed.len() > HISTORY {
+                current.changed.pop_front();
             }
             current.set = Arc::new(set);
             current.number = number;
@@ -79,6 +105,10 @@ impl ResourceSetSource {
     pub fn generation(&self) -> u64 {
         self.current.read().unwrap_or_else(|e| e.into_inner()).number
     }
+
+    fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeReads>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl SnapshotSource for ResourceSetSource {
@@ -89,21 +119,35 @@ impl SnapshotSource for ResourceSetSource {
     }
 
     fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, TranslateError> {
-        let set = {
+        let (set, number) = {
             let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-            let changed = match since {
-                None => true,
-                Some(since) => {
-                    current.all_changed_at > since
-                        || current.mesh_changed_at.get(&node.mesh).is_some_and(|g| *g > since)
+            if let Some(since) = since {
+                let mut nodes = self.nodes();
+                // The stream holds the snapshot of `since`: when that is the
+                // node's last translation and nothing it read changed since,
+                // it is still current.
+                if let Some(n) = nodes.get_mut(node)
+                    && (n.translated_at..=n.current_through).contains(&since)
+                    && !current.changed_since(n.current_through, &n.reads)
+                {
+                    n.current_through = current.number;
+                    return Ok(None);
                 }
-            };
-            if !changed {
-                return Ok(None);
             }
-            current.set.clone()
+            (current.set.clone(), current.number)
         };
-        kuma_xds_gen::translate(&set, &node.mesh, &node.name).map(|s| Some(Arc::new(s)))
+        let (result, reads) = kuma_xds_gen::translate_with_reads(&set, &node.mesh, &node.name);
+        match result {
+            Ok(snapshot) => {
+                let record = NodeReads { reads, translated_at: number, current_through: number };
+                self.nodes().insert(node.clone(), record);
+                Ok(Some(Arc::new(snapshot)))
+            }
+            Err(e) => {
+                self.nodes().remove(node);
+                Err(e)
+            }
+        }
     }
 
     fn allows_log_backend(&self, address: &str) -> bool {
@@ -121,44 +165,6 @@ fn tcp_log_backends(set: &ResourceSet) -> impl Iterator<Item = &str> {
         .flat_map(|l| l.backends.iter())
         .filter(|b| b.kind == "tcp")
         .map(|b| b.conf_str("address"))
-}
-
-/// Whose gateways a change affects.
-#[derive(Debug, PartialEq)]
-enum Affected {
-    /// Every mesh's.
-    All,
-    /// These meshes'.
-    Meshes(BTreeSet<String>),
-}
-
-/// Whose gateways read what changed between two sets: the meshes whose
-/// resources changed; and, beyond them, every mesh with a crossMesh
-/// listener when any mesh's mTLS material may have changed (a `Mesh` or a
-/// `Secret`: such listeners trust every mesh's CA); every mesh when a
-/// resource outside meshes changed (a `ZoneEgress`, used by any mesh's
-/// ExternalServices).
-fn affected_meshes(old: &ResourceSet, new: &ResourceSet) -> Affected {
-    let changed = changed_resources(old, new);
-    if changed.iter().any(|k| !k.kind.is_mesh_scoped() && k.kind != Kind::Mesh) {
-        return Affected::All;
-    }
-    let mesh_of = |k: &ResourceKey| if k.kind == Kind::Mesh { k.name.clone() } else { k.mesh.clone() };
-    let mut meshes: BTreeSet<String> = changed.iter().map(mesh_of).collect();
-    if changed.iter().any(|k| matches!(k.kind, Kind::Mesh | Kind::Secret)) {
-        meshes.extend(cross_mesh_gateway_meshes(old).chain(cross_mesh_gateway_meshes(new)));
-    }
-    Affected::Meshes(meshes)
-}
-
-/// The meshes with a MeshGateway that has a crossMesh listener.
-fn cross_mesh_gateway_meshes(set: &ResourceSet) -> impl Iterator<Item = String> + '_ {
-    set.of_kind(Kind::MeshGateway)
-        .filter(|r| match &r.spec {
-            Spec::MeshGateway(gw) => gw.conf.iter().flat_map(|c| c.listeners.iter()).any(|l| l.cross_mesh),
-            _ => false,
-        })
-        .map(|r| r.meta.mesh.clone())
 }
 
 /// The keys of resources added, removed or changed between two sets.
@@ -186,67 +192,98 @@ mod tests {
         ResourceSet::load([("t.yaml", yaml)], UnknownFields::Reject).unwrap().0
     }
 
-    const A: &str = "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\n---\ntype: Secret\nmesh: a\nname: s\ndata: aGk=\n---\ntype: Secret\nmesh: b\nname: s\ndata: aGk=\n";
+    /// A gateway `gw` in mesh `a` routing to `web`, an unused Secret, and a
+    /// mesh `b` with a gateway of its own.
+    const BASE: &str = "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\n---\n\
+type: Dataplane\nmesh: a\nname: gw\nnetworking: {address: 127.0.0.1, gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}}\n---\n\
+type: MeshGateway\nmesh: a\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {listeners: [{port: 8080, protocol: HTTP}]}\n---\n\
+type: MeshGatewayRoute\nmesh: a\nname: r\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {http: {rules: [{matches: [{path: {match: PREFIX, value: /}}], backends: [{destination: {kuma.io/service: web}}]}]}}\n---\n\
+type: Dataplane\nmesh: a\nname: web\nnetworking: {address: 127.0.0.1, inbound: [{port: 9000, tags: {kuma.io/service: web}}]}\n---\n\
+type: Secret\nmesh: a\nname: unused\ndata: aGk=\n---\n\
+type: Dataplane\nmesh: b\nname: gw\nnetworking: {address: 127.0.0.1, gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}}\n";
 
-    fn changed(source: &ResourceSetSource, mesh: &str, since: u64) -> bool {
-        let node = NodeId { mesh: mesh.into(), name: "missing".into() };
-        // A missing data plane is an error, which still says "changed".
-        !matches!(source.snapshot(&node, Some(since)), Ok(None))
+    fn node(mesh: &str) -> NodeId {
+        NodeId { mesh: mesh.into(), name: "gw".into() }
+    }
+
+    /// Whether `node` is translated again after the set became `yaml`,
+    /// having last been translated at the generation before.
+    fn retranslated(source: &ResourceSetSource, node: &NodeId, yaml: &str) -> bool {
+        let since = source.generation();
+        source.publish(set(yaml));
+        source.snapshot(node, Some(since)).unwrap().is_some()
     }
 
     #[test]
-    fn only_meshes_whose_resources_changed_are_retranslated() {
-        let source = ResourceSetSource::new(set(A));
-        // Same content, another generation: nothing changed.
-        assert_eq!(source.publish(set(A)), 2);
-        assert!(!changed(&source, "a", 1) && !changed(&source, "b", 1));
-        // A secret of mesh b changes.
-        source.publish(set(&A.replace("mesh: b\nname: s\ndata: aGk=", "mesh: b\nname: s\ndata: aG8=")));
-        assert!(!changed(&source, "a", 1));
-        assert!(changed(&source, "b", 2));
-        assert!(!changed(&source, "b", 3), "translated at generation 3 already");
-        // A removal counts, and so does a Mesh resource for its own mesh.
-        source.publish(set(
-            "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\n---\ntype: Secret\nmesh: b\nname: s\ndata: aG8=\n",
-        ));
-        assert!(changed(&source, "a", 3));
-        assert_eq!(
-            affected_meshes(
-                &set("type: Mesh\nname: c\n"),
-                &set("type: Mesh\nname: c\nmtls: {enabledBackend: x, backends: [{name: x, type: builtin}]}\n")
-            ),
-            Affected::Meshes(BTreeSet::from(["c".to_string()]))
+    fn only_changes_to_what_a_gateway_read_translate_it_again() {
+        let source = ResourceSetSource::new(set(BASE));
+        let (a, b) = (node("a"), node("b"));
+        assert!(source.snapshot(&a, None).unwrap().is_some() && source.snapshot(&b, None).unwrap().is_some());
+        assert!(!retranslated(&source, &a, BASE), "the same resources again");
+        let unused = BASE.replace("name: unused\ndata: aGk=", "name: unused\ndata: aG8=");
+        assert!(!retranslated(&source, &a, &unused), "a Secret of its mesh that it does not use");
+        let egress =
+            format!("{unused}---\ntype: ZoneEgress\nname: e\nnetworking: {{address: 127.0.0.1, port: 10002}}\n");
+        assert!(!retranslated(&source, &a, &egress), "a ZoneEgress, with no ExternalService through it");
+        let moved = egress.replace("port: 9000", "port: 9001");
+        assert!(retranslated(&source, &a, &moved), "a data plane of its mesh (an endpoint)");
+        let logging = moved.replace(
+            "type: Mesh\nname: a\n",
+            "type: Mesh\nname: a\nlogging: {backends: [{name: f, type: file, conf: {path: /tmp/x}}]}\n",
         );
+        assert!(retranslated(&source, &a, &logging), "its Mesh");
+        let route = logging.replace("value: /}", "value: /api}");
+        assert!(retranslated(&source, &a, &route), "a route");
+        let removed = route.replace("type: Secret\nmesh: a\nname: unused\ndata: aG8=\n---\n", "");
+        assert!(!retranslated(&source, &a, &removed), "removing what it never read");
+        assert!(source.snapshot(&b, Some(1)).unwrap().is_none(), "mesh a's changes never reach mesh b's gateway");
     }
 
     #[test]
-    fn zone_egress_and_other_meshes_cas_reach_the_gateways_that_read_them() {
-        let base = "type: Mesh\nname: a\n---\ntype: Mesh\nname: b\nmtls: {enabledBackend: ca, backends: [{name: ca, type: builtin}]}\n";
-        let egress = "---\ntype: ZoneEgress\nname: egress\nnetworking: {address: 127.0.0.1, port: 10002}\n";
-        let with_egress = format!("{base}{egress}");
-        let moved = with_egress.replace("port: 10002", "port: 10003");
-        assert_eq!(affected_meshes(&set(&with_egress), &set(&moved)), Affected::All);
-        // A crossMesh gateway in mesh b reads every mesh's CA: a change to
-        // mesh a's Mesh reaches it.
-        let gateway = "---\ntype: MeshGateway\nmesh: b\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {listeners: [{port: 80, protocol: HTTP, crossMesh: true, hostname: x.example.com}]}\n";
-        let before = set(&format!("{base}{gateway}"));
-        let after = set(&format!(
-            "{}{gateway}",
-            base.replace("name: a\n", "name: a\nmtls: {enabledBackend: ca, backends: [{name: ca, type: builtin}]}\n")
-        ));
-        assert_eq!(
-            affected_meshes(&before, &after),
-            Affected::Meshes(BTreeSet::from(["a".to_string(), "b".to_string()]))
-        );
-        let source = ResourceSetSource::new(before);
-        source.publish(after);
-        assert!(changed(&source, "b", 1), "mesh b's gateway is translated again");
+    fn a_node_behind_the_kept_history_or_the_last_translation_is_translated_again() {
+        let source = ResourceSetSource::new(set(BASE));
+        let a = node("a");
+        source.snapshot(&a, None).unwrap();
+        for _ in 0..HISTORY + 1 {
+            source.publish(set(BASE));
+        }
+        assert!(source.snapshot(&a, Some(1)).unwrap().is_some(), "generation 1 is older than the history");
+        let now = source.generation();
+        assert!(source.snapshot(&a, Some(now)).unwrap().is_none());
+        assert!(source.snapshot(&a, Some(now - 1)).unwrap().is_some(), "a stream that holds an older snapshot");
+    }
+
+    #[test]
+    fn other_meshes_cas_reach_a_cross_mesh_gateway() {
+        use base64::Engine as _;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
+        let data = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.join(f)).unwrap());
+        let mesh = |name: &str, ca: &str| {
+            format!(
+                "type: Mesh\nname: {name}\nmtls: {{enabledBackend: ca, backends: [{{name: ca, type: builtin}}]}}\n---\n\
+type: Secret\nmesh: {name}\nname: {name}.ca-builtin-cert-ca\ndata: {}\n---\ntype: Secret\nmesh: {name}\nname: {name}.ca-builtin-key-ca\ndata: {}\n---\n",
+                data(&format!("mesh-ca-{ca}.crt")),
+                data(&format!("mesh-ca-{ca}.key"))
+            )
+        };
+        let gateway = "type: Dataplane\nmesh: b\nname: gw\nnetworking: {address: 127.0.0.1, gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}}\n---\n\
+type: MeshGateway\nmesh: b\nname: gw\nselectors: [{match: {kuma.io/service: gw}}]\nconf: {listeners: [{port: 8080, protocol: HTTP, crossMesh: true, hostname: x.example.com}]}\n---\n\
+type: Secret\nmesh: a\nname: unused\ndata: aGk=\n";
+        let before = format!("{}{}{gateway}", mesh("a", "ec"), mesh("b", "rsa"));
+        let source = ResourceSetSource::new(set(&before));
+        let b = node("b");
+        assert!(source.snapshot(&b, None).unwrap().is_some());
+        let unused = before.replace("name: unused\ndata: aGk=", "name: unused\ndata: aG8=");
+        assert!(!retranslated(&source, &b, &unused), "a Secret of mesh a that is no CA");
+        let new_ca = format!("{}{}{gateway}", mesh("a", "rsa"), mesh("b", "rsa")).replace("data: aGk=", "data: aG8=");
+        assert!(retranslated(&source, &b, &new_ca), "mesh a's CA, which the crossMesh listener trusts");
     }
 
     #[test]
     fn a_first_request_always_gets_an_answer() {
-        let source = ResourceSetSource::new(set(A));
-        let node = NodeId { mesh: "a".into(), name: "gw".into() };
-        assert!(matches!(source.snapshot(&node, None), Err(TranslateError::NoDataplane { .. })));
+        let source = ResourceSetSource::new(set(BASE));
+        let missing = NodeId { mesh: "a".into(), name: "missing".into() };
+        assert!(matches!(source.snapshot(&missing, None), Err(TranslateError::NoDataplane { .. })));
+        assert!(source.snapshot(&missing, Some(1)).is_err(), "a failed translation is never taken as current");
     }
 }
