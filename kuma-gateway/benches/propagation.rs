@@ -102,7 +102,7 @@ fn run(routes: usize, iterations: usize) -> Vec<f64> {
         .arg("run")
         .arg(&dir)
         .args(["--dataplane", "gw", "--admin-port", &admin.to_string(), "--base-id", "41"])
-        .args(["--xds-address", &format!("127.0.0.1:{}", free_port())])
+        .args(["--xds-address", &format!("127.0.0.1:{}", free_port()), "--admin-address", "127.0.0.1:0"])
         .arg("--envoy-bin")
         .arg(envoy_bin())
         .env("RUST_LOG", std::env::var("BENCH_LOG").unwrap_or("warn".into()))

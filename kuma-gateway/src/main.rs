@@ -1,6 +1,7 @@
 //! `kuma-gateway`: the command line over the library crates: resource
 //! files, the CLI and the Envoy supervisor. Serving is `kuma-xds-server`'s.
 
+mod admin;
 mod envoy;
 mod files;
 mod logging;
@@ -82,6 +83,10 @@ enum Command {
         /// Address of the gRPC server.
         #[arg(long, default_value = "127.0.0.1:5678")]
         xds_address: SocketAddr,
+        /// Address of the admin endpoint (/metrics, /ready, /healthy); port 0
+        /// picks a free port.
+        #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
+        admin_address: SocketAddr,
     },
     /// Print the bootstrap an Envoy needs to connect to `serve`.
     Bootstrap {
@@ -114,6 +119,10 @@ enum Command {
         /// Envoy's admin port on 127.0.0.1.
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
+        /// Address of the control plane's admin endpoint (/metrics, /ready,
+        /// /healthy); port 0 picks a free port.
+        #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
+        admin_address: SocketAddr,
         /// Envoy's --base-id (distinct per Envoy on one machine).
         #[arg(long, default_value_t = 0)]
         base_id: u32,
@@ -177,9 +186,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Render { target, format, bootstrap, admin_port } => render_cmd(target, format, bootstrap, admin_port),
-        Command::Serve { paths, xds_address } => {
+        Command::Serve { paths, xds_address, admin_address } => {
             logging::init(log_format);
-            runtime()?.block_on(serve::serve(paths, xds_address, shutdown_signal()))?;
+            runtime()?.block_on(serve::serve(paths, xds_address, admin_address, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap { dataplane, mesh, xds_address, admin_port, format } => {
@@ -210,14 +219,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Run { target, envoy_bin, xds_address, admin_port, base_id } => {
+        Command::Run { target, envoy_bin, xds_address, admin_port, admin_address, base_id } => {
             logging::init(log_format);
             let bin = envoy::find(envoy_bin.as_deref())?;
-            runtime()?.block_on(run_cmd(target, bin, xds_address, admin_port, base_id))?;
+            runtime()?.block_on(run_cmd(target, bin, xds_address, (admin_port, admin_address), base_id))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
+
+/// The control plane's admin endpoint: loopback, Kuma's diagnostics port.
+const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:5680";
 
 fn ads_bootstrap(
     dataplane: &str,
@@ -314,7 +326,14 @@ fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Optio
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16, base_id: u32) -> Result<()> {
+/// `admin`: Envoy's admin port and the control plane's admin address.
+async fn run_cmd(
+    target: Target,
+    bin: PathBuf,
+    xds: SocketAddr,
+    (admin_port, control_admin): (u16, SocketAddr),
+    base_id: u32,
+) -> Result<()> {
     let Target { paths, dataplane, mesh } = target;
     let bootstrap = ads_bootstrap(&dataplane, &mesh, xds, Some(admin_port));
     // A new folder only this user can read (mode 0700, a random name that
@@ -333,7 +352,7 @@ async fn run_cmd(target: Target, bin: PathBuf, xds: SocketAddr, admin_port: u16,
     tracing::info!(path = %config.display(), "Envoy bootstrap written");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
-    let server = tokio::spawn(serve::serve(paths, xds, async move {
+    let server = tokio::spawn(serve::serve(paths, xds, control_admin, async move {
         let _ = stop_server.wait_for(|s| *s).await;
     }));
     // Give the server a moment to report bad input before Envoy starts.

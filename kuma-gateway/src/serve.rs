@@ -15,6 +15,7 @@ use kuma_model::ResourceSet;
 use kuma_xds_server::{ResourceSetSource, XdsServer};
 use tracing::{info, warn};
 
+use crate::admin::Telemetry;
 use crate::files::{Loaded, Loader};
 
 /// Loads `paths` once: the set, or an error carrying the whole report.
@@ -30,17 +31,23 @@ fn initial_load(loader: &mut Loader) -> Result<ResourceSet> {
     }
 }
 
-/// Serves `paths` over ADS on `address` until `shutdown` completes.
+/// Serves `paths` over ADS on `address` until `shutdown` completes, with
+/// the admin endpoint on `admin`.
 pub(crate) async fn serve(
     paths: Vec<PathBuf>,
     address: SocketAddr,
+    admin: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let telemetry = Telemetry::new();
+    // First, so that /ready answers (not ready) while the files load.
+    telemetry.serve(admin).await?;
     let mut loader = Loader::new(paths);
     let set = initial_load(&mut loader)?;
     info!(resources = set.len(), files = loader.file_count(), "loaded");
+    telemetry.reloads.valid(set.len());
     let source = Arc::new(ResourceSetSource::new(set));
-    let _watch = crate::watch::watch_files(loader, source.clone())?;
+    let _watch = crate::watch::watch_files(loader, source.clone(), telemetry.reloads.clone())?;
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -50,6 +57,7 @@ pub(crate) async fn serve(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {address}")),
     };
-    XdsServer::new(source).serve(listener, shutdown).await?;
+    telemetry.set_ready();
+    XdsServer::new(source).with_metrics(telemetry.xds.clone()).serve(listener, shutdown).await?;
     Ok(())
 }

@@ -23,6 +23,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::admin::ReloadMetrics;
 use crate::files::{Loaded, Loader};
 
 /// How long the files must stay unchanged before they are read.
@@ -37,7 +38,11 @@ pub(crate) struct FileWatch {
 }
 
 /// Watches the loader's paths and publishes every valid change to `source`.
-pub(crate) fn watch_files(mut loader: Loader, source: Arc<ResourceSetSource>) -> Result<FileWatch> {
+pub(crate) fn watch_files(
+    mut loader: Loader,
+    source: Arc<ResourceSetSource>,
+    metrics: ReloadMetrics,
+) -> Result<FileWatch> {
     let roots: Vec<PathBuf> = loader
         .paths()
         .iter()
@@ -84,7 +89,7 @@ pub(crate) fn watch_files(mut loader: Loader, source: Arc<ResourceSetSource>) ->
             for root in &roots {
                 watch_folder(&task_watcher, root);
             }
-            reload(&mut loader, &source);
+            reload(&mut loader, &source, &metrics);
         }
     });
     Ok(FileWatch { _watcher: watcher })
@@ -103,7 +108,7 @@ fn watch_folder(watcher: &Mutex<RecommendedWatcher>, root: &Path) {
     }
 }
 
-fn reload(loader: &mut Loader, source: &ResourceSetSource) {
+fn reload(loader: &mut Loader, source: &ResourceSetSource, metrics: &ReloadMetrics) {
     let started = Instant::now();
     match loader.load() {
         Ok(Loaded::Valid(set, warnings)) => {
@@ -112,6 +117,7 @@ fn reload(loader: &mut Loader, source: &ResourceSetSource) {
             }
             let resources = set.len();
             let generation = source.publish(set);
+            metrics.valid(resources);
             info!(
                 generation,
                 resources,
@@ -120,8 +126,14 @@ fn reload(loader: &mut Loader, source: &ResourceSetSource) {
                 "reloaded"
             );
         }
-        Ok(Loaded::Invalid(e)) => error!("invalid change, still serving the last good config:\n{e}"),
-        Err(e) => error!("reload failed, still serving the last good config: {e:#}"),
+        Ok(Loaded::Invalid(e)) => {
+            metrics.invalid();
+            error!("invalid change, still serving the last good config:\n{e}")
+        }
+        Err(e) => {
+            metrics.invalid();
+            error!("reload failed, still serving the last good config: {e:#}")
+        }
     }
 }
 

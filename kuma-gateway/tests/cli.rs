@@ -114,6 +114,8 @@ fn run_fails_clearly_when_envoy_cannot_start() {
         &xds,
         "--admin-port",
         &admin,
+        "--admin-address",
+        "127.0.0.1:0",
     ];
     let (code, _, err) = kuma_gateway(&[&base[..], &["--envoy-bin", "/bin/false"]].concat());
     assert_eq!(code, 2);
@@ -132,6 +134,7 @@ fn serve_log(extra: &[&str]) -> Vec<String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
         .current_dir(root)
         .args(["serve", "examples/edge-gateway", "--xds-address", &format!("127.0.0.1:{port}")])
+        .args(["--admin-address", "127.0.0.1:0"])
         .args(extra)
         .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")

@@ -166,6 +166,10 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     std::fs::write(dir.join("route.yaml"), route("one")).unwrap();
     let gateway = Gateway::start(&dir, "gw", 13);
     gateway.wait_for("route to one", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "one"));
+    let ready = http_get(gateway.control_admin, "localhost", "/ready").unwrap();
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+    assert_eq!(gateway.metric("kuma_gateway_xds_streams", &[]), Some(1.0));
+    assert!(gateway.metric("kuma_gateway_xds_acks_total", &[("resource_type", "Listener")]) >= Some(1.0));
     // An edit arrives.
     std::fs::write(dir.join("route.yaml"), route("two")).unwrap();
     gateway.wait_for("route to two", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "two"));
@@ -173,6 +177,7 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     std::fs::write(dir.join("route.yaml"), route("two").replace("PREFIX", "").replace("value: /", "value: no-slash"))
         .unwrap();
     gateway.wait_for("the error report", Duration::from_secs(10), || gateway.log().contains("invalid change"));
+    assert_eq!(gateway.metric("kuma_gateway_reloads_total", &[("result", "invalid")]), Some(1.0));
     assert!(gateway.log().contains("route.yaml"), "the report names the file");
     assert!(ok_from(http_get(http, "x", "/"), "two"));
     // Fixed: the update arrives.
@@ -205,6 +210,12 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
         gateway.log().lines().any(|l| l.contains("NACK") && l.contains("RouteConfiguration"))
     });
     assert!(ok_from(http_get(http, "x", "/"), "one"));
+    // The NACKs stay visible to an operator, by data plane and type.
+    let nacks = |t: &str| {
+        gateway
+            .metric("kuma_gateway_xds_nacks_total", &[("mesh", "default"), ("dataplane", "gw"), ("resource_type", t)])
+    };
+    assert!(nacks("Listener") >= Some(1.0) && nacks("RouteConfiguration") >= Some(1.0), "{:?}", gateway.metrics());
     // Envoy crashes and `run` starts a new one, which asks for everything
     // again: it gets the last config an Envoy accepted, never the rejected
     // one, and the routes keep serving.

@@ -26,7 +26,7 @@ fn serve_stops_within_seconds_of_sigterm_with_envoy_connected() {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
         .arg("serve")
         .arg(&dir)
-        .args(["--xds-address", &xds])
+        .args(["--xds-address", &xds, "--admin-address", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -76,12 +76,21 @@ fn a_port_in_use_is_refused_clearly() {
     let address = taken.local_addr().unwrap().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
         .current_dir(root())
-        .args(["serve", "examples/edge-gateway", "--xds-address", &address])
+        .args(["serve", "examples/edge-gateway", "--xds-address", &address, "--admin-address", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("cannot listen on {address}: the port is in use")), "{stderr}");
+    // The admin endpoint's port, the same way.
+    let out = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+        .current_dir(root())
+        .args(["serve", "examples/edge-gateway", "--xds-address", "127.0.0.1:0", "--admin-address", &address])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {address} (admin): the port is in use")), "{stderr}");
 }
 
 #[test]

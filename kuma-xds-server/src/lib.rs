@@ -6,6 +6,8 @@
 //! - [`XdsServer`] serves a source to Envoys over gRPC: State of the World
 //!   ADS ([`AdsService`]) and the OpenTelemetry access-log sink
 //!   ([`LogsServiceServer`]) that writes `tcp` logging backends' lines.
+//! - [`XdsMetrics`] counts streams, responses, ACKs and NACKs in a
+//!   [`prometheus_client`] registry of yours.
 //! - [`AdsStream`] is the protocol itself as a pure state machine (requests
 //!   and snapshots in, responses out), for tests and other transports.
 //!
@@ -32,6 +34,7 @@
 mod ads;
 mod history;
 mod logsink;
+mod metrics;
 mod resources;
 mod server;
 mod service;
@@ -40,6 +43,8 @@ mod source;
 pub use ads::{AdsStream, Outcome, RequestKind};
 pub use history::NodeHistory;
 pub use logsink::LogsServiceServer;
+pub use metrics::XdsMetrics;
+pub use prometheus_client;
 pub use resources::ResourceSetSource;
 pub use server::{ServeError, XdsServer};
 pub use service::AdsService;

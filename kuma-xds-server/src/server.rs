@@ -11,6 +11,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
 use crate::logsink::LogsServiceServer;
+use crate::metrics::XdsMetrics;
 use crate::service::AdsService;
 use crate::source::SnapshotSource;
 
@@ -46,12 +47,20 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 #[derive(Debug)]
 pub struct XdsServer<S> {
     source: Arc<S>,
+    metrics: XdsMetrics,
 }
 
 impl<S: SnapshotSource> XdsServer<S> {
     /// A server for `source`.
     pub fn new(source: Arc<S>) -> Self {
-        XdsServer { source }
+        XdsServer { source, metrics: XdsMetrics::default() }
+    }
+
+    /// Counts streams, responses, ACKs and NACKs in `metrics` (see
+    /// [`XdsMetrics::register`]).
+    pub fn with_metrics(mut self, metrics: XdsMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Serves ADS and the access-log sink on `listener` until `shutdown`
@@ -73,8 +82,10 @@ impl<S: SnapshotSource> XdsServer<S> {
             })
         });
         let (closing_tx, closing) = watch::channel(false);
-        let ads = AggregatedDiscoveryServiceServer::new(AdsService::new(self.source.clone(), closing.clone()))
-            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let ads = AggregatedDiscoveryServiceServer::new(
+            AdsService::new(self.source.clone(), closing.clone()).with_metrics(self.metrics),
+        )
+        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
         let mut stopping = closing.clone();
         let server = tonic::transport::Server::builder()
             .add_service(ads)

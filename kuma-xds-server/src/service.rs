@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::ads::{AdsStream, RequestKind};
 use crate::history::NodeHistory;
+use crate::metrics::XdsMetrics;
 use crate::source::{NodeId, SnapshotSource};
 
 /// The ADS service (State of the World) over a [`SnapshotSource`]. Add it
@@ -32,11 +33,17 @@ pub struct AdsService<S> {
     closing: watch::Receiver<bool>,
     /// Per data plane, what its Envoys accepted and rejected.
     histories: Arc<Mutex<HashMap<NodeId, NodeHistory>>>,
+    metrics: XdsMetrics,
 }
 
 impl<S> Clone for AdsService<S> {
     fn clone(&self) -> Self {
-        AdsService { source: self.source.clone(), closing: self.closing.clone(), histories: self.histories.clone() }
+        AdsService {
+            source: self.source.clone(),
+            closing: self.closing.clone(),
+            histories: self.histories.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -44,7 +51,13 @@ impl<S: SnapshotSource> AdsService<S> {
     /// A service answering from `source`, whose streams end (Envoy keeps
     /// its config) once `closing` turns true.
     pub fn new(source: Arc<S>, closing: watch::Receiver<bool>) -> Self {
-        AdsService { source, closing, histories: Arc::default() }
+        AdsService { source, closing, histories: Arc::default(), metrics: XdsMetrics::default() }
+    }
+
+    /// Counts streams, responses, ACKs and NACKs in `metrics`.
+    pub fn with_metrics(mut self, metrics: XdsMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// What the Envoys of `node` accepted and rejected so far (shared by all
@@ -75,6 +88,20 @@ async fn run_stream<S: SnapshotSource>(
     out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
     let source = service.source.clone();
+    let metrics = service.metrics.clone();
+    /// Counts the stream as open while it runs.
+    struct Open(XdsMetrics);
+    impl Drop for Open {
+        fn drop(&mut self) {
+            self.0.stream_closed();
+        }
+    }
+    metrics.stream_opened();
+    let _open = Open(metrics.clone());
+    // Whether the source knows this node: only then are its NACKs counted
+    // under its own name (any client can claim any name; counting those
+    // would let it grow the metrics without bound).
+    let mut known = false;
     let mut closing = service.closing.clone();
     let mut changes = source.changes();
     let mut ads = AdsStream::new();
@@ -108,6 +135,7 @@ async fn run_stream<S: SnapshotSource>(
                     seen = *changes.borrow_and_update();
                     if let Some(s) = lookup(&*source, &id, None) {
                         snapshot = s;
+                        known = true;
                     }
                     node = Some(id);
                 }
@@ -116,16 +144,21 @@ async fn run_stream<S: SnapshotSource>(
                 let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
                 match &outcome.kind {
                     RequestKind::Nack { version, detail } => {
+                        metrics.nack(known.then_some(id), &request.type_url);
                         let rejections = outcome.resource_type.and_then(|t| ads.history().rejections().get(&t).copied()).unwrap_or_default();
                         warn!(
                             mesh = %id.mesh, dataplane = %id.name, r#type = type_url, kept_version = %version, rejections,
                             "Envoy rejected the config (NACK); it keeps the last good one, and the rejected version is not sent again: {detail}"
                         )
                     }
-                    RequestKind::Ack { version } => info!(dataplane = %id.name, r#type = type_url, %version, "ACK"),
+                    RequestKind::Ack { version } => {
+                        metrics.ack(&request.type_url);
+                        info!(dataplane = %id.name, r#type = type_url, %version, "ACK")
+                    }
                     _ => {}
                 }
                 for response in outcome.responses {
+                    metrics.response(&response.type_url);
                     if out.send(Ok(response)).await.is_err() {
                         return;
                     }
@@ -142,6 +175,7 @@ async fn run_stream<S: SnapshotSource>(
                 // Only what the change affects: the source answers None when
                 // nothing this data plane reads changed.
                 let Some(new) = lookup(&*source, id, Some(since)) else { continue };
+                known = true;
                 let translate_ms = started.elapsed().as_secs_f64() * 1e3;
                 let responses = ads.handle_snapshot(&snapshot, &new);
                 snapshot = new;
@@ -150,6 +184,7 @@ async fn run_stream<S: SnapshotSource>(
                     info!(dataplane = %id.name, generation, updates = responses.len(), translate_ms, diff_ms, "pushing");
                 }
                 for response in responses {
+                    metrics.response(&response.type_url);
                     if out.send(Ok(response)).await.is_err() {
                         return;
                     }

@@ -54,6 +54,8 @@ pub(crate) struct Gateway {
     log: Arc<Mutex<String>>,
     /// Envoy's admin port.
     pub admin: u16,
+    /// The control plane's admin port (`/metrics`, `/ready`).
+    pub control_admin: u16,
 }
 
 impl Gateway {
@@ -61,11 +63,13 @@ impl Gateway {
     pub(crate) fn start(dir: &Path, dataplane: &str, base_id: u32) -> Gateway {
         let admin = free_port();
         let xds = free_port();
+        let control_admin = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
             .arg("run")
             .arg(dir)
             .args(["--dataplane", dataplane, "--admin-port", &admin.to_string()])
             .args(["--xds-address", &format!("127.0.0.1:{xds}"), "--base-id", &base_id.to_string()])
+            .args(["--admin-address", &format!("127.0.0.1:{control_admin}")])
             .arg("--envoy-bin")
             .arg(envoy_bin())
             .env("RUST_LOG", "info")
@@ -84,7 +88,7 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let mut gw = Gateway { child, log, admin };
+        let mut gw = Gateway { child, log, admin, control_admin };
         let start = Instant::now();
         while http_get(admin, "localhost", "/ready").is_none_or(|r| r.body.trim() != "LIVE") {
             if let Ok(Some(status)) = gw.child.try_wait() {
@@ -95,6 +99,27 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         gw
+    }
+
+    /// The control plane's metrics, parsed as Prometheus text (a parse
+    /// error fails the test).
+    pub(crate) fn metrics(&self) -> prometheus_parse::Scrape {
+        let reply = http_get(self.control_admin, "localhost", "/metrics").expect("/metrics answers");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        prometheus_parse::Scrape::parse(reply.body.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text")
+    }
+
+    /// The value of the sample of `name` whose labels include `labels`.
+    pub(crate) fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.metrics()
+            .samples
+            .into_iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                prometheus_parse::Value::Untyped(v) => v,
+                other => panic!("{name}: unexpected {other:?}"),
+            })
     }
 
     /// Everything `kuma-gateway run` logged so far (Envoy's lines start with `[envoy]`).
