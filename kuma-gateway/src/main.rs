@@ -6,6 +6,7 @@ mod envoy;
 mod files;
 mod logging;
 mod serve;
+mod token;
 mod watch;
 
 use std::net::SocketAddr;
@@ -41,16 +42,16 @@ enum Format {
 
 /// The resources and the gateway data plane a command works on.
 #[derive(clap::Args)]
-struct Target {
+pub(crate) struct Target {
     /// Files or folders.
     #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    pub(crate) paths: Vec<PathBuf>,
     /// The data plane (or a MeshGatewayInstance, `<name>.<namespace>`).
     #[arg(long)]
-    dataplane: String,
+    pub(crate) dataplane: String,
     /// Its mesh.
     #[arg(long, default_value = "default")]
-    mesh: String,
+    pub(crate) mesh: String,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +88,8 @@ enum Command {
         /// picks a free port.
         #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
         admin_address: SocketAddr,
+        #[command(flatten)]
+        security: serve::XdsSecurity,
     },
     /// Print the bootstrap an Envoy needs to connect to `serve`.
     Bootstrap {
@@ -96,36 +99,30 @@ enum Command {
         /// Its mesh (node metadata `mesh`).
         #[arg(long, default_value = "default")]
         mesh: String,
-        /// Address of `serve`.
+        /// Address of `serve`: `host:port` (with TLS, the certificate must
+        /// name the host).
         #[arg(long, default_value = "127.0.0.1:5678")]
-        xds_address: SocketAddr,
+        xds_address: String,
         /// Admin interface port on 127.0.0.1.
         #[arg(long)]
         admin_port: Option<u16>,
+        /// A file holding the data plane's token (`kuma-gateway token generate`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// CA certificates (PEM) to verify `serve`'s TLS certificate with;
+        /// Envoy then connects over TLS.
+        #[arg(long)]
+        xds_ca: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value = "yaml")]
         format: Format,
     },
     /// Serve the resources and run Envoy for one data plane (what kuma-dp does).
-    Run {
-        #[command(flatten)]
-        target: Target,
-        /// The Envoy binary (else ENVOY_BIN, PATH, .tools/envoy).
-        #[arg(long)]
-        envoy_bin: Option<PathBuf>,
-        /// Address of the in-process ADS server.
-        #[arg(long, default_value = "127.0.0.1:5678")]
-        xds_address: SocketAddr,
-        /// Envoy's admin port on 127.0.0.1.
-        #[arg(long, default_value_t = 9901)]
-        admin_port: u16,
-        /// Address of the control plane's admin endpoint (/metrics, /ready,
-        /// /healthy); port 0 picks a free port.
-        #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
-        admin_address: SocketAddr,
-        /// Envoy's --base-id (distinct per Envoy on one machine).
-        #[arg(long, default_value_t = 0)]
-        base_id: u32,
+    Run(RunArgs),
+    /// Dataplane tokens: signing keys and tokens, as Kuma makes them.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
     /// Explain offline what Envoy will do with one request: listener, virtual
     /// host, route rule, backends and policies, or why nothing matches.
@@ -186,14 +183,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { paths } => validate(&paths),
         Command::Render { target, format, bootstrap, admin_port } => render_cmd(target, format, bootstrap, admin_port),
-        Command::Serve { paths, xds_address, admin_address } => {
+        Command::Serve { paths, xds_address, admin_address, security } => {
             logging::init(log_format);
-            runtime()?.block_on(serve::serve(paths, xds_address, admin_address, shutdown_signal()))?;
+            runtime()?.block_on(serve::serve(paths, xds_address, admin_address, security, None, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bootstrap { dataplane, mesh, xds_address, admin_port, format } => {
-            let b = ads_bootstrap(&dataplane, &mesh, xds_address, admin_port);
+        Command::Bootstrap { dataplane, mesh, xds_address, admin_port, token_file, xds_ca, format } => {
+            let read = |p: &PathBuf, flag: &str| {
+                std::fs::read_to_string(p).with_context(|| format!("--{flag} {}", p.display()))
+            };
+            let token = token_file.as_ref().map(|p| read(p, "token-file")).transpose()?;
+            let ca = xds_ca.as_ref().map(|p| read(p, "xds-ca")).transpose()?;
+            let (host, port) = split_host_port(&xds_address)?;
+            let b = render::ads_bootstrap(&render::AdsBootstrap {
+                dataplane: &dataplane,
+                mesh: &mesh,
+                xds_host: host,
+                xds_port: port,
+                admin_port,
+                token: token.as_deref().map(str::trim),
+                xds_ca_pem: ca.as_deref(),
+            });
             print(&render::bootstrap_value(&b)?, format);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            token::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { target, port, host, path, method, headers } => {
@@ -219,10 +234,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Run { target, envoy_bin, xds_address, admin_port, admin_address, base_id } => {
+        Command::Run(args) => {
             logging::init(log_format);
-            let bin = envoy::find(envoy_bin.as_deref())?;
-            runtime()?.block_on(run_cmd(target, bin, xds_address, (admin_port, admin_address), base_id))?;
+            runtime()?.block_on(run_cmd(args))?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -231,14 +245,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// The control plane's admin endpoint: loopback, Kuma's diagnostics port.
 const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:5680";
 
-fn ads_bootstrap(
-    dataplane: &str,
-    mesh: &str,
-    xds: SocketAddr,
-    admin_port: Option<u16>,
-) -> kuma_xds_gen::envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap {
-    let host = xds.ip().to_string();
-    render::ads_bootstrap(&render::AdsBootstrap { dataplane, mesh, xds_host: &host, xds_port: xds.port(), admin_port })
+/// `host:port` (`[v6]:port` for IPv6) as the host and the port.
+fn split_host_port(address: &str) -> Result<(&str, u16)> {
+    let (host, port) =
+        address.rsplit_once(':').with_context(|| format!("--xds-address {address:?}: expected HOST:PORT"))?;
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port = port.parse().with_context(|| format!("--xds-address {address:?}: bad port"))?;
+    Ok((host, port))
+}
+
+/// `kuma-gateway run`: the control plane and Envoy for one data plane.
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The Envoy binary (else ENVOY_BIN, PATH, .tools/envoy).
+    #[arg(long)]
+    envoy_bin: Option<PathBuf>,
+    /// Address of the in-process ADS server.
+    #[arg(long, default_value = "127.0.0.1:5678")]
+    xds_address: SocketAddr,
+    /// Envoy's admin port on 127.0.0.1.
+    #[arg(long, default_value_t = 9901)]
+    admin_port: u16,
+    /// Address of the control plane's admin endpoint (/metrics, /ready,
+    /// /healthy); port 0 picks a free port.
+    #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
+    admin_address: SocketAddr,
+    /// Envoy's --base-id (distinct per Envoy on one machine).
+    #[arg(long, default_value_t = 0)]
+    base_id: u32,
+    #[command(flatten)]
+    security: serve::XdsSecurity,
+    /// CA certificates (PEM) Envoy verifies the xDS server with (default:
+    /// the --tls-cert chain itself).
+    #[arg(long, requires = "tls_cert")]
+    xds_ca: Option<PathBuf>,
 }
 
 fn print(value: &serde_json::Value, format: Format) {
@@ -327,15 +369,35 @@ fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Optio
 }
 
 /// `admin`: Envoy's admin port and the control plane's admin address.
-async fn run_cmd(
-    target: Target,
-    bin: PathBuf,
-    xds: SocketAddr,
-    (admin_port, control_admin): (u16, SocketAddr),
-    base_id: u32,
-) -> Result<()> {
+async fn run_cmd(args: RunArgs) -> Result<()> {
+    let RunArgs { target, envoy_bin, xds_address: xds, admin_port, admin_address, base_id, security, xds_ca } = args;
+    let bin = envoy::find(envoy_bin.as_deref())?;
     let Target { paths, dataplane, mesh } = target;
-    let bootstrap = ads_bootstrap(&dataplane, &mesh, xds, Some(admin_port));
+    // Its own Envoy's token, signed with a key that lives only in this
+    // process (its id is not a number, so no Secret's key can take it).
+    let key = kuma_xds_server::tokens::SigningKey::generate("kuma-gateway-run")?;
+    let claims = kuma_xds_server::tokens::DataplaneClaims::new(
+        &dataplane,
+        &mesh,
+        Default::default(),
+        std::time::SystemTime::now(),
+        std::time::Duration::from_secs(10 * 365 * 24 * 3600),
+    );
+    let token = key.issue(&claims)?;
+    let ca = match xds_ca.as_ref().or(security.tls_cert.as_ref()) {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?),
+        None => None,
+    };
+    let host = xds.ip().to_string();
+    let bootstrap = render::ads_bootstrap(&render::AdsBootstrap {
+        dataplane: &dataplane,
+        mesh: &mesh,
+        xds_host: &host,
+        xds_port: xds.port(),
+        admin_port: Some(admin_port),
+        token: Some(&token),
+        xds_ca_pem: ca.as_deref(),
+    });
     // A new folder only this user can read (mode 0700, a random name that
     // was not there before, so nothing planted in it is followed or reused),
     // removed when `run` ends.
@@ -352,9 +414,10 @@ async fn run_cmd(
     tracing::info!(path = %config.display(), "Envoy bootstrap written");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
-    let server = tokio::spawn(serve::serve(paths, xds, control_admin, async move {
-        let _ = stop_server.wait_for(|s| *s).await;
-    }));
+    let server =
+        tokio::spawn(serve::serve(paths, xds, admin_address, security, Some((mesh.clone(), key)), async move {
+            let _ = stop_server.wait_for(|s| *s).await;
+        }));
     // Give the server a moment to report bad input before Envoy starts.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     if server.is_finished() {

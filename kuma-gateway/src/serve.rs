@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use kuma_model::ResourceSet;
+use kuma_xds_server::tokens::SigningKey;
 use kuma_xds_server::{ResourceSetSource, XdsServer};
 use tracing::{info, warn};
 
@@ -31,14 +32,53 @@ fn initial_load(loader: &mut Loader) -> Result<ResourceSet> {
     }
 }
 
+/// How the xDS port is protected (`serve` and `run`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub(crate) struct XdsSecurity {
+    /// The xDS server's TLS certificate chain (PEM). Needed, with
+    /// --tls-key, on any address that is not loopback.
+    #[arg(long, requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve every Envoy without checking its dataplane token (loopback
+    /// addresses only).
+    #[arg(long)]
+    pub(crate) allow_unauthenticated: bool,
+}
+
+impl XdsSecurity {
+    /// Refuses what would expose configs (keys included) beyond this host.
+    fn check(&self, address: SocketAddr) -> Result<()> {
+        let loopback = address.ip().is_loopback();
+        if !loopback && self.tls_cert.is_none() {
+            bail!(
+                "serving xDS on {address}, which is not a loopback address, needs TLS: pass --tls-cert FILE --tls-key FILE (PEM); every Envoy's config, private keys included, would otherwise travel in clear"
+            );
+        }
+        if !loopback && self.allow_unauthenticated {
+            bail!(
+                "--allow-unauthenticated is for loopback addresses only: on {address} anyone who reaches the port would get every data plane's config"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Serves `paths` over ADS on `address` until `shutdown` completes, with
-/// the admin endpoint on `admin`.
+/// the admin endpoint on `admin`. `extra_key` is a signing key held in
+/// memory (by mesh) whose tokens are accepted too (`run` signs its own
+/// Envoy's token with one).
 pub(crate) async fn serve(
     paths: Vec<PathBuf>,
     address: SocketAddr,
     admin: SocketAddr,
+    security: XdsSecurity,
+    extra_key: Option<(String, SigningKey)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    security.check(address)?;
     let telemetry = Telemetry::new();
     // First, so that /ready answers (not ready) while the files load.
     telemetry.serve(admin).await?;
@@ -47,6 +87,9 @@ pub(crate) async fn serve(
     info!(resources = set.len(), files = loader.file_count(), "loaded");
     telemetry.reloads.valid(set.len());
     let source = Arc::new(ResourceSetSource::new(set));
+    if let Some((mesh, key)) = extra_key {
+        source.add_signing_key(&mesh, key);
+    }
     let _watch = crate::watch::watch_files(loader, source.clone(), telemetry.reloads.clone())?;
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
@@ -57,7 +100,19 @@ pub(crate) async fn serve(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {address}")),
     };
+    let mut server = XdsServer::new(source).with_metrics(telemetry.xds.clone());
+    if let (Some(cert), Some(key)) = (&security.tls_cert, &security.tls_key) {
+        let read = |p: &PathBuf, what: &str| std::fs::read(p).with_context(|| format!("--{what} {}", p.display()));
+        server = server.with_tls(read(cert, "tls-cert")?, read(key, "tls-key")?);
+        info!(cert = %cert.display(), "xDS over TLS");
+    }
+    if security.allow_unauthenticated {
+        warn!(
+            "serving without authentication (--allow-unauthenticated): any process on this host can get any data plane's config, keys included"
+        );
+        server = server.allow_unauthenticated();
+    }
     telemetry.set_ready();
-    XdsServer::new(source).with_metrics(telemetry.xds.clone()).serve(listener, shutdown).await?;
+    server.serve(listener, shutdown).await?;
     Ok(())
 }

@@ -26,7 +26,7 @@ fn serve_stops_within_seconds_of_sigterm_with_envoy_connected() {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
         .arg("serve")
         .arg(&dir)
-        .args(["--xds-address", &xds, "--admin-address", "127.0.0.1:0"])
+        .args(["--xds-address", &xds, "--admin-address", "127.0.0.1:0", "--allow-unauthenticated"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

@@ -371,7 +371,16 @@ pub struct AdsBootstrap<'a> {
     pub xds_port: u16,
     /// The admin interface port on 127.0.0.1, if any.
     pub admin_port: Option<u16>,
+    /// A dataplane token, sent as gRPC metadata `authorization` on the ADS
+    /// stream (as kuma-dp sends it).
+    pub token: Option<&'a str>,
+    /// PEM CA certificates: the ADS server is reached over TLS and its
+    /// certificate must chain to them and name `xds_host` (SNI and SAN).
+    pub xds_ca_pem: Option<&'a str>,
 }
+
+/// The gRPC metadata key that carries a dataplane token.
+pub const AUTHORIZATION: &str = "authorization";
 
 /// The static cluster of the dynamic bootstrap that reaches `kuma-gateway
 /// serve`: ADS, and the sink of access logs to `tcp` logging backends.
@@ -401,8 +410,40 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         })),
         ..Default::default()
     };
+    let transport_socket = b.xds_ca_pem.map(|ca| {
+        use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
+        use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+            CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, UpstreamTlsContext,
+            common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+        };
+        use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+        let validation = CertificateValidationContext {
+            trusted_ca: Some(DataSource { specifier: Some(Specifier::InlineString(ca.into())), ..Default::default() }),
+            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
+                san_type: if is_ip { SanType::IpAddress } else { SanType::Dns } as i32,
+                r#matcher: Some(StringMatcher {
+                    match_pattern: Some(MatchPattern::Exact(b.xds_host.into())),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let context = UpstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                alpn_protocols: vec!["h2".into()],
+                validation_context_type: Some(ValidationContextType::ValidationContext(validation)),
+                ..Default::default()
+            }),
+            // SNI must be a host name; an IP address is matched by SAN only.
+            sni: if is_ip { String::new() } else { b.xds_host.into() },
+            ..Default::default()
+        };
+        pb::transport_socket("envoy.transport_sockets.tls", &context)
+    });
     let ads_cluster = Cluster {
         name: ADS_CLUSTER.into(),
+        transport_socket,
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(if is_ip {
             DiscoveryType::Static
         } else {
@@ -447,6 +488,16 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
                         cluster_name: ADS_CLUSTER.into(),
                         ..Default::default()
                     })),
+                    initial_metadata: b
+                        .token
+                        .map(|t| {
+                            vec![envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                                key: AUTHORIZATION.into(),
+                                value: t.into(),
+                                ..Default::default()
+                            }]
+                        })
+                        .unwrap_or_default(),
                     ..Default::default()
                 }],
                 ..Default::default()

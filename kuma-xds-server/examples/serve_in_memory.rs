@@ -93,13 +93,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             xds_host: &bound.ip().to_string(),
             xds_port: bound.port(),
             admin_port: None,
+            token: None,
+            xds_ca_pem: None,
         });
         let path = dir.join(format!("{}.{}.yaml", dataplane.mesh, dataplane.name));
         std::fs::write(&path, render::to_yaml(&render::bootstrap_value(&bootstrap)?))?;
         println!("serving {dataplane}: envoy -c {}", path.display());
         source.put(dataplane, snapshot);
     }
-    XdsServer::new(source).serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or_default() }).await?;
+    // This source checks no dataplane tokens, and the server listens on
+    // loopback only: no other host can reach it.
+    XdsServer::new(source)
+        .allow_unauthenticated()
+        .serve(listener, async { tokio::signal::ctrl_c().await.unwrap_or_default() })
+        .await?;
     Ok(())
 }
 

@@ -39,6 +39,7 @@ mod resources;
 mod server;
 mod service;
 mod source;
+pub mod tokens;
 
 pub use ads::{AdsStream, Outcome, RequestKind};
 pub use history::NodeHistory;
@@ -48,4 +49,4 @@ pub use prometheus_client;
 pub use resources::ResourceSetSource;
 pub use server::{ServeError, XdsServer};
 pub use service::AdsService;
-pub use source::{NodeId, SnapshotSource};
+pub use source::{AuthError, NodeId, SnapshotSource};

@@ -2,7 +2,7 @@
 //! set, re-translated per data plane only when a resource its last
 //! snapshot read has changed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use kuma_xds_gen::kuma_model::reads::Reads;
@@ -10,7 +10,8 @@ use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
 use kuma_xds_gen::{GatewaySnapshot, TranslateError};
 use tokio::sync::watch;
 
-use crate::source::{NodeId, SnapshotSource};
+use crate::source::{AuthError, NodeId, SnapshotSource};
+use crate::tokens::{self, SigningKey};
 
 /// How many generations of changed keys are kept. A node that last asked
 /// before the oldest kept is translated again.
@@ -64,6 +65,8 @@ pub struct ResourceSetSource {
     current: RwLock<Generation>,
     nodes: Mutex<HashMap<NodeId, NodeReads>>,
     changes: watch::Sender<u64>,
+    /// Signing keys held in memory (by mesh), beside those in the resources.
+    extra_keys: RwLock<Vec<(String, SigningKey)>>,
 }
 
 impl ResourceSetSource {
@@ -74,7 +77,14 @@ impl ResourceSetSource {
             current: RwLock::new(Generation { set: Arc::new(set), number: 1, changed: VecDeque::new() }),
             nodes: Mutex::new(HashMap::new()),
             changes,
+            extra_keys: RwLock::default(),
         }
+    }
+
+    /// Accepts tokens signed with `key` for `mesh`, as if the resources held
+    /// it (`kuma-gateway run` makes one for its own Envoy when they hold none).
+    pub fn add_signing_key(&self, mesh: &str, key: SigningKey) {
+        self.extra_keys.write().unwrap_or_else(|e| e.into_inner()).push((mesh.to_string(), key));
     }
 
     /// Replaces the set; streams whose data plane read something that
@@ -153,6 +163,72 @@ impl SnapshotSource for ResourceSetSource {
     fn allows_log_backend(&self, address: &str) -> bool {
         tcp_log_backends(&self.set()).any(|a| a == address)
     }
+
+    /// Kuma's dataplane-token check: signed by a key of the node's mesh
+    /// (found by `kid`), within its times, not revoked; its `Name` and
+    /// `Mesh` (when set) are the node's; each of its tags is on the data
+    /// plane, with values among the token's; its `Workload` (when set) is
+    /// the data plane's `kuma.io/workload` label.
+    fn authenticate(&self, node: &NodeId, token: Option<&str>) -> Result<(), AuthError> {
+        let unauthenticated = |m: String| AuthError::Unauthenticated(m);
+        let denied = |m: String| AuthError::PermissionDenied(m);
+        let token = token.filter(|t| !t.is_empty()).ok_or_else(|| unauthenticated("no dataplane token".into()))?;
+        let set = self.set();
+        let (keys, _) = tokens::signing_keys(&set, &node.mesh);
+        let extra = self.extra_keys.read().unwrap_or_else(|e| e.into_inner());
+        let keys: Vec<&SigningKey> =
+            keys.iter().chain(extra.iter().filter(|(m, _)| *m == node.mesh).map(|(_, k)| k)).collect();
+        let revoked = tokens::revoked_ids(&set, &node.mesh);
+        let claims = tokens::verify(token, &keys, &revoked, std::time::SystemTime::now())
+            .map_err(|e| unauthenticated(e.to_string()))?;
+        if !claims.name.is_empty() && claims.name != node.name {
+            return Err(denied(format!("the token is for data plane {:?}, not {:?}", claims.name, node.name)));
+        }
+        if !claims.mesh.is_empty() && claims.mesh != node.mesh {
+            return Err(denied(format!("the token is for mesh {:?}, not {:?}", claims.mesh, node.mesh)));
+        }
+        let (tags, labels) =
+            dataplane_tags(&set, node).ok_or_else(|| denied(format!("no Dataplane {node} in the resources")))?;
+        for (key, allowed) in &claims.tags {
+            let Some(values) = tags.get(key) else {
+                return Err(denied(format!("the data plane has no tag {key:?}, which the token requires")));
+            };
+            if let Some(v) = values.iter().find(|v| !allowed.contains(v)) {
+                return Err(denied(format!("the data plane's tag {key}={v} is not among the token's")));
+            }
+        }
+        if !claims.workload.is_empty() && labels.get("kuma.io/workload") != Some(&claims.workload) {
+            return Err(denied(format!("the data plane's kuma.io/workload label is not {:?}", claims.workload)));
+        }
+        Ok(())
+    }
+}
+
+/// Tags with all their values.
+type MultiTags = BTreeMap<String, BTreeSet<String>>;
+
+/// The tags of data plane `node` (of every inbound and of its gateway, each
+/// with all its values) and its labels: a Dataplane, or the one a
+/// MeshGatewayInstance stands for.
+fn dataplane_tags(set: &ResourceSet, node: &NodeId) -> Option<(MultiTags, BTreeMap<String, String>)> {
+    let (spec, labels) = match set.get(Kind::Dataplane, &node.mesh, &node.name) {
+        Some(Resource { spec: Spec::Dataplane(dp), meta }) => (dp.clone(), meta.labels.clone()),
+        _ => match set.get(Kind::MeshGatewayInstance, &node.mesh, &node.name) {
+            Some(Resource { spec: Spec::MeshGatewayInstance(i), meta }) => {
+                (i.dataplane(&node.name), meta.labels.clone())
+            }
+            _ => return None,
+        },
+    };
+    let mut tags = MultiTags::new();
+    let networking = spec.networking.as_ref();
+    let inbound = networking.iter().flat_map(|n| n.inbound.iter()).map(|i| &i.tags);
+    for t in inbound.chain(spec.gateway().map(|g| &g.tags)) {
+        for (k, v) in t.iter() {
+            tags.entry(k.clone()).or_default().insert(v.clone());
+        }
+    }
+    Some((tags, labels))
 }
 
 /// The `tcp` logging backends the meshes of a set name (`host:port`).

@@ -25,6 +25,9 @@ pub enum ServeError {
     /// The gRPC server failed.
     #[error("ADS server: {0}")]
     Transport(#[source] tonic::transport::Error),
+    /// The TLS certificate or key could not be used.
+    #[error("ADS server TLS: {0}")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// Largest request accepted from Envoy (a NACK carries Envoy's error text).
@@ -48,12 +51,30 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct XdsServer<S> {
     source: Arc<S>,
     metrics: XdsMetrics,
+    tls: Option<tonic::transport::Identity>,
+    authenticate: bool,
 }
 
 impl<S: SnapshotSource> XdsServer<S> {
     /// A server for `source`.
     pub fn new(source: Arc<S>) -> Self {
-        XdsServer { source, metrics: XdsMetrics::default() }
+        XdsServer { source, metrics: XdsMetrics::default(), tls: None, authenticate: true }
+    }
+
+    /// Serves every stream without checking dataplane tokens. Only for a
+    /// server that nothing but this host can reach: anyone who reaches it
+    /// gets any data plane's config, keys included.
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.authenticate = false;
+        self
+    }
+
+    /// Serves over TLS with this certificate chain and private key (PEM).
+    /// Envoys then need the CA in their bootstrap
+    /// ([`kuma_xds_gen::render::AdsBootstrap::xds_ca_pem`]).
+    pub fn with_tls(mut self, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
+        self.tls = Some(tonic::transport::Identity::from_pem(cert_pem, key_pem));
+        self
     }
 
     /// Counts streams, responses, ACKs and NACKs in `metrics` (see
@@ -82,12 +103,19 @@ impl<S: SnapshotSource> XdsServer<S> {
             })
         });
         let (closing_tx, closing) = watch::channel(false);
-        let ads = AggregatedDiscoveryServiceServer::new(
-            AdsService::new(self.source.clone(), closing.clone()).with_metrics(self.metrics),
-        )
-        .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let mut service = AdsService::new(self.source.clone(), closing.clone()).with_metrics(self.metrics);
+        if !self.authenticate {
+            service = service.allow_unauthenticated();
+        }
+        let ads = AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
         let mut stopping = closing.clone();
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(identity) = self.tls {
+            builder = builder
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                .map_err(ServeError::Tls)?;
+        }
+        let server = builder
             .add_service(ads)
             .add_service(LogsServiceServer::new(self.source))
             .serve_with_incoming_shutdown(incoming, async move {

@@ -34,6 +34,8 @@ pub struct AdsService<S> {
     /// Per data plane, what its Envoys accepted and rejected.
     histories: Arc<Mutex<HashMap<NodeId, NodeHistory>>>,
     metrics: XdsMetrics,
+    /// Check every stream's dataplane token ([`SnapshotSource::authenticate`]).
+    authenticate: bool,
 }
 
 impl<S> Clone for AdsService<S> {
@@ -43,6 +45,7 @@ impl<S> Clone for AdsService<S> {
             closing: self.closing.clone(),
             histories: self.histories.clone(),
             metrics: self.metrics.clone(),
+            authenticate: self.authenticate,
         }
     }
 }
@@ -51,7 +54,14 @@ impl<S: SnapshotSource> AdsService<S> {
     /// A service answering from `source`, whose streams end (Envoy keeps
     /// its config) once `closing` turns true.
     pub fn new(source: Arc<S>, closing: watch::Receiver<bool>) -> Self {
-        AdsService { source, closing, histories: Arc::default(), metrics: XdsMetrics::default() }
+        AdsService { source, closing, histories: Arc::default(), metrics: XdsMetrics::default(), authenticate: true }
+    }
+
+    /// Serves every stream without checking tokens. Only for a server that
+    /// nothing but this host can reach.
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.authenticate = false;
+        self
     }
 
     /// Counts streams, responses, ACKs and NACKs in `metrics`.
@@ -82,9 +92,25 @@ fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> O
     }
 }
 
+/// The dataplane token of a stream: its one `authorization` metadata value,
+/// as kuma-dp sends it (the raw token).
+fn token_of<T>(request: &Request<T>) -> Result<Option<String>, Status> {
+    let mut values = request.metadata().get_all(kuma_xds_gen::render::AUTHORIZATION).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Status::unauthenticated("more than one authorization value"));
+    }
+    match first.map(|v| v.to_str()) {
+        None => Ok(None),
+        Some(Ok(t)) => Ok(Some(t.trim().to_string())),
+        Some(Err(_)) => Err(Status::unauthenticated("the authorization value is not text")),
+    }
+}
+
 async fn run_stream<S: SnapshotSource>(
     service: AdsService<S>,
     mut inbound: Streaming<DiscoveryRequest>,
+    token: Option<String>,
     out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
     let source = service.source.clone();
@@ -130,6 +156,13 @@ async fn run_stream<S: SnapshotSource>(
                         break;
                     };
                     let id = NodeId::of(n);
+                    if service.authenticate
+                        && let Err(e) = source.authenticate(&id, token.as_deref())
+                    {
+                        warn!(mesh = %id.mesh, dataplane = %id.name, "stream refused: {e}");
+                        let _ = out.send(Err(e.into())).await;
+                        break;
+                    }
                     info!(mesh = %id.mesh, dataplane = %id.name, "Envoy connected");
                     ads = AdsStream::with_history(service.history(&id));
                     seen = *changes.borrow_and_update();
@@ -170,6 +203,14 @@ async fn run_stream<S: SnapshotSource>(
                 }
                 let generation = *changes.borrow_and_update();
                 let Some(id) = node.as_ref() else { continue };
+                // A revoked token, or a signing key removed, ends the stream.
+                if service.authenticate
+                    && let Err(e) = source.authenticate(id, token.as_deref())
+                {
+                    warn!(mesh = %id.mesh, dataplane = %id.name, "stream closed: {e}");
+                    let _ = out.send(Err(e.into())).await;
+                    break;
+                }
                 let since = std::mem::replace(&mut seen, generation);
                 let started = Instant::now();
                 // Only what the change affects: the source answers None when
@@ -203,8 +244,9 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let token = token_of(&request)?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run_stream(self.clone(), request.into_inner(), tx));
+        tokio::spawn(run_stream(self.clone(), request.into_inner(), token, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -74,4 +74,36 @@ pub trait SnapshotSource: Send + Sync + 'static {
         let _ = address;
         false
     }
+
+    /// Whether a stream presenting `token` (the gRPC metadata
+    /// `authorization`, a dataplane token) may get `node`'s config. The
+    /// default refuses every stream: serve a source that checks nothing
+    /// with [`crate::XdsServer::allow_unauthenticated`], on loopback only.
+    fn authenticate(&self, node: &NodeId, token: Option<&str>) -> Result<(), AuthError> {
+        let _ = (node, token);
+        Err(AuthError::Unauthenticated("this snapshot source checks no tokens".into()))
+    }
+}
+
+/// Why a stream was refused. Messages never contain the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No token, or one that is malformed, badly signed, expired or revoked
+    /// (gRPC `UNAUTHENTICATED`).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// A valid token for another data plane, mesh or set of tags (gRPC
+    /// `PERMISSION_DENIED`).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+}
+
+impl From<AuthError> for tonic::Status {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(m) => tonic::Status::unauthenticated(m),
+            AuthError::PermissionDenied(m) => tonic::Status::permission_denied(m),
+        }
+    }
 }

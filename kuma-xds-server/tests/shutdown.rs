@@ -21,6 +21,7 @@ async fn shutdown_ends_open_streams_and_returns() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         XdsServer::new(Arc::new(ResourceSetSource::new(set)))
+            .allow_unauthenticated()
             .serve(listener, async { stop_rx.await.unwrap_or_default() }),
     );
 
