@@ -4,7 +4,6 @@
 //! `kumactl generate dataplane-token`, offline).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
