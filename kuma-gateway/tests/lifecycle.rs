@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -31,14 +29,7 @@ fn serve_stops_within_seconds_of_sigterm_with_envoy_connected() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    let stderr = serve.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
+    let log = capture_stderr(&mut serve);
     let admin = free_port();
     let bootstrap = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
         .args(["bootstrap", "--dataplane", "gw-1", "--xds-address", &xds, "--admin-port", &admin.to_string()])
