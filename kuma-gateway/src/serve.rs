@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use kuma_model::ResourceSet;
 use kuma_xds_server::tokens::SigningKey;
-use kuma_xds_server::{ResourceSetSource, XdsServer};
+use kuma_xds_server::{Limits, ResourceSetSource, XdsServer};
 use tracing::{info, warn};
 
 use crate::admin::Telemetry;
@@ -32,8 +32,8 @@ fn initial_load(loader: &mut Loader) -> Result<ResourceSet> {
     }
 }
 
-/// How the xDS port is protected (`serve` and `run`).
-#[derive(clap::Args, Clone, Debug, Default)]
+/// How the xDS port is protected and bounded (`serve` and `run`).
+#[derive(clap::Args, Clone, Debug)]
 pub(crate) struct XdsSecurity {
     /// The xDS server's TLS certificate chain (PEM). Needed, with
     /// --tls-key, on any address that is not loopback.
@@ -46,6 +46,9 @@ pub(crate) struct XdsSecurity {
     /// addresses only).
     #[arg(long)]
     pub(crate) allow_unauthenticated: bool,
+    /// ADS streams held at once; more are refused (each refusal is logged).
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) max_streams: usize,
 }
 
 impl XdsSecurity {
@@ -100,7 +103,9 @@ pub(crate) async fn serve(
         }
         Err(e) => return Err(e).with_context(|| format!("cannot listen on {address}")),
     };
-    let mut server = XdsServer::new(source).with_metrics(telemetry.xds.clone());
+    let mut limits = Limits::default();
+    limits.max_streams = security.max_streams;
+    let mut server = XdsServer::new(source).with_metrics(telemetry.xds.clone()).with_limits(limits);
     if let (Some(cert), Some(key)) = (&security.tls_cert, &security.tls_key) {
         let read = |p: &PathBuf, what: &str| std::fs::read(p).with_context(|| format!("--{what} {}", p.display()));
         server = server.with_tls(read(cert, "tls-cert")?, read(key, "tls-key")?);

@@ -33,6 +33,7 @@
 
 mod ads;
 mod history;
+mod limits;
 mod logsink;
 mod metrics;
 mod resources;
@@ -43,6 +44,7 @@ pub mod tokens;
 
 pub use ads::{AdsStream, Outcome, RequestKind};
 pub use history::NodeHistory;
+pub use limits::Limits;
 pub use logsink::LogsServiceServer;
 pub use metrics::XdsMetrics;
 pub use prometheus_client;

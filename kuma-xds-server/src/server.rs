@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
+use crate::limits::Limits;
 use crate::logsink::LogsServiceServer;
 use crate::metrics::XdsMetrics;
 use crate::service::AdsService;
@@ -29,9 +30,6 @@ pub enum ServeError {
     #[error("ADS server TLS: {0}")]
     Tls(#[source] tonic::transport::Error),
 }
-
-/// Largest request accepted from Envoy (a NACK carries Envoy's error text).
-const MAX_DECODING_MESSAGE_SIZE: usize = 64 << 20;
 
 /// How long a stopping server waits for its connections to close after it
 /// ended every stream; then they are dropped.
@@ -53,12 +51,19 @@ pub struct XdsServer<S> {
     metrics: XdsMetrics,
     tls: Option<tonic::transport::Identity>,
     authenticate: bool,
+    limits: Limits,
 }
 
 impl<S: SnapshotSource> XdsServer<S> {
     /// A server for `source`.
     pub fn new(source: Arc<S>) -> Self {
-        XdsServer { source, metrics: XdsMetrics::default(), tls: None, authenticate: true }
+        XdsServer { source, metrics: XdsMetrics::default(), tls: None, authenticate: true, limits: Limits::default() }
+    }
+
+    /// Applies `limits` instead of [`Limits::default`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Serves every stream without checking dataplane tokens. Only for a
@@ -103,13 +108,19 @@ impl<S: SnapshotSource> XdsServer<S> {
             })
         });
         let (closing_tx, closing) = watch::channel(false);
-        let mut service = AdsService::new(self.source.clone(), closing.clone()).with_metrics(self.metrics);
+        let mut service = AdsService::new(self.source.clone(), closing.clone())
+            .with_metrics(self.metrics)
+            .with_limits(self.limits.clone());
         if !self.authenticate {
             service = service.allow_unauthenticated();
         }
-        let ads = AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
+        let ads =
+            AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(self.limits.max_message_bytes);
         let mut stopping = closing.clone();
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(self.limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.limits.keepalive_timeout))
+            .tcp_keepalive(Some(self.limits.keepalive_interval));
         if let Some(identity) = self.tls {
             builder = builder
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))

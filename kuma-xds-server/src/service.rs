@@ -20,6 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::ads::{AdsStream, RequestKind};
 use crate::history::NodeHistory;
+use crate::limits::Limits;
 use crate::metrics::XdsMetrics;
 use crate::source::{NodeId, SnapshotSource};
 
@@ -36,6 +37,9 @@ pub struct AdsService<S> {
     metrics: XdsMetrics,
     /// Check every stream's dataplane token ([`SnapshotSource::authenticate`]).
     authenticate: bool,
+    limits: Limits,
+    /// Streams open now.
+    open_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<S> Clone for AdsService<S> {
@@ -46,6 +50,8 @@ impl<S> Clone for AdsService<S> {
             histories: self.histories.clone(),
             metrics: self.metrics.clone(),
             authenticate: self.authenticate,
+            limits: self.limits.clone(),
+            open_streams: self.open_streams.clone(),
         }
     }
 }
@@ -54,7 +60,21 @@ impl<S: SnapshotSource> AdsService<S> {
     /// A service answering from `source`, whose streams end (Envoy keeps
     /// its config) once `closing` turns true.
     pub fn new(source: Arc<S>, closing: watch::Receiver<bool>) -> Self {
-        AdsService { source, closing, histories: Arc::default(), metrics: XdsMetrics::default(), authenticate: true }
+        AdsService {
+            source,
+            closing,
+            histories: Arc::default(),
+            metrics: XdsMetrics::default(),
+            authenticate: true,
+            limits: Limits::default(),
+            open_streams: Arc::default(),
+        }
+    }
+
+    /// Applies `limits` (streams at once, time to a first request).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Serves every stream without checking tokens. Only for a server that
@@ -88,6 +108,42 @@ fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> O
         Err(e) => {
             error!(mesh = %node.mesh, dataplane = %node.name, "cannot generate config, keeping the last good one: {e}");
             None
+        }
+    }
+}
+
+/// One of the open streams the limit allows, given back when dropped.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>, max: usize) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The next request; the first one must come within `timeout` (a client
+/// that opens streams and says nothing must not hold them).
+async fn first_or_next(
+    inbound: &mut Streaming<DiscoveryRequest>,
+    first: bool,
+    timeout: std::time::Duration,
+) -> Result<Option<DiscoveryRequest>, Status> {
+    if !first {
+        return inbound.message().await;
+    }
+    match tokio::time::timeout(timeout, inbound.message()).await {
+        Ok(m) => m,
+        Err(_) => {
+            warn!(?timeout, "stream closed: no first request in time");
+            Err(Status::deadline_exceeded(format!("no first request within {timeout:?}")))
         }
     }
 }
@@ -141,12 +197,13 @@ async fn run_stream<S: SnapshotSource>(
             // can close; Envoy keeps serving the config it has.
             // (It only ever turns true, and a dropped sender means the same.)
             _ = closing.changed() => break,
-            message = inbound.message() => {
+            message = first_or_next(&mut inbound, node.is_none(), service.limits.first_request_timeout) => {
                 let request = match message {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(status) => {
                         info!("stream closed: {status}");
+                        let _ = out.send(Err(status)).await;
                         break;
                     }
                 };
@@ -245,8 +302,17 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let token = token_of(&request)?;
+        let open = Slot::take(&self.open_streams, self.limits.max_streams).ok_or_else(|| {
+            warn!(limit = self.limits.max_streams, "stream refused: too many streams open");
+            Status::resource_exhausted(format!("this server holds at most {} streams", self.limits.max_streams))
+        })?;
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(run_stream(self.clone(), request.into_inner(), token, tx));
+        let service = self.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            let _open = open;
+            run_stream(service, inbound, token, tx).await;
+        });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
