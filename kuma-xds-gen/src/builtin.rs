@@ -174,7 +174,13 @@ impl<'a> Builtin<'a, '_> {
     }
 
     fn log_context(&self, http: bool) -> LogContext<'_> {
-        LogContext { mesh: self.mesh, service: self.service(), address: self.address, http }
+        LogContext {
+            mesh: self.mesh,
+            dataplane: &self.dataplane.meta.name,
+            service: self.service(),
+            address: self.address,
+            http,
+        }
     }
 
     fn http_connection_manager(&self, route_name: &str, host_tags: &Tags) -> Filter {

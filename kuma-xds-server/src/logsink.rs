@@ -9,16 +9,19 @@
 //! written to, so the sink cannot be used to reach anything else.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use kuma_xds_gen::TCP_LOG_ADDRESS_ATTRIBUTE;
 use kuma_xds_gen::envoy_types::pb::opentelemetry::proto::common::v1::{AnyValue, KeyValue, any_value};
+use kuma_xds_gen::{TCP_LOG_ADDRESS_ATTRIBUTE, TCP_LOG_DATAPLANE_ATTRIBUTE, TCP_LOG_MESH_ATTRIBUTE};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::source::SnapshotSource;
+use crate::metrics::XdsMetrics;
+use crate::source::{NodeId, SnapshotSource};
 
 /// `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest`, the
 /// fields the sink reads.
@@ -75,91 +78,222 @@ fn string(value: &Option<AnyValue>) -> Option<&str> {
     }
 }
 
+/// Bytes of lines queued for all backends at most; past it, lines are
+/// dropped (and counted) until the backends catch up.
+const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// How long one write to a backend may take; then the connection is
+/// dropped with the line.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Dropped lines are reported at most this often per backend.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// What one backend's writer shares with the sink.
+#[derive(Debug)]
+struct Backend {
+    lines: mpsc::UnboundedSender<String>,
+    /// Lines dropped since the last warning.
+    dropped: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl Backend {
+    /// Counts a dropped line; warns at most once a minute.
+    fn drop_line(&self, address: &str, why: &str, metrics: &XdsMetrics) {
+        metrics.log_line_dropped();
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            let dropped = self.dropped.swap(0, Ordering::Relaxed);
+            warn!(%address, dropped, "access log lines dropped ({why}); next report in a minute at most");
+            *last = Some(Instant::now());
+        }
+    }
+}
+
 /// Writes records to their backends.
 #[derive(Debug)]
 struct LogSink<S> {
     source: Arc<S>,
-    writers: Arc<Mutex<HashMap<String, mpsc::Sender<String>>>>,
+    backends: Arc<Mutex<HashMap<String, Arc<Backend>>>>,
+    /// Bytes queued for every backend together.
+    queued: Arc<AtomicUsize>,
+    authenticate: bool,
+    metrics: XdsMetrics,
 }
 
 impl<S> Clone for LogSink<S> {
     fn clone(&self) -> Self {
-        LogSink { source: self.source.clone(), writers: self.writers.clone() }
+        LogSink {
+            source: self.source.clone(),
+            backends: self.backends.clone(),
+            queued: self.queued.clone(),
+            authenticate: self.authenticate,
+            metrics: self.metrics.clone(),
+        }
     }
+}
+
+/// A record's attribute, as text.
+fn attribute<'a>(logs: &'a ResourceLogs, key: &str) -> Option<&'a str> {
+    logs.resource.iter().flat_map(|r| r.attributes.iter()).filter(|a| a.key == key).find_map(|a| string(&a.value))
+}
+
+/// One line however the record reads: newlines, carriage returns and other
+/// control characters (but tab) are escaped, so a record can never forge a
+/// second line.
+fn one_line(body: &str) -> String {
+    if !body.contains(|c: char| c.is_control() && c != '\t') {
+        return format!("{body}\n");
+    }
+    let mut out = String::with_capacity(body.len() + 1);
+    for c in body.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
 }
 
 impl<S: SnapshotSource> LogSink<S> {
     fn new(source: Arc<S>) -> Self {
-        LogSink { source, writers: Arc::default() }
+        LogSink {
+            source,
+            backends: Arc::default(),
+            queued: Arc::default(),
+            authenticate: true,
+            metrics: XdsMetrics::default(),
+        }
     }
 
-    /// Queues every record of `request` for its backend; records for an
-    /// address the source does not allow are dropped with a warning.
-    fn accept(&self, request: ExportLogsServiceRequest) {
-        for logs in request.resource_logs {
-            let attributes = logs.resource.iter().flat_map(|r| r.attributes.iter());
-            let Some(address) =
-                attributes.filter(|a| a.key == TCP_LOG_ADDRESS_ATTRIBUTE).find_map(|a| string(&a.value))
-            else {
-                continue;
+    /// Queues every record of `request`, sent with `token`, for its backend.
+    /// The records must name a data plane the token is valid for (as ADS
+    /// checks it), and go to a `tcp` backend of that data plane's mesh.
+    fn accept(&self, request: ExportLogsServiceRequest, token: Option<&str>) -> Result<(), tonic::Status> {
+        for logs in &request.resource_logs {
+            let Some(address) = attribute(logs, TCP_LOG_ADDRESS_ATTRIBUTE) else { continue };
+            let mesh = attribute(logs, TCP_LOG_MESH_ATTRIBUTE).unwrap_or_default();
+            let node = NodeId {
+                mesh: mesh.to_string(),
+                name: attribute(logs, TCP_LOG_DATAPLANE_ATTRIBUTE).unwrap_or_default().to_string(),
             };
-            if !self.source.allows_log_backend(address) {
-                warn!(%address, "access log records for an address no Mesh names as a tcp backend dropped");
+            if self.authenticate
+                && let Err(e) = self.source.authenticate(&node, token)
+            {
+                warn!(mesh = %node.mesh, dataplane = %node.name, "access log records refused: {e}");
+                return Err(e.into());
+            }
+            if !self.source.allows_log_backend(mesh, address) {
+                warn!(%mesh, %address, "access log records for an address the mesh does not name as a tcp backend dropped");
                 continue;
             }
-            let tx = self.writer(address);
-            for line in logs.scope_logs.iter().flat_map(|s| s.log_records.iter()).filter_map(|r| string(&r.body)) {
-                if tx.try_send(line.to_string()).is_err() {
-                    warn!(%address, "access log backend is behind; a line was dropped");
+            let backend = self.backend(address);
+            for body in logs.scope_logs.iter().flat_map(|s| s.log_records.iter()).filter_map(|r| string(&r.body)) {
+                // Escaping only lengthens a line: a record that does not fit
+                // as it is is dropped before any work is spent on it.
+                if self.queued.load(Ordering::Acquire) + body.len() + 1 > MAX_QUEUED_BYTES {
+                    backend.drop_line(address, "the backends are behind: 16 MiB queued", &self.metrics);
+                    continue;
+                }
+                let line = one_line(body);
+                let len = line.len();
+                let fits = self
+                    .queued
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                        (q + len <= MAX_QUEUED_BYTES).then_some(q + len)
+                    })
+                    .is_ok();
+                if !fits {
+                    backend.drop_line(address, "the backends are behind: 16 MiB queued", &self.metrics);
+                    continue;
+                }
+                self.metrics.log_queue_bytes(self.queued.load(Ordering::Relaxed));
+                if backend.lines.send(line).is_err() {
+                    self.queued.fetch_sub(len, Ordering::AcqRel);
                 }
             }
         }
+        Ok(())
     }
 
-    fn writer(&self, address: &str) -> mpsc::Sender<String> {
-        let mut writers = self.writers.lock().expect("writers lock");
-        if let Some(tx) = writers.get(address).filter(|tx| !tx.is_closed()) {
-            return tx.clone();
+    fn backend(&self, address: &str) -> Arc<Backend> {
+        let mut backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = backends.get(address).filter(|b| !b.lines.is_closed()) {
+            return b.clone();
         }
-        let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(write_lines(address.to_string(), rx));
-        writers.insert(address.to_string(), tx.clone());
-        tx
+        let (tx, rx) = mpsc::unbounded_channel();
+        let backend = Arc::new(Backend { lines: tx, dropped: AtomicU64::new(0), last_warning: Mutex::new(None) });
+        let writer = Writer {
+            address: address.to_string(),
+            backend: backend.clone(),
+            queued: self.queued.clone(),
+            metrics: self.metrics.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        backends.insert(address.to_string(), backend.clone());
+        backend
     }
 }
 
 /// How long connecting to a backend may take before the line is dropped.
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One connection per backend, opened on the first line and again after a
-/// failure (one retry per line; a line that still cannot be written is
-/// dropped, and as with any TCP sender, a line written just as the backend
-/// closes the connection can be lost).
-async fn write_lines(address: String, mut lines: mpsc::Receiver<String>) {
-    let mut conn: Option<TcpStream> = None;
-    while let Some(mut line) = lines.recv().await {
-        line.push('\n');
-        for attempt in 0..2 {
-            if conn.is_none() {
-                let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await;
-                match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
-                    Ok(c) => conn = Some(c),
-                    Err(e) => {
-                        warn!(%address, error = %e, "cannot connect to the access log backend");
+/// One backend's connection.
+struct Writer {
+    address: String,
+    backend: Arc<Backend>,
+    queued: Arc<AtomicUsize>,
+    metrics: XdsMetrics,
+}
+
+impl Writer {
+    /// One connection, opened on the first line and again after a failure
+    /// (one retry per line; a line that still cannot be written is dropped,
+    /// and as with any TCP sender, a line written just as the backend
+    /// closes the connection can be lost). A write that takes longer than
+    /// 5 s drops the connection and the line.
+    async fn run(self, mut lines: mpsc::UnboundedReceiver<String>) {
+        let address = self.address.as_str();
+        let mut conn: Option<TcpStream> = None;
+        while let Some(line) = lines.recv().await {
+            let mut written = false;
+            for attempt in 0..2 {
+                if conn.is_none() {
+                    let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await;
+                    match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
+                        Ok(c) => conn = Some(c),
+                        Err(e) => {
+                            self.backend.drop_line(address, &format!("cannot connect: {e}"), &self.metrics);
+                            break;
+                        }
+                    }
+                }
+                let Some(c) = conn.as_mut() else { break };
+                match tokio::time::timeout(WRITE_TIMEOUT, c.write_all(line.as_bytes())).await {
+                    Ok(Ok(())) => {
+                        written = true;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        conn = None;
+                        if attempt == 1 {
+                            self.backend.drop_line(address, &format!("writing failed: {e}"), &self.metrics);
+                        }
+                    }
+                    Err(_) => {
+                        conn = None;
+                        self.backend.drop_line(address, "a write took over 5 s", &self.metrics);
                         break;
                     }
                 }
             }
-            let Some(c) = conn.as_mut() else { break };
-            match c.write_all(line.as_bytes()).await {
-                Ok(()) => break,
-                Err(e) => {
-                    conn = None;
-                    if attempt == 1 {
-                        warn!(%address, error = %e, "writing to the access log backend failed");
-                    }
-                }
-            }
+            let _ = written;
+            let left = self.queued.fetch_sub(line.len(), Ordering::AcqRel) - line.len();
+            self.metrics.log_queue_bytes(left);
         }
     }
 }
@@ -180,9 +314,22 @@ impl<S> Clone for LogsServiceServer<S> {
 }
 
 impl<S: SnapshotSource> LogsServiceServer<S> {
-    /// A log sink writing to the backends `source` allows.
+    /// A log sink writing to the backends `source` allows, for calls that
+    /// carry a dataplane token valid for the data plane their records name.
     pub fn new(source: Arc<S>) -> Self {
         LogsServiceServer { sink: LogSink::new(source) }
+    }
+
+    /// Takes calls without a token (loopback servers only).
+    pub fn allow_unauthenticated(mut self) -> Self {
+        self.sink.authenticate = false;
+        self
+    }
+
+    /// Counts queued bytes and dropped lines in `metrics`.
+    pub fn with_metrics(mut self, metrics: XdsMetrics) -> Self {
+        self.sink.metrics = metrics;
+        self
     }
 }
 
@@ -197,8 +344,10 @@ impl<S: SnapshotSource> tonic::server::UnaryService<ExportLogsServiceRequest> fo
     type Future = tonic::codegen::BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
 
     fn call(&mut self, request: tonic::Request<ExportLogsServiceRequest>) -> Self::Future {
-        self.0.accept(request.into_inner());
-        Box::pin(async { Ok(tonic::Response::new(ExportLogsServiceResponse {})) })
+        let token = request.metadata().get(kuma_xds_gen::render::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let token = token.map(|t| t.trim().to_string());
+        let result = self.0.accept(request.into_inner(), token.as_deref());
+        Box::pin(async move { result.map(|()| tonic::Response::new(ExportLogsServiceResponse {})) })
     }
 }
 
@@ -237,18 +386,20 @@ where
 mod tests {
     use super::*;
     use crate::ResourceSetSource;
+    use crate::tokens::{DataplaneClaims, SigningKey};
     use kuma_xds_gen::kuma_model::{ResourceSet, UnknownFields};
 
-    fn request(address: &str, lines: &[&str]) -> ExportLogsServiceRequest {
+    fn request(mesh: &str, dataplane: &str, address: &str, lines: &[&str]) -> ExportLogsServiceRequest {
         let value = |s: &str| Some(AnyValue { value: Some(any_value::Value::StringValue(s.into())) });
+        let attribute = |k: &str, v: &str| KeyValue { key: k.into(), value: value(v), ..Default::default() };
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(Resource {
-                    attributes: vec![KeyValue {
-                        key: TCP_LOG_ADDRESS_ATTRIBUTE.into(),
-                        value: value(address),
-                        ..Default::default()
-                    }],
+                    attributes: vec![
+                        attribute(TCP_LOG_ADDRESS_ATTRIBUTE, address),
+                        attribute(TCP_LOG_MESH_ATTRIBUTE, mesh),
+                        attribute(TCP_LOG_DATAPLANE_ATTRIBUTE, dataplane),
+                    ],
                 }),
                 scope_logs: vec![ScopeLogs {
                     log_records: lines.iter().map(|l| LogRecord { body: value(l) }).collect(),
@@ -257,24 +408,97 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn lines_reach_only_backends_a_mesh_names() {
-        let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = collector.local_addr().unwrap().to_string();
-        let yaml = format!(
-            "type: Mesh\nname: default\nlogging: {{backends: [{{name: c, type: tcp, conf: {{address: '{address}'}}}}]}}\n"
+    /// Mesh `default` with a tcp backend at `address` and a gateway `gw`;
+    /// mesh `other` names no backend.
+    fn source(address: &str, key: Option<&SigningKey>) -> Arc<ResourceSetSource> {
+        use base64::Engine as _;
+        let mut yaml = format!(
+            "type: Mesh\nname: default\nlogging: {{backends: [{{name: c, type: tcp, conf: {{address: '{address}'}}}}]}}\n---\n\
+type: Mesh\nname: other\n---\n\
+type: Dataplane\nname: gw\nnetworking: {{address: 127.0.0.1, gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}}}\n"
         );
-        let set = ResourceSet::load([("m.yaml", yaml.as_str())], UnknownFields::Reject).unwrap().0;
-        let sink = LogSink::new(Arc::new(ResourceSetSource::new(set)));
-        sink.accept(request("127.0.0.1:1", &["nowhere"]));
-        assert!(sink.writers.lock().unwrap().is_empty(), "no writer for an address no Mesh names");
-        sink.accept(request(&address, &["first", "second"]));
+        if let Some(key) = key {
+            let pem = base64::engine::general_purpose::STANDARD.encode(key.to_pem().unwrap());
+            yaml += &format!("---\ntype: Secret\nname: dataplane-token-signing-key-default-1\ndata: {pem}\n");
+        }
+        Arc::new(ResourceSetSource::new(
+            ResourceSet::load([("m.yaml", yaml.as_str())], UnknownFields::Reject).unwrap().0,
+        ))
+    }
+
+    async fn read_lines(collector: &tokio::net::TcpListener, n: usize) -> String {
         let (conn, _) = collector.accept().await.unwrap();
         let mut text = String::new();
         let mut reader = tokio::io::BufReader::new(conn);
-        for _ in 0..2 {
+        for _ in 0..n {
             tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut text).await.unwrap();
         }
-        assert_eq!(text, "first\nsecond\n");
+        text
+    }
+
+    #[tokio::test]
+    async fn only_authenticated_records_reach_only_their_meshs_backends_one_line_each() {
+        let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = collector.local_addr().unwrap().to_string();
+        let key = SigningKey::generate("1").unwrap();
+        let sink = LogSink::new(source(&address, Some(&key)));
+        let claims = DataplaneClaims::new(
+            "gw",
+            "default",
+            Default::default(),
+            std::time::SystemTime::now(),
+            Duration::from_secs(60),
+        );
+        let token = key.issue(&claims).unwrap();
+
+        let refused = sink.accept(request("default", "gw", &address, &["forged"]), None).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let refused = sink.accept(request("default", "other-gw", &address, &["forged"]), Some(&token)).unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "a token for another data plane");
+        assert!(sink.backends.lock().unwrap().is_empty(), "nothing was queued");
+        // Another mesh's records may not use this mesh's backend.
+        sink.accept(request("other", "gw", &address, &["x"]), Some(&token)).unwrap_err();
+        sink.accept(request("default", "gw", "127.0.0.1:1", &["nowhere"]), Some(&token)).unwrap();
+        assert!(sink.backends.lock().unwrap().is_empty(), "no writer for an address the mesh does not name");
+
+        sink.accept(request("default", "gw", &address, &["first", "two\nlines\r\u{1b}[31m"]), Some(&token)).unwrap();
+        assert_eq!(read_lines(&collector, 2).await, "first\ntwo\\nlines\\r\\u{1b}[31m\n");
+    }
+
+    fn rss_bytes() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<usize>().ok());
+        kb.unwrap_or(0) * 1024
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_collector_that_never_reads_costs_at_most_the_queue() {
+        // It accepts the connection and never reads: its socket buffers
+        // fill, then writes wait (and time out).
+        let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = collector.local_addr().unwrap().to_string();
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = collector.accept().await {
+                held.push(conn);
+            }
+        });
+        let mut sink = LogSink::new(source(&address, None));
+        sink.authenticate = false;
+        let before = rss_bytes();
+        let record = "x".repeat(1 << 20);
+        let mut peak = 0;
+        for _ in 0..10_000 {
+            sink.accept(request("default", "gw", &address, &[&record]), None).unwrap();
+            peak = peak.max(sink.queued.load(Ordering::Relaxed));
+        }
+        assert!(peak <= MAX_QUEUED_BYTES, "queued {peak} bytes");
+        let grown = rss_bytes().saturating_sub(before);
+        assert!(grown < 64 << 20, "10,000 records of 1 MiB grew the process by {} MiB", grown >> 20);
+        let backend = sink.backends.lock().unwrap().values().next().cloned().unwrap();
+        assert!(backend.dropped.load(Ordering::Relaxed) > 9_000 || backend.last_warning.lock().unwrap().is_some());
     }
 }

@@ -33,6 +33,8 @@ pub struct XdsMetrics {
     responses: Family<TypeLabels, Counter>,
     acks: Family<TypeLabels, Counter>,
     nacks: Family<NodeTypeLabels, Counter>,
+    log_queue_bytes: Gauge,
+    log_dropped: Counter,
 }
 
 impl XdsMetrics {
@@ -49,7 +51,25 @@ impl XdsMetrics {
             "Responses Envoy rejected (NACK), by data plane and resource type; the rejected version is never sent again",
             m.nacks.clone(),
         );
+        registry.register(
+            "access_log_queue_bytes",
+            "Bytes of access-log lines queued for tcp backends (at most 16 MiB)",
+            m.log_queue_bytes.clone(),
+        );
+        registry.register(
+            "access_log_dropped_lines",
+            "Access-log lines dropped: backends behind, unreachable or too slow",
+            m.log_dropped.clone(),
+        );
         m
+    }
+
+    pub(crate) fn log_queue_bytes(&self, bytes: usize) {
+        self.log_queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn log_line_dropped(&self) {
+        self.log_dropped.inc();
     }
 
     pub(crate) fn stream_opened(&self) {

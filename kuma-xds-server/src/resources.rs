@@ -160,8 +160,10 @@ impl SnapshotSource for ResourceSetSource {
         }
     }
 
-    fn allows_log_backend(&self, address: &str) -> bool {
-        tcp_log_backends(&self.set()).any(|a| a == address)
+    fn allows_log_backend(&self, mesh: &str, address: &str) -> bool {
+        let set = self.set();
+        let logging = set.mesh(mesh).and_then(|m| m.logging.as_ref());
+        logging.is_some_and(|l| l.backends.iter().any(|b| b.kind == "tcp" && b.conf_str("address") == address))
     }
 
     /// Kuma's dataplane-token check: signed by a key of the node's mesh
@@ -229,18 +231,6 @@ fn dataplane_tags(set: &ResourceSet, node: &NodeId) -> Option<(MultiTags, BTreeM
         }
     }
     Some((tags, labels))
-}
-
-/// The `tcp` logging backends the meshes of a set name (`host:port`).
-fn tcp_log_backends(set: &ResourceSet) -> impl Iterator<Item = &str> {
-    set.of_kind(Kind::Mesh)
-        .filter_map(|m| match &m.spec {
-            Spec::Mesh(spec) => spec.logging.as_ref(),
-            _ => None,
-        })
-        .flat_map(|l| l.backends.iter())
-        .filter(|b| b.kind == "tcp")
-        .map(|b| b.conf_str("address"))
 }
 
 /// The keys of resources added, removed or changed between two sets.

@@ -109,10 +109,12 @@ impl<S: SnapshotSource> XdsServer<S> {
         });
         let (closing_tx, closing) = watch::channel(false);
         let mut service = AdsService::new(self.source.clone(), closing.clone())
-            .with_metrics(self.metrics)
+            .with_metrics(self.metrics.clone())
             .with_limits(self.limits.clone());
+        let mut logs = LogsServiceServer::new(self.source.clone()).with_metrics(self.metrics);
         if !self.authenticate {
             service = service.allow_unauthenticated();
+            logs = logs.allow_unauthenticated();
         }
         let ads =
             AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(self.limits.max_message_bytes);
@@ -126,12 +128,9 @@ impl<S: SnapshotSource> XdsServer<S> {
                 .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
                 .map_err(ServeError::Tls)?;
         }
-        let server = builder
-            .add_service(ads)
-            .add_service(LogsServiceServer::new(self.source))
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stopping.wait_for(|c| *c).await;
-            });
+        let server = builder.add_service(ads).add_service(logs).serve_with_incoming_shutdown(incoming, async move {
+            let _ = stopping.wait_for(|c| *c).await;
+        });
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result.map_err(ServeError::Transport),

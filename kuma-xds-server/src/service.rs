@@ -148,6 +148,15 @@ async fn first_or_next(
     }
 }
 
+/// The snapshot this stream's Envoy gets: its access loggers to the log
+/// sink present the stream's own token.
+fn with_token(snapshot: Arc<GatewaySnapshot>, token: Option<&str>) -> Arc<GatewaySnapshot> {
+    match token.and_then(|t| kuma_xds_gen::with_log_credentials(&snapshot, t)) {
+        Some(patched) => Arc::new(patched),
+        None => snapshot,
+    }
+}
+
 /// The dataplane token of a stream: its one `authorization` metadata value,
 /// as kuma-dp sends it (the raw token).
 fn token_of<T>(request: &Request<T>) -> Result<Option<String>, Status> {
@@ -224,7 +233,7 @@ async fn run_stream<S: SnapshotSource>(
                     ads = AdsStream::with_history(service.history(&id));
                     seen = *changes.borrow_and_update();
                     if let Some(s) = lookup(&*source, &id, None) {
-                        snapshot = s;
+                        snapshot = with_token(s, token.as_deref());
                         known = true;
                     }
                     node = Some(id);
@@ -273,6 +282,7 @@ async fn run_stream<S: SnapshotSource>(
                 // Only what the change affects: the source answers None when
                 // nothing this data plane reads changed.
                 let Some(new) = lookup(&*source, id, Some(since)) else { continue };
+                let new = with_token(new, token.as_deref());
                 known = true;
                 let translate_ms = started.elapsed().as_secs_f64() * 1e3;
                 let responses = ads.handle_snapshot(&snapshot, &new);

@@ -67,11 +67,12 @@ pub trait SnapshotSource: Send + Sync + 'static {
     /// must get a snapshot).
     fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, Self::Error>;
 
-    /// True when the access-log sink may write records to `address`
-    /// (`host:port`): a `tcp` logging backend some mesh names. The default
-    /// allows none, so the sink cannot be used to reach anything else.
-    fn allows_log_backend(&self, address: &str) -> bool {
-        let _ = address;
+    /// True when the access-log sink may write records of a data plane of
+    /// `mesh` to `address` (`host:port`): a `tcp` logging backend that
+    /// mesh names. The default allows none, so the sink cannot be used to
+    /// reach anything else.
+    fn allows_log_backend(&self, mesh: &str, address: &str) -> bool {
+        let _ = (mesh, address);
         false
     }
 

@@ -29,6 +29,12 @@ const TCP_FORMAT: &str = "[%START_TIME%] %RESPONSE_FLAGS% %KUMA_MESH% %KUMA_SOUR
 /// (`host:port`) the records of an access logger go to.
 pub const TCP_ADDRESS_ATTRIBUTE: &str = "kuma.io/log-address";
 
+/// The resource attribute naming the sending data plane's mesh.
+pub const TCP_MESH_ATTRIBUTE: &str = "kuma.io/mesh";
+
+/// The resource attribute naming the sending data plane.
+pub const TCP_DATAPLANE_ATTRIBUTE: &str = "kuma.io/dataplane";
+
 /// The Envoy access logger of `tcp` backends.
 pub(crate) const TCP_LOGGER: &str = "envoy.access_loggers.open_telemetry";
 
@@ -37,6 +43,8 @@ pub(crate) const TCP_LOGGER: &str = "envoy.access_loggers.open_telemetry";
 pub(crate) struct LogContext<'s> {
     /// The mesh.
     pub mesh: &'s str,
+    /// The data plane's name.
+    pub dataplane: &'s str,
     /// The gateway's `kuma.io/service`.
     pub service: &'s str,
     /// The data plane address.
@@ -73,7 +81,7 @@ pub(crate) fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'
         .replace("%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%", ctx.address)
         .replace("%KUMA_SOURCE_ADDRESS%", ctx.address);
     if backend.kind == "tcp" {
-        return vec![tcp_logger(backend.conf_str("address"), format.trim_end_matches('\n'))];
+        return vec![tcp_logger(backend.conf_str("address"), format.trim_end_matches('\n'), ctx)];
     }
     let file = FileAccessLog {
         path: backend.conf_str("path").to_string(),
@@ -96,7 +104,7 @@ fn string(s: &str) -> Option<AnyValue> {
     Some(AnyValue { value: Some(any_value::Value::StringValue(s.to_string())) })
 }
 
-fn tcp_logger(address: &str, format: &str) -> AccessLog {
+fn tcp_logger(address: &str, format: &str, ctx: LogContext<'_>) -> AccessLog {
     let config = OpenTelemetryAccessLogConfig {
         grpc_service: Some(GrpcService {
             target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
@@ -109,7 +117,13 @@ fn tcp_logger(address: &str, format: &str) -> AccessLog {
         log_name: format!("kuma-tcp-log {address}"),
         body: string(format),
         resource_attributes: Some(KeyValueList {
-            values: vec![KeyValue { key: TCP_ADDRESS_ATTRIBUTE.into(), value: string(address), ..Default::default() }],
+            values: vec![
+                KeyValue { key: TCP_ADDRESS_ATTRIBUTE.into(), value: string(address), ..Default::default() },
+                // Who sends the records: the sink checks the stream's token
+                // against this data plane, as ADS does.
+                KeyValue { key: TCP_MESH_ATTRIBUTE.into(), value: string(ctx.mesh), ..Default::default() },
+                KeyValue { key: TCP_DATAPLANE_ATTRIBUTE.into(), value: string(ctx.dataplane), ..Default::default() },
+            ],
         }),
         disable_builtin_labels: true,
         ..Default::default()
@@ -119,4 +133,58 @@ fn tcp_logger(address: &str, format: &str) -> AccessLog {
         config_type: Some(access_log::ConfigType::TypedConfig(crate::pb::any(&config))),
         ..Default::default()
     }
+}
+
+/// `snapshot` with `token` added, as gRPC metadata `authorization`, to every
+/// access logger that sends to `kuma-gateway serve`'s log sink, so that the
+/// sink can authenticate the records as ADS authenticates the stream. `None`
+/// when the snapshot has no such logger. The server applies it to what it
+/// sends one Envoy; translation itself never sees a token.
+pub fn with_log_credentials(snapshot: &crate::GatewaySnapshot, token: &str) -> Option<crate::GatewaySnapshot> {
+    use envoy_types::pb::envoy::config::listener::v3::filter;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+    use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+    use prost::{Message, Name};
+
+    fn patch_logs(logs: &mut [AccessLog], token: &str) -> bool {
+        let mut changed = false;
+        for log in logs.iter_mut().filter(|l| l.name == TCP_LOGGER) {
+            let Some(access_log::ConfigType::TypedConfig(any)) = &mut log.config_type else { continue };
+            let Ok(mut config) = OpenTelemetryAccessLogConfig::decode(any.value.as_slice()) else { continue };
+            if let Some(grpc) = config.grpc_service.as_mut() {
+                grpc.initial_metadata = vec![envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                    key: crate::render::AUTHORIZATION.into(),
+                    value: token.into(),
+                    ..Default::default()
+                }];
+                *any = crate::pb::any(&config);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    let mut out = snapshot.clone();
+    let mut changed = false;
+    for listener in out.listeners.values_mut() {
+        for chain in &mut listener.filter_chains {
+            for f in &mut chain.filters {
+                let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else { continue };
+                if any.type_url == HttpConnectionManager::type_url() {
+                    let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
+                    if patch_logs(&mut hcm.access_log, token) {
+                        *any = crate::pb::any(&hcm);
+                        changed = true;
+                    }
+                } else if any.type_url == TcpProxy::type_url() {
+                    let Ok(mut proxy) = TcpProxy::decode(any.value.as_slice()) else { continue };
+                    if patch_logs(&mut proxy.access_log, token) {
+                        *any = crate::pb::any(&proxy);
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+    changed.then_some(out)
 }
