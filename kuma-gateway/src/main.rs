@@ -75,6 +75,12 @@ enum Command {
         /// Admin interface port on 127.0.0.1 (with --bootstrap).
         #[arg(long)]
         admin_port: Option<u16>,
+        /// When a mesh identity certificate is issued: `ca-start` (the start
+        /// of the mesh CA's validity: the output is the same whenever it is
+        /// run, and that certificate lasts a day from then), `now`, or an
+        /// RFC 3339 time.
+        #[arg(long, default_value = "ca-start")]
+        issued_at: String,
     },
     /// Serve the resources over ADS (State of the World), following file changes.
     Serve {
@@ -182,7 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let log_format = cli.log_format;
     match cli.command {
         Command::Validate { paths } => validate(&paths),
-        Command::Render { target, format, bootstrap, admin_port } => render_cmd(target, format, bootstrap, admin_port),
+        Command::Render { target, format, bootstrap, admin_port, issued_at } => {
+            render_cmd(target, format, (bootstrap, admin_port), &issued_at)
+        }
         Command::Serve { paths, xds_address, admin_address, security } => {
             logging::init(log_format);
             runtime()?.block_on(serve::serve(paths, xds_address, admin_address, security, None, shutdown_signal()))?;
@@ -349,10 +357,33 @@ fn gateway_dataplanes(set: &ResourceSet) -> Vec<(String, String)> {
         .collect()
 }
 
-fn render_cmd(target: Target, format: Format, bootstrap: bool, admin_port: Option<u16>) -> Result<ExitCode> {
+/// `--issued-at`: `ca-start` (`None`), `now` or an RFC 3339 time.
+fn issuance_time(text: &str) -> Result<Option<std::time::SystemTime>> {
+    match text {
+        "ca-start" => return Ok(None),
+        "now" => return Ok(Some(std::time::SystemTime::now())),
+        _ => {}
+    }
+    let t = kuma_model::Timestamp::parse(text)
+        .with_context(|| format!("--issued-at {text:?}: expected `ca-start`, `now` or an RFC 3339 time"))?;
+    let nanos = u64::try_from(t.unix_nanos()).with_context(|| format!("--issued-at {text:?}: before 1970"))?;
+    Ok(Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos)))
+}
+
+fn render_cmd(
+    target: Target,
+    format: Format,
+    (bootstrap, admin_port): (bool, Option<u16>),
+    issued_at: &str,
+) -> Result<ExitCode> {
     let Target { paths, dataplane, mesh } = target;
+    let at = issuance_time(issued_at)?;
     let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
-    let snapshot = match kuma_xds_gen::translate(&set, &mesh, &dataplane) {
+    let translated = match at {
+        Some(at) => kuma_xds_gen::translate_at(&set, &mesh, &dataplane, at),
+        None => kuma_xds_gen::translate(&set, &mesh, &dataplane),
+    };
+    let snapshot = match translated {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

@@ -27,6 +27,11 @@ impl fmt::Display for Location {
 pub struct Timestamp(i128);
 
 impl Timestamp {
+    /// Nanoseconds since the Unix epoch (negative before it).
+    pub fn unix_nanos(self) -> i128 {
+        self.0
+    }
+
     /// Parses RFC 3339 (`Z` or `±HH:MM` offsets, optional fraction).
     ///
     /// ```

@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
         });
         // What `kuma-xds-server` runs: translation recording what it read.
         group.bench_with_input(BenchmarkId::new("translate-with-reads", &label), &set, |b, set| {
-            b.iter(|| kuma_xds_gen::translate_with_reads(set, "default", "gw").0.unwrap())
+            b.iter(|| kuma_xds_gen::translate_with_reads(set, "default", "gw", std::time::SystemTime::now()).0.unwrap())
         });
         group.bench_with_input(BenchmarkId::new("encode-only", &label), &snapshot, |b, s| b.iter(|| encode_all(s)));
     }

@@ -53,6 +53,9 @@ pub(crate) struct Builtin<'a, 's> {
     pub tags: &'a Tags,
     pub gateway: &'a Resource,
     pub spec: &'a MeshGatewaySpec,
+    /// The instant identity certificates are issued at (`None`: the start
+    /// of the CA's validity).
+    pub at: Option<std::time::SystemTime>,
 }
 
 impl<'a> Builtin<'a, '_> {
@@ -111,7 +114,7 @@ impl<'a> Builtin<'a, '_> {
         let uses_identity = clusters
             .generate(self.set, self.mesh, &mut out)
             .map_err(|message| TranslateError::Backend { resource: self.dataplane.key(), message })?;
-        crate::mtls::add_secrets(self.set, self.mesh, self.tags, uses_identity, any_cross_mesh, &mut out)
+        crate::mtls::add_secrets(self.set, self.mesh, self.tags, (uses_identity, any_cross_mesh), self.at, &mut out)
             .map_err(|message| TranslateError::Mtls { mesh: crate::mesh_key(self.mesh), message })?;
         out.runtimes.insert(
             LISTENER_RUNTIME.into(),

@@ -27,6 +27,7 @@ pub(crate) fn generate(
     mesh: &str,
     dataplane: &Resource,
     spec: &DataplaneSpec,
+    at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let mut out = GatewaySnapshot::default();
     let mut clusters = ClusterPlans::new(set, mesh);
@@ -72,7 +73,7 @@ pub(crate) fn generate(
     let uses_identity = clusters
         .generate(set, mesh, &mut out)
         .map_err(|message| TranslateError::Backend { resource: dataplane.key(), message })?;
-    crate::mtls::add_secrets(set, mesh, &gateway_tags, uses_identity, false, &mut out)
+    crate::mtls::add_secrets(set, mesh, &gateway_tags, (uses_identity, false), at, &mut out)
         .map_err(|message| TranslateError::Mtls { mesh: crate::mesh_key(mesh), message })?;
     Ok(out)
 }

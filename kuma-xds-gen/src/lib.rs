@@ -127,7 +127,35 @@ impl TranslateError {
 /// A BUILTIN data plane gets the listeners of the `MeshGateway` that selects
 /// it (an empty snapshot, apart from the runtime layer, when none does); a
 /// DELEGATED one gets its outbound listeners.
+///
+/// A mesh identity certificate in it is issued as of the start of the mesh
+/// CA's validity, so the output depends on the resources only (snapshot
+/// tests); a control plane serving Envoys uses [`translate_at`] with the
+/// current time.
 pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<GatewaySnapshot, TranslateError> {
+    generate(set, mesh, dataplane, None)
+}
+
+/// [`translate`] at instant `at`: a mesh identity certificate in the
+/// snapshot is the one of `at`'s issuance window (valid for 24 h, or the CA
+/// backend's `dpCert.rotation.expiration`, and due anew at 80 % of its
+/// life: [`GatewaySnapshot::refresh_at`]). The same resources and any
+/// instant of the same window give the same bytes.
+pub fn translate_at(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: std::time::SystemTime,
+) -> Result<GatewaySnapshot, TranslateError> {
+    generate(set, mesh, dataplane, Some(at))
+}
+
+fn generate(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: Option<std::time::SystemTime>,
+) -> Result<GatewaySnapshot, TranslateError> {
     let key = ResourceKey { kind: Kind::Dataplane, mesh: mesh.into(), name: dataplane.into() };
     let no_dataplane = || TranslateError::NoDataplane { dataplane: key.clone() };
     // On Kubernetes, Kuma's controller makes the Dataplane of a
@@ -148,9 +176,9 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
     let not_gateway = || TranslateError::NotAGateway { dataplane: key.clone() };
     let gateway = spec.gateway().ok_or_else(not_gateway)?;
     let mut snapshot = if spec.is_delegated_gateway() {
-        delegated::generate(set, mesh, resource, spec)?
+        delegated::generate(set, mesh, resource, spec, at)?
     } else {
-        builtin_snapshot(set, mesh, resource, spec, &gateway.tags)?
+        builtin_snapshot(set, mesh, resource, spec, &gateway.tags, at)?
     };
     if let Some((template, t)) = policy::proxy_template::select(set, mesh, &gateway.tags) {
         let listener_tags = |name: &str| listener_tags(set, mesh, &gateway.tags, name);
@@ -160,7 +188,7 @@ pub fn translate(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<Gatew
     Ok(snapshot)
 }
 
-/// [`translate`], with every resource it read: a change to a resource the
+/// [`translate_at`], with every resource it read: a change to a resource the
 /// [`Reads`](kuma_model::reads::Reads) are not
 /// [affected by](kuma_model::reads::Reads::affected_by) cannot change the
 /// snapshot, so a control plane need not translate again for it.
@@ -168,8 +196,9 @@ pub fn translate_with_reads(
     set: &ResourceSet,
     mesh: &str,
     dataplane: &str,
+    at: std::time::SystemTime,
 ) -> (Result<GatewaySnapshot, TranslateError>, kuma_model::reads::Reads) {
-    kuma_model::reads::record(|| translate(set, mesh, dataplane))
+    kuma_model::reads::record(|| translate_at(set, mesh, dataplane, at))
 }
 
 /// The key of the `Mesh` named `mesh`.
@@ -192,6 +221,7 @@ fn builtin_snapshot(
     resource: &kuma_model::Resource,
     spec: &kuma_model::dataplane::DataplaneSpec,
     tags: &kuma_model::Tags,
+    at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, tags) else {
         let mut empty = GatewaySnapshot::default();
@@ -205,5 +235,5 @@ fn builtin_snapshot(
         return Ok(empty);
     };
     let address = spec.networking.as_ref().map_or("", |n| n.address.as_str());
-    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec }.generate()
+    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at }.generate()
 }

@@ -9,8 +9,17 @@
 //! and `<mesh>.ca-builtin-key-<backend>`), a `provided` one from its `conf.cert`
 //! and `conf.key`. Issuing is deterministic, so the same resources give the
 //! same bytes: the key is derived from the CA key and the identity, the
-//! signature is deterministic (RFC 6979 ECDSA or PKCS#1 v1.5 RSA), and the
-//! certificate is valid for the CA's own validity period.
+//! signature is deterministic (RFC 6979 ECDSA or PKCS#1 v1.5 RSA).
+//!
+//! The identity rotates: it is valid for 24 h (or the backend's
+//! `dpCert.rotation.expiration`, as in Kuma) and issued anew at 80 % of its
+//! life. Time is cut into issuance windows of 80 % of the validity; the
+//! certificate of the window an instant falls in starts at the window's
+//! start (less 5 minutes for clock skew) and ends a validity later, so
+//! every replica of a control plane, given the same resources and an instant
+//! in the same window, issues the same bytes. The key is derived from the CA
+//! key, the identity and the window, so it is never reused across
+//! issuances.
 
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource as EnvoyDataSource, TransportSocket, data_source::Specifier,
@@ -28,6 +37,8 @@ use sha2::{Digest, Sha256};
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
 use x509_cert::der::asn1::Ia5String;
 use x509_cert::der::{DecodePem, EncodePem, pem::LineEnding};
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
@@ -184,10 +195,59 @@ fn mesh_ca(set: &ResourceSet, mesh: &str) -> Result<Ca, String> {
     Ok(Ca { cert_pem: pem_text(cert, "CA certificate")?, key_pem: pem_text(key, "CA key")? })
 }
 
-/// Who the certificate is for: a data plane's tags in a mesh.
+/// Who the certificate is for: a data plane's tags in a mesh, in one
+/// issuance window.
 struct Identity<'a> {
     mesh: &'a str,
     tags: &'a Tags,
+    /// The issuance window (see the module docs).
+    window: Window,
+}
+
+/// The identity's validity when the CA backend sets none.
+pub(crate) const DEFAULT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+/// Certificates start this much before their window, for clocks behind.
+const BACKDATE: Duration = Duration::from_secs(300);
+
+/// One issuance window: its number, and when its certificate starts, ends
+/// and is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    number: u64,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    /// The start of the next window: when the certificate is issued anew.
+    pub(crate) renew_at: SystemTime,
+}
+
+impl Window {
+    /// The window `at` falls in, for certificates valid for `validity`.
+    pub(crate) fn at(at: SystemTime, validity: Duration) -> Window {
+        let period = (validity.as_secs() * 4 / 5).max(1);
+        let secs = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let number = secs / period;
+        let start = UNIX_EPOCH + Duration::from_secs(number * period);
+        Window {
+            number,
+            not_before: start.checked_sub(BACKDATE).unwrap_or(UNIX_EPOCH),
+            not_after: start + validity,
+            renew_at: start + Duration::from_secs(period),
+        }
+    }
+}
+
+/// The identity validity a CA backend asks for (`dpCert.rotation.expiration`).
+fn validity(set: &ResourceSet, mesh: &str) -> Duration {
+    let backend = set
+        .mesh(mesh)
+        .and_then(|m| m.mtls.as_ref())
+        .and_then(|mtls| mtls.backends.iter().find(|b| b.name == mtls.enabled_backend));
+    backend
+        .and_then(|b| b.dp_cert.as_ref())
+        .and_then(|d| d.get("rotation")?.get("expiration")?.as_str().map(str::to_string))
+        .and_then(|text| text.parse::<kuma_model::Duration>().ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok().filter(|n| *n >= 1_000_000_000))
+        .map_or(DEFAULT_VALIDITY, Duration::from_nanos)
 }
 
 impl Identity<'_> {
@@ -206,6 +266,7 @@ impl Identity<'_> {
             hash.update(v.as_bytes());
         }
         hash.update(counter.to_be_bytes());
+        hash.update(self.window.number.to_be_bytes());
         hash.finalize().into()
     }
 
@@ -272,9 +333,13 @@ where
     // Extensions written out (not x509-cert's leaf profile) so that the
     // authority key id is the CA's own, whatever hash made it.
     let profile = Profile::Manual { issuer: Some(ca_cert.tbs_certificate.subject.clone()) };
-    let mut builder =
-        CertificateBuilder::new(profile, serial, ca_cert.tbs_certificate.validity, Name::default(), spki, signer)
-            .map_err(err)?;
+    // The window's validity, within the CA's own.
+    let ca_validity = ca_cert.tbs_certificate.validity;
+    let time = |t: SystemTime| x509_cert::time::Time::try_from(t).map_err(|e| format!("certificate time: {e}"));
+    let not_before = id.window.not_before.max(ca_validity.not_before.to_system_time());
+    let not_after = id.window.not_after.min(ca_validity.not_after.to_system_time());
+    let validity = x509_cert::time::Validity { not_before: time(not_before)?, not_after: time(not_after)? };
+    let mut builder = CertificateBuilder::new(profile, serial, validity, Name::default(), spki, signer).map_err(err)?;
     builder.add_extension(&BasicConstraints { ca: false, path_len_constraint: None }).map_err(err)?;
     builder.add_extension(&KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)).map_err(err)?;
     builder.add_extension(&subject_key).map_err(err)?;
@@ -313,9 +378,31 @@ fn first_certificate(pem: &str) -> &str {
 /// Issues the identity certificate of `id`: (certificate chain PEM, key PEM).
 /// The chain is the certificate followed by the CA's PEM bundle, so that
 /// peers also get any intermediate a provided CA comes with.
-fn issue(ca: &Ca, id: &Identity<'_>) -> Result<(String, String), String> {
+/// `at` is the issuance instant; `None` issues at the start of the CA's
+/// validity (what [`crate::translate`] does, so that its output depends on
+/// the resources only). Also returns when the certificate is due anew.
+fn issue(
+    ca: &Ca,
+    mesh: &str,
+    tags: &Tags,
+    at: Option<SystemTime>,
+    validity: Duration,
+) -> Result<(String, String, SystemTime), String> {
     use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
     let ca_cert = Certificate::from_pem(first_certificate(&ca.cert_pem)).map_err(|e| format!("CA certificate: {e}"))?;
+    let ca_validity = ca_cert.tbs_certificate.validity;
+    let (ca_start, ca_end) = (ca_validity.not_before.to_system_time(), ca_validity.not_after.to_system_time());
+    let at = at.unwrap_or(ca_start);
+    if at < ca_start || at >= ca_end {
+        return Err(format!(
+            "the mesh CA certificate is not valid at the issuance time ({}s after 1970; it is valid from {} to {})",
+            at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+            ca_validity.not_before,
+            ca_validity.not_after
+        ));
+    }
+    let window = Window::at(at, validity);
+    let id = &Identity { mesh, tags, window };
     let key = derived_key(ca, id);
     let spki = SubjectPublicKeyInfoOwned::from_key(key.public_key()).map_err(|e| e.to_string())?;
     let key_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?.to_string();
@@ -332,7 +419,7 @@ fn issue(ca: &Ca, id: &Identity<'_>) -> Result<(String, String), String> {
         let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(k);
         issue_with::<_, rsa::pkcs1v15::Signature>(&ca_cert, &signer, spki, id)?
     };
-    Ok((format!("{cert}{}\n", ca.cert_pem.trim()), key_pem))
+    Ok((format!("{cert}{}\n", ca.cert_pem.trim()), key_pem, window.renew_at))
 }
 
 fn inline(text: &str) -> Option<EnvoyDataSource> {
@@ -356,15 +443,19 @@ pub(crate) fn add_secrets(
     set: &ResourceSet,
     mesh: &str,
     tags: &Tags,
-    used: bool,
-    cross_mesh: bool,
+    (used, cross_mesh): (bool, bool),
+    at: Option<SystemTime>,
     out: &mut GatewaySnapshot,
 ) -> Result<(), String> {
     if !enabled(set, mesh) || !(used || cross_mesh) {
         return Ok(());
     }
     let ca = mesh_ca(set, mesh)?;
-    let (cert, key) = issue(&ca, &Identity { mesh, tags })?;
+    let (cert, key, renew_at) = issue(&ca, mesh, tags, at, validity(set, mesh))?;
+    // Without a clock (`translate`), nothing is due anew.
+    if at.is_some() {
+        out.refresh_at = Some(out.refresh_at.map_or(renew_at, |r| r.min(renew_at)));
+    }
     let identity = identity_secret(mesh);
     out.secrets.insert(
         identity.clone(),
@@ -426,7 +517,7 @@ mod tests {
 
     fn identity(set: &ResourceSet, service: &str) -> Certificate {
         let mut out = GatewaySnapshot::default();
-        add_secrets(set, "default", &tags(service), true, false, &mut out).unwrap();
+        add_secrets(set, "default", &tags(service), (true, false), None, &mut out).unwrap();
         let Some(secret::Type::TlsCertificate(t)) = &out.secrets["identity_cert:secret:default"].r#type else {
             panic!("no identity")
         };
@@ -435,6 +526,61 @@ mod tests {
         let pem = std::str::from_utf8(pem).unwrap();
         assert_eq!(pem.matches("BEGIN CERTIFICATE").count(), 2);
         Certificate::from_pem(first_certificate(pem)).unwrap()
+    }
+
+    #[test]
+    fn identities_rotate_by_window_with_a_new_key_each_time() {
+        let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
+        let issued_err = |at: SystemTime| {
+            add_secrets(&set, "default", &tags("edge"), (true, false), Some(at), &mut GatewaySnapshot::default())
+                .unwrap_err()
+        };
+        let issued = |at: Option<SystemTime>| {
+            let mut out = GatewaySnapshot::default();
+            add_secrets(&set, "default", &tags("edge"), (true, false), at, &mut out).unwrap();
+            let Some(secret::Type::TlsCertificate(t)) = &out.secrets[&identity_secret("default")].r#type else {
+                panic!("a certificate")
+            };
+            let pem = |d: &Option<EnvoyDataSource>| match d.as_ref().and_then(|d| d.specifier.clone()) {
+                Some(Specifier::InlineBytes(b)) => String::from_utf8(b).unwrap(),
+                _ => panic!("inline"),
+            };
+            (pem(&t.certificate_chain), pem(&t.private_key), out.refresh_at.unwrap_or(UNIX_EPOCH))
+        };
+        // The test CA's validity starts at `start`.
+        let ca = Certificate::from_pem(first_certificate(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs/mesh-ca-ec.crt"),
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+        let start = ca.tbs_certificate.validity.not_before.to_system_time() + Duration::from_secs(3600);
+        let window = Window::at(start, DEFAULT_VALIDITY);
+        // Any instant of a window gives the same bytes; the next window a
+        // new certificate and a new key.
+        let (cert, key, renew) = issued(Some(start));
+        assert_eq!(renew, window.renew_at);
+        assert_eq!(issued(Some(renew - Duration::from_secs(1))).0, cert);
+        let (next_cert, next_key, _) = issued(Some(renew));
+        assert_ne!(next_cert, cert);
+        assert_ne!(next_key, key, "a key is never reused across issuances");
+        let validity = Certificate::from_pem(first_certificate(&cert)).unwrap().tbs_certificate.validity;
+        assert_eq!(validity.not_after.to_system_time(), window.not_after);
+        let since = |a: SystemTime, b: SystemTime| a.duration_since(b).unwrap();
+        assert_eq!(since(validity.not_after.to_system_time(), window.not_before), DEFAULT_VALIDITY + BACKDATE);
+        assert_eq!(
+            since(renew, window.not_before + BACKDATE),
+            DEFAULT_VALIDITY * 4 / 5,
+            "issued anew at 80 % of its life"
+        );
+        // The CA backend's dpCert.rotation.expiration sets the validity.
+        // (An hour: windows of 48 minutes; 36,000 s falls in the one of 34,560 s.)
+        let w = Window::at(UNIX_EPOCH + Duration::from_secs(36_000), Duration::from_secs(3600));
+        let t = |s| UNIX_EPOCH + Duration::from_secs(s);
+        assert_eq!((w.not_before, w.not_after, w.renew_at), (t(34_560 - 300), t(34_560 + 3600), t(34_560 + 2880)));
+        // Before the CA's validity: an error, not a certificate that never is.
+        assert!(issued_err(UNIX_EPOCH).contains("not valid at the issuance time"));
     }
 
     #[test]
@@ -480,9 +626,9 @@ mod tests {
     fn nothing_is_issued_unless_used() {
         let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
         let mut out = GatewaySnapshot::default();
-        add_secrets(&set, "default", &tags("edge"), false, false, &mut out).unwrap();
+        add_secrets(&set, "default", &tags("edge"), (false, false), None, &mut out).unwrap();
         assert!(out.secrets.is_empty());
-        add_secrets(&set, "default", &tags("edge"), false, true, &mut out).unwrap();
+        add_secrets(&set, "default", &tags("edge"), (false, true), None, &mut out).unwrap();
         let names: Vec<&str> = out.secrets.keys().map(String::as_str).collect();
         assert_eq!(names, ["identity_cert:secret:default", "mesh_ca:secret:all", "mesh_ca:secret:default"]);
     }
@@ -492,16 +638,16 @@ mod tests {
         let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-ec.key");
         let without_key = set.iter().filter(|r| r.meta.name != "default.ca-builtin-key-ca-1").cloned();
         let set = ResourceSet::from_resources(without_key).unwrap().0;
-        let err =
-            add_secrets(&set, "default", &tags("edge"), true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        let err = add_secrets(&set, "default", &tags("edge"), (true, false), None, &mut GatewaySnapshot::default())
+            .unwrap_err();
         assert!(err.starts_with("Secret default/default.ca-builtin-key-ca-1 not found: the builtin CA"), "{err}");
     }
 
     #[test]
     fn a_foreign_key_is_refused() {
         let set = set_with_ca("mesh-ca-ec.crt", "mesh-ca-rsa.key");
-        let err =
-            add_secrets(&set, "default", &tags("edge"), true, false, &mut GatewaySnapshot::default()).unwrap_err();
+        let err = add_secrets(&set, "default", &tags("edge"), (true, false), None, &mut GatewaySnapshot::default())
+            .unwrap_err();
         assert_eq!(err, "the CA key does not belong to the CA certificate");
     }
 }

@@ -89,6 +89,10 @@ pub struct GatewaySnapshot {
     pub secrets: BTreeMap<String, Secret>,
     /// Runtime layers by name.
     pub runtimes: BTreeMap<String, Runtime>,
+    /// When to translate again even if no resource changes: the time the
+    /// mesh identity certificate in it is issued anew (see
+    /// [`crate::translate_at`]).
+    pub refresh_at: Option<std::time::SystemTime>,
 }
 
 /// The version of a list of packed resources: 16 hex digits of a SHA-256

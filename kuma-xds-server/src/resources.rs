@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use kuma_xds_gen::kuma_model::reads::Reads;
 use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
@@ -47,6 +48,8 @@ impl Generation {
 #[derive(Debug)]
 struct NodeReads {
     reads: Reads,
+    /// When its identity certificate is due to be issued anew.
+    refresh_at: Option<SystemTime>,
     /// The generation it was translated from.
     translated_at: u64,
     /// The newest generation known to give the same snapshot.
@@ -139,6 +142,7 @@ impl SnapshotSource for ResourceSetSource {
                 if let Some(n) = nodes.get_mut(node)
                     && (n.translated_at..=n.current_through).contains(&since)
                     && !current.changed_since(n.current_through, &n.reads)
+                    && n.refresh_at.is_none_or(|t| SystemTime::now() < t)
                 {
                     n.current_through = current.number;
                     return Ok(None);
@@ -146,10 +150,15 @@ impl SnapshotSource for ResourceSetSource {
             }
             (current.set.clone(), current.number)
         };
-        let (result, reads) = kuma_xds_gen::translate_with_reads(&set, &node.mesh, &node.name);
+        let (result, reads) = kuma_xds_gen::translate_with_reads(&set, &node.mesh, &node.name, SystemTime::now());
         match result {
             Ok(snapshot) => {
-                let record = NodeReads { reads, translated_at: number, current_through: number };
+                let record = NodeReads {
+                    reads,
+                    refresh_at: snapshot.refresh_at,
+                    translated_at: number,
+                    current_through: number,
+                };
                 self.nodes().insert(node.clone(), record);
                 Ok(Some(Arc::new(snapshot)))
             }
@@ -158,6 +167,10 @@ impl SnapshotSource for ResourceSetSource {
                 Err(e)
             }
         }
+    }
+
+    fn next_refresh(&self, node: &NodeId) -> Option<SystemTime> {
+        self.nodes().get(node).and_then(|n| n.refresh_at)
     }
 
     fn allows_log_backend(&self, mesh: &str, address: &str) -> bool {

@@ -148,6 +148,28 @@ async fn first_or_next(
     }
 }
 
+/// The generation to look at next: the new one when the source's changes
+/// move, or `seen` again when the node's refresh time (`due`) comes first
+/// (its identity certificate is to be issued anew). `None` when the source
+/// is gone.
+async fn next_generation(
+    changes: &mut watch::Receiver<u64>,
+    seen: u64,
+    due: Option<std::time::SystemTime>,
+) -> Option<u64> {
+    let wait = async {
+        match due {
+            Some(t) => tokio::time::sleep(t.duration_since(std::time::SystemTime::now()).unwrap_or_default()).await,
+            None => std::future::pending().await,
+        }
+    };
+    let changed = tokio::select! {
+        changed = changes.changed() => changed.is_ok(),
+        () = wait => return Some(seen),
+    };
+    changed.then(|| *changes.borrow_and_update())
+}
+
 /// The snapshot this stream's Envoy gets: its access loggers to the log
 /// sink present the stream's own token.
 fn with_token(snapshot: Arc<GatewaySnapshot>, token: Option<&str>) -> Arc<GatewaySnapshot> {
@@ -263,11 +285,8 @@ async fn run_stream<S: SnapshotSource>(
                     }
                 }
             }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let generation = *changes.borrow_and_update();
+            next = next_generation(&mut changes, seen, node.as_ref().and_then(|id| source.next_refresh(id))) => {
+                let Some(generation) = next else { break };
                 let Some(id) = node.as_ref() else { continue };
                 // A revoked token, or a signing key removed, ends the stream.
                 if service.authenticate
