@@ -74,6 +74,15 @@ type: Dataplane\nname: web\nnetworking:\n  address: 127.0.0.1\n  inbound: [{{por
         .spawn()
         .unwrap();
     let log = capture_stderr(&mut serve);
+    /// Stops `serve` however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _serve = Stop(serve);
     let wait_log = |what: &str, check: &dyn Fn(&str) -> bool| {
         let start = Instant::now();
         while !check(&log.lock().unwrap()) {
@@ -93,15 +102,17 @@ type: Dataplane\nname: web\nnetworking:\n  address: 127.0.0.1\n  inbound: [{{por
 
     let ca = cert.to_str().unwrap();
     let token_file = dir.join("token");
+    // Bootstraps and bad tokens go elsewhere: the served folder holds resources only.
+    let scratch = temp_dir("security-envoys");
     // Without a token: refused, and the log says why (never the token).
-    let mut without = envoy(&dir, "without", &xds, free_port(), 61, &["--xds-ca", ca]);
+    let mut without = envoy(&scratch, "without", &xds, free_port(), 61, &["--xds-ca", ca]);
     wait_log("the refusal", &|l| l.contains("stream refused") && l.contains("no dataplane token"));
     assert!(http_get(http, "x", "/").is_none(), "no listener for an Envoy without a token");
     let _ = without.kill();
     let _ = without.wait();
     // With the token, over TLS: traffic flows.
     let mut with =
-        envoy(&dir, "with", &xds, free_port(), 62, &["--xds-ca", ca, "--token-file", token_file.to_str().unwrap()]);
+        envoy(&scratch, "with", &xds, free_port(), 62, &["--xds-ca", ca, "--token-file", token_file.to_str().unwrap()]);
     let start = Instant::now();
     while !http_get(http, "x", "/").is_some_and(|r| r.status == 200 && r.body.contains("web")) {
         assert!(start.elapsed() < Duration::from_secs(30), "no traffic in 30 s; log:\n{}", log.lock().unwrap());
@@ -109,10 +120,58 @@ type: Dataplane\nname: web\nnetworking:\n  address: 127.0.0.1\n  inbound: [{{por
     }
     let token_text = std::fs::read_to_string(&token_file).unwrap();
     assert!(!log.lock().unwrap().contains(token_text.trim()), "the log shows the token");
+
+    // Revoked while connected: the stream ends and the log says why.
+    let claims = token_text.trim().split('.').nth(1).unwrap();
+    let claims = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap();
+    let jti = serde_json::from_slice::<serde_json::Value>(&claims).unwrap()["jti"].as_str().unwrap().to_string();
+    std::fs::write(
+        dir.join("revocations.yaml"),
+        format!("type: Secret\nname: dataplane-token-revocations-default\ndata: {}\n", base64(jti.as_bytes())),
+    )
+    .unwrap();
+    wait_log("the revocation", &|l| l.contains("stream closed") && l.contains("revoked"));
     let _ = with.kill();
     let _ = with.wait();
-    let _ = serve.kill();
-    let _ = serve.wait();
+
+    // Bad tokens, each with a real Envoy over TLS: no listener, and the log
+    // says why (never the token).
+    let key_pem = {
+        let data = key_yaml.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()).unwrap()
+    };
+    let key = kuma_xds_server::tokens::SigningKey::from_pem("1", &key_pem).unwrap();
+    let claims = |name: &str, mesh: &str, at: std::time::SystemTime| {
+        kuma_xds_server::tokens::DataplaneClaims::new(name, mesh, Default::default(), at, Duration::from_secs(600))
+    };
+    let now = std::time::SystemTime::now();
+    let other_key = kuma_xds_server::tokens::SigningKey::generate("1").unwrap();
+    let bad = [
+        ("unknown key", other_key.issue(&claims("gw", "default", now)).unwrap(), "bad signature"),
+        ("expired", key.issue(&claims("gw", "default", now - Duration::from_secs(3600))).unwrap(), "expired"),
+        ("revoked", token_text.trim().to_string(), "revoked"),
+        ("another data plane", key.issue(&claims("other", "default", now)).unwrap(), "not \"gw\""),
+        ("another mesh", key.issue(&claims("gw", "other", now)).unwrap(), "mesh \"other\""),
+    ];
+    for (i, (what, token, why)) in bad.iter().enumerate() {
+        let file = scratch.join(format!("bad-{i}.token"));
+        std::fs::write(&file, token).unwrap();
+        let refused = |l: &str| l.lines().filter(|l| l.contains("stream refused") && l.contains(why)).count();
+        let before = refused(&log.lock().unwrap());
+        let mut envoy = envoy(
+            &scratch,
+            &format!("bad-{i}"),
+            &xds,
+            free_port(),
+            63 + i as u32,
+            &["--xds-ca", ca, "--token-file", file.to_str().unwrap()],
+        );
+        wait_log(what, &|l| refused(l) > before);
+        assert!(http_get(http, "x", "/").is_none(), "{what}: a listener was served");
+        assert!(!log.lock().unwrap().contains(token.as_str()), "{what}: the log shows the token");
+        let _ = envoy.kill();
+        let _ = envoy.wait();
+    }
 }
 
 #[test]

@@ -261,6 +261,15 @@ async fn run_stream<S: SnapshotSource>(
                     node = Some(id);
                 }
                 let id = node.as_ref().expect("set above");
+                // A stream speaks for one data plane: the one it was
+                // authenticated for.
+                if let Some(n) = request.node.as_ref()
+                    && NodeId::of(n) != *id
+                {
+                    warn!(mesh = %id.mesh, dataplane = %id.name, "stream closed: it named another node");
+                    let _ = out.send(Err(Status::permission_denied("the node cannot change on a stream"))).await;
+                    break;
+                }
                 let outcome = ads.handle_request(&request, &snapshot);
                 let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
                 match &outcome.kind {

@@ -164,6 +164,44 @@ async fn only_a_valid_token_for_the_named_data_plane_gets_its_config() {
         }
     }
 
+    // A stream cannot switch to another node.
+    let (answer, _) = first_answer(address, "default", "gw", Some(&valid)).await;
+    answer.expect("the listeners");
+    // (first_answer's stream sent one request; a second stream is needed
+    // to send a later request naming another node.)
+    {
+        let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{address}")).await.unwrap();
+        let (requests, rx) = tokio::sync::mpsc::channel(4);
+        let node = |name: &str| {
+            let metadata = Struct {
+                fields: [("mesh".to_string(), Value { kind: Some(Kind::StringValue("default".into())) })]
+                    .into_iter()
+                    .collect(),
+            };
+            Some(Node { id: name.into(), metadata: Some(metadata), ..Default::default() })
+        };
+        let request = |name: &str| DiscoveryRequest {
+            node: node(name),
+            type_url: ResourceType::Listener.type_url(),
+            ..Default::default()
+        };
+        requests.send(request("gw")).await.unwrap();
+        let mut call = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+        call.metadata_mut().insert("authorization", valid.parse().unwrap());
+        let mut responses = client.stream_aggregated_resources(call).await.unwrap().into_inner();
+        let first = responses.message().await.unwrap().expect("the listeners");
+        requests
+            .send(DiscoveryRequest {
+                response_nonce: first.nonce.clone(),
+                version_info: first.version_info,
+                ..request("other")
+            })
+            .await
+            .unwrap();
+        let status = responses.message().await.expect_err("the stream ends");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+    }
+
     // Revoking the open stream's token ends it.
     source.publish(resources(&default_key, &second_key, &[&valid_jti]));
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
