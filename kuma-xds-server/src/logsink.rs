@@ -81,6 +81,9 @@ fn string(value: &Option<AnyValue>) -> Option<&str> {
 /// Bytes of lines queued for all backends at most; past it, lines are
 /// dropped (and counted) until the backends catch up.
 const MAX_QUEUED_BYTES: usize = 16 << 20;
+/// Bytes queued for one backend at most, so that one slow or unreachable
+/// backend cannot take the whole queue from the others.
+const MAX_QUEUED_PER_BACKEND: usize = 4 << 20;
 /// How long one write to a backend may take; then the connection is
 /// dropped with the line.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,6 +94,8 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct Backend {
     lines: mpsc::UnboundedSender<String>,
+    /// Bytes queued for this backend.
+    queued: AtomicUsize,
     /// Lines dropped since the last warning.
     dropped: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
@@ -195,25 +200,31 @@ impl<S: SnapshotSource> LogSink<S> {
             for body in logs.scope_logs.iter().flat_map(|s| s.log_records.iter()).filter_map(|r| string(&r.body)) {
                 // Escaping only lengthens a line: a record that does not fit
                 // as it is is dropped before any work is spent on it.
-                if self.queued.load(Ordering::Acquire) + body.len() + 1 > MAX_QUEUED_BYTES {
-                    backend.drop_line(address, "the backends are behind: 16 MiB queued", &self.metrics);
+                let full = |q: &AtomicUsize, max: usize, len: usize| q.load(Ordering::Acquire) + len > max;
+                if full(&self.queued, MAX_QUEUED_BYTES, body.len() + 1)
+                    || full(&backend.queued, MAX_QUEUED_PER_BACKEND, body.len() + 1)
+                {
+                    backend.drop_line(address, "the backend is behind (4 MiB queued, 16 MiB for all)", &self.metrics);
                     continue;
                 }
                 let line = one_line(body);
                 let len = line.len();
-                let fits = self
-                    .queued
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                        (q + len <= MAX_QUEUED_BYTES).then_some(q + len)
-                    })
-                    .is_ok();
-                if !fits {
-                    backend.drop_line(address, "the backends are behind: 16 MiB queued", &self.metrics);
+                let reserve = |q: &AtomicUsize, max: usize| {
+                    q.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n + len <= max).then_some(n + len)).is_ok()
+                };
+                if !reserve(&backend.queued, MAX_QUEUED_PER_BACKEND) {
+                    backend.drop_line(address, "the backend is behind (4 MiB queued)", &self.metrics);
+                    continue;
+                }
+                if !reserve(&self.queued, MAX_QUEUED_BYTES) {
+                    backend.queued.fetch_sub(len, Ordering::AcqRel);
+                    backend.drop_line(address, "the backends are behind (16 MiB queued)", &self.metrics);
                     continue;
                 }
                 self.metrics.log_queue_bytes(self.queued.load(Ordering::Relaxed));
                 if backend.lines.send(line).is_err() {
                     self.queued.fetch_sub(len, Ordering::AcqRel);
+                    backend.queued.fetch_sub(len, Ordering::AcqRel);
                 }
             }
         }
@@ -226,7 +237,12 @@ impl<S: SnapshotSource> LogSink<S> {
             return b.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let backend = Arc::new(Backend { lines: tx, dropped: AtomicU64::new(0), last_warning: Mutex::new(None) });
+        let backend = Arc::new(Backend {
+            lines: tx,
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            last_warning: Mutex::new(None),
+        });
         let writer = Writer {
             address: address.to_string(),
             backend: backend.clone(),
@@ -260,24 +276,26 @@ impl Writer {
         let address = self.address.as_str();
         let mut conn: Option<TcpStream> = None;
         while let Some(line) = lines.recv().await {
-            let mut written = false;
             for attempt in 0..2 {
                 if conn.is_none() {
                     let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await;
                     match connect.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
                         Ok(c) => conn = Some(c),
                         Err(e) => {
+                            // Unreachable: drop what waits too, rather than
+                            // spend a connect timeout on every line.
                             self.backend.drop_line(address, &format!("cannot connect: {e}"), &self.metrics);
+                            while let Ok(waiting) = lines.try_recv() {
+                                self.backend.drop_line(address, &format!("cannot connect: {e}"), &self.metrics);
+                                self.release(waiting.len());
+                            }
                             break;
                         }
                     }
                 }
                 let Some(c) = conn.as_mut() else { break };
                 match tokio::time::timeout(WRITE_TIMEOUT, c.write_all(line.as_bytes())).await {
-                    Ok(Ok(())) => {
-                        written = true;
-                        break;
-                    }
+                    Ok(Ok(())) => break,
                     Ok(Err(e)) => {
                         conn = None;
                         if attempt == 1 {
@@ -291,10 +309,15 @@ impl Writer {
                     }
                 }
             }
-            let _ = written;
-            let left = self.queued.fetch_sub(line.len(), Ordering::AcqRel) - line.len();
-            self.metrics.log_queue_bytes(left);
+            self.release(line.len());
         }
+    }
+
+    /// Gives back the queue space of a line written or dropped.
+    fn release(&self, len: usize) {
+        self.backend.queued.fetch_sub(len, Ordering::AcqRel);
+        let left = self.queued.fetch_sub(len, Ordering::AcqRel) - len;
+        self.metrics.log_queue_bytes(left);
     }
 }
 
@@ -495,7 +518,7 @@ type: Dataplane\nname: gw\nnetworking: {{address: 127.0.0.1, gateway: {{type: BU
             sink.accept(request("default", "gw", &address, &[&record]), None).unwrap();
             peak = peak.max(sink.queued.load(Ordering::Relaxed));
         }
-        assert!(peak <= MAX_QUEUED_BYTES, "queued {peak} bytes");
+        assert!(peak <= MAX_QUEUED_PER_BACKEND, "queued {peak} bytes for one backend");
         let grown = rss_bytes().saturating_sub(before);
         assert!(grown < 64 << 20, "10,000 records of 1 MiB grew the process by {} MiB", grown >> 20);
         let backend = sink.backends.lock().unwrap().values().next().cloned().unwrap();

@@ -169,10 +169,6 @@ impl SnapshotSource for ResourceSetSource {
         }
     }
 
-    fn next_refresh(&self, node: &NodeId) -> Option<SystemTime> {
-        self.nodes().get(node).and_then(|n| n.refresh_at)
-    }
-
     fn allows_log_backend(&self, mesh: &str, address: &str) -> bool {
         let set = self.set();
         let logging = set.mesh(mesh).and_then(|m| m.logging.as_ref());
@@ -189,13 +185,26 @@ impl SnapshotSource for ResourceSetSource {
         let denied = |m: String| AuthError::PermissionDenied(m);
         let token = token.filter(|t| !t.is_empty()).ok_or_else(|| unauthenticated("no dataplane token".into()))?;
         let set = self.set();
-        let (keys, _) = tokens::signing_keys(&set, &node.mesh);
+        // Only the key the token names is parsed (a garbage token costs
+        // no key parsing at all).
+        let kid = tokens::key_id_of(token).ok_or_else(|| unauthenticated("not a JWT with a key id (kid)".into()))?;
+        let stored = match tokens::signing_key(&set, &node.mesh, &kid) {
+            Some(Ok(k)) => Some(k),
+            Some(Err(e)) => return Err(unauthenticated(e.to_string())),
+            None => None,
+        };
         let extra = self.extra_keys.read().unwrap_or_else(|e| e.into_inner());
-        let keys: Vec<&SigningKey> =
-            keys.iter().chain(extra.iter().filter(|(m, _)| *m == node.mesh).map(|(_, k)| k)).collect();
+        let keys: Vec<&SigningKey> = stored
+            .iter()
+            .chain(extra.iter().filter(|(m, k)| *m == node.mesh && k.key_id() == kid).map(|(_, k)| k))
+            .collect();
         let revoked = tokens::revoked_ids(&set, &node.mesh);
         let claims = tokens::verify(token, &keys, &revoked, std::time::SystemTime::now())
             .map_err(|e| unauthenticated(e.to_string()))?;
+        // Kuma's other token types (ingress, egress) are not a data plane's.
+        if !claims.kind.is_empty() && claims.kind != "dataplane" {
+            return Err(denied(format!("the token is for a {:?} proxy, not a data plane", claims.kind)));
+        }
         if !claims.name.is_empty() && claims.name != node.name {
             return Err(denied(format!("the token is for data plane {:?}, not {:?}", claims.name, node.name)));
         }

@@ -129,34 +129,37 @@ impl Drop for Slot {
     }
 }
 
-/// The next request; the first one must come within `timeout` (a client
-/// that opens streams and says nothing must not hold them).
+/// The next request; the first one must come by `first_by` (a client that
+/// opens streams and says nothing must not hold them). The deadline is
+/// fixed when the stream opens, so other events cannot push it back.
 async fn first_or_next(
     inbound: &mut Streaming<DiscoveryRequest>,
-    first: bool,
-    timeout: std::time::Duration,
+    first_by: Option<tokio::time::Instant>,
 ) -> Result<Option<DiscoveryRequest>, Status> {
-    if !first {
-        return inbound.message().await;
-    }
-    match tokio::time::timeout(timeout, inbound.message()).await {
+    let Some(deadline) = first_by else { return inbound.message().await };
+    match tokio::time::timeout_at(deadline, inbound.message()).await {
         Ok(m) => m,
         Err(_) => {
-            warn!(?timeout, "stream closed: no first request in time");
-            Err(Status::deadline_exceeded(format!("no first request within {timeout:?}")))
+            warn!("stream closed: no first request in time");
+            Err(Status::deadline_exceeded("no first request in time"))
         }
     }
 }
 
-/// The generation to look at next: the new one when the source's changes
-/// move, or `seen` again when the node's refresh time (`due`) comes first
-/// (its identity certificate is to be issued anew). `None` when the source
-/// is gone.
-async fn next_generation(
-    changes: &mut watch::Receiver<u64>,
-    seen: u64,
-    due: Option<std::time::SystemTime>,
-) -> Option<u64> {
+/// What moves a stream after its first request.
+enum Next {
+    /// The source's generation moved to this one.
+    Changed(u64),
+    /// The snapshot this stream holds is due anew (its identity certificate
+    /// is to be issued again): translate whatever the source says.
+    Due,
+    /// The source is gone.
+    Gone,
+}
+
+/// Waits for the source's changes, or for `due` (the held snapshot's
+/// [`GatewaySnapshot::refresh_at`]), whichever comes first.
+async fn next_event(changes: &mut watch::Receiver<u64>, due: Option<std::time::SystemTime>) -> Next {
     let wait = async {
         match due {
             Some(t) => tokio::time::sleep(t.duration_since(std::time::SystemTime::now()).unwrap_or_default()).await,
@@ -165,9 +168,9 @@ async fn next_generation(
     };
     let changed = tokio::select! {
         changed = changes.changed() => changed.is_ok(),
-        () = wait => return Some(seen),
+        () = wait => return Next::Due,
     };
-    changed.then(|| *changes.borrow_and_update())
+    if changed { Next::Changed(*changes.borrow_and_update()) } else { Next::Gone }
 }
 
 /// The snapshot this stream's Envoy gets: its access loggers to the log
@@ -215,6 +218,7 @@ async fn run_stream<S: SnapshotSource>(
     // under its own name (any client can claim any name; counting those
     // would let it grow the metrics without bound).
     let mut known = false;
+    let first_by = tokio::time::Instant::now() + service.limits.first_request_timeout;
     let mut closing = service.closing.clone();
     let mut changes = source.changes();
     let mut ads = AdsStream::new();
@@ -228,7 +232,7 @@ async fn run_stream<S: SnapshotSource>(
             // can close; Envoy keeps serving the config it has.
             // (It only ever turns true, and a dropped sender means the same.)
             _ = closing.changed() => break,
-            message = first_or_next(&mut inbound, node.is_none(), service.limits.first_request_timeout) => {
+            message = first_or_next(&mut inbound, node.is_none().then_some(first_by)) => {
                 let request = match message {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
@@ -294,8 +298,12 @@ async fn run_stream<S: SnapshotSource>(
                     }
                 }
             }
-            next = next_generation(&mut changes, seen, node.as_ref().and_then(|id| source.next_refresh(id))) => {
-                let Some(generation) = next else { break };
+            next = next_event(&mut changes, snapshot.refresh_at), if node.is_some() => {
+                let (generation, forced) = match next {
+                    Next::Changed(g) => (g, false),
+                    Next::Due => (seen, true),
+                    Next::Gone => break,
+                };
                 let Some(id) = node.as_ref() else { continue };
                 // A revoked token, or a signing key removed, ends the stream.
                 if service.authenticate
@@ -309,7 +317,9 @@ async fn run_stream<S: SnapshotSource>(
                 let started = Instant::now();
                 // Only what the change affects: the source answers None when
                 // nothing this data plane reads changed.
-                let Some(new) = lookup(&*source, id, Some(since)) else { continue };
+                // (Due: translate anyway, the source cannot know which
+                // certificate this stream holds.)
+                let Some(new) = lookup(&*source, id, (!forced).then_some(since)) else { continue };
                 let new = with_token(new, token.as_deref());
                 known = true;
                 let translate_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -67,15 +67,6 @@ pub trait SnapshotSource: Send + Sync + 'static {
     /// must get a snapshot).
     fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, Self::Error>;
 
-    /// When `node`'s snapshot must be asked for again even if
-    /// [`SnapshotSource::changes`] does not move (its identity certificate is
-    /// due to be issued anew); the stream asks then, with its last
-    /// generation. The default: never.
-    fn next_refresh(&self, node: &NodeId) -> Option<std::time::SystemTime> {
-        let _ = node;
-        None
-    }
-
     /// True when the access-log sink may write records of a data plane of
     /// `mesh` to `address` (`host:port`): a `tcp` logging backend that
     /// mesh names. The default allows none, so the sink cannot be used to

@@ -197,6 +197,20 @@ pub fn signing_keys(set: &ResourceSet, mesh: &str) -> (Vec<SigningKey>, Vec<Stri
     (keys.into_iter().map(|(_, k)| k).collect(), problems)
 }
 
+/// The key id (`kid`) a token names, read without checking anything else.
+pub fn key_id_of(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
+/// The signing key of `mesh` with id `key_id`: the Secret
+/// `dataplane-token-signing-key-<mesh>-<key_id>`, as Kuma looks it up (only
+/// that one key is parsed).
+pub fn signing_key(set: &ResourceSet, mesh: &str, key_id: &str) -> Option<Result<SigningKey, TokenError>> {
+    let r = set.get(Kind::Secret, mesh, &format!("{SIGNING_KEY_PREFIX}{mesh}-{key_id}"))?;
+    let Spec::Secret(secret) = &r.spec else { return None };
+    Some(SigningKey::from_pem(key_id, &String::from_utf8_lossy(&secret.data)))
+}
+
 /// The revoked token ids of `mesh`: the comma-separated list in the Secret
 /// `dataplane-token-revocations-<mesh>` (blanks around ids are ignored).
 pub fn revoked_ids(set: &ResourceSet, mesh: &str) -> BTreeSet<String> {
