@@ -25,8 +25,19 @@ pub(crate) fn capture_stderr(child: &mut Child) -> Arc<Mutex<String>> {
     log
 }
 
+/// A port nothing listens on now, and that no other test of this process
+/// was given (the OS may hand a just-released port out again; two Envoys
+/// given the same admin port would fail to start).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// An HTTP/1.1 backend answering 200 with `<name> <path>` and then every
@@ -77,13 +88,13 @@ impl Gateway {
     pub(crate) fn start(dir: &Path, dataplane: &str, base_id: u32) -> Gateway {
         let admin = free_port();
         let xds = free_port();
-        let control_admin = free_port();
+
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
             .arg("run")
             .arg(dir)
             .args(["--dataplane", dataplane, "--admin-port", &admin.to_string()])
             .args(["--xds-address", &format!("127.0.0.1:{xds}"), "--base-id", &base_id.to_string()])
-            .args(["--admin-address", &format!("127.0.0.1:{control_admin}")])
+            .args(["--admin-address", "127.0.0.1:0"])
             .arg("--envoy-bin")
             .arg(envoy_bin())
             .env("RUST_LOG", "info")
@@ -102,7 +113,7 @@ impl Gateway {
                 l.push('\n');
             }
         });
-        let mut gw = Gateway { child, log, admin, control_admin };
+        let mut gw = Gateway { child, log, admin, control_admin: 0 };
         let start = Instant::now();
         while http_get(admin, "localhost", "/ready").is_none_or(|r| r.body.trim() != "LIVE") {
             if let Ok(Some(status)) = gw.child.try_wait() {
@@ -112,6 +123,14 @@ impl Gateway {
             assert!(start.elapsed() < Duration::from_secs(30), "Envoy not ready in 30 s; log:\n{}", gw.log());
             std::thread::sleep(Duration::from_millis(20));
         }
+        // The control plane's admin endpoint took a free port; its log says which.
+        gw.control_admin = gw
+            .log()
+            .lines()
+            .find_map(|l| {
+                l.split("admin endpoint listening").nth(1)?.split("address=127.0.0.1:").nth(1)?.trim().parse().ok()
+            })
+            .expect("the admin endpoint's address in the log");
         gw
     }
 
