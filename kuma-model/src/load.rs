@@ -265,6 +265,16 @@ impl DocReader<'_> {
             self.envelope_error("name", "cannot be empty");
             return None;
         }
+        if kind.has_spec_field() {
+            let spec = top.remove("spec").unwrap_or_else(|| Value::Object(Map::new()));
+            if let Some(extra) = top.keys().next() {
+                let extra = extra.clone();
+                self.envelope_error(&extra, "unknown field");
+                return None;
+            }
+            self.spec_prefix = "spec.";
+            return Some(Header { kind, meta, spec });
+        }
         // A Universal secret carries its payload in `data` beside `type`.
         Some(Header { kind, meta, spec: Value::Object(top) })
     }

@@ -9,6 +9,11 @@ use crate::external_service::ExternalServiceSpec;
 use crate::gateway::MeshGatewaySpec;
 use crate::instance::MeshGatewayInstanceSpec;
 use crate::mesh::MeshSpec;
+use crate::mesh_circuit_breaker::MeshCircuitBreakerSpec;
+use crate::mesh_http_route::MeshHttpRouteSpec;
+use crate::mesh_retry::MeshRetrySpec;
+use crate::mesh_tcp_route::MeshTcpRouteSpec;
+use crate::mesh_timeout::MeshTimeoutSpec;
 use crate::meta::Meta;
 use crate::policy::{
     CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec, RetrySpec, TimeoutSpec,
@@ -132,6 +137,27 @@ kinds! {
     VirtualOutbound(VirtualOutboundSpec) { mesh_scoped: true, namespaced: false }
     /// The zone's egress proxy (ExternalService traffic with `routing.zoneEgress`).
     ZoneEgress(ZoneEgressSpec) { mesh_scoped: false, namespaced: true }
+    /// Kuma 2.x HTTP routes (on gateways: targeting a `MeshGateway`).
+    MeshHTTPRoute(MeshHttpRouteSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x TCP routes (on gateways: targeting a `MeshGateway`).
+    MeshTCPRoute(MeshTcpRouteSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x timeouts.
+    MeshTimeout(MeshTimeoutSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x retries.
+    MeshRetry(MeshRetrySpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x connection limits and outlier detection.
+    MeshCircuitBreaker(MeshCircuitBreakerSpec) { mesh_scoped: true, namespaced: true }
+}
+
+impl Kind {
+    /// Kuma 2.x resources keep their spec under `spec` in the Universal form
+    /// too (`type`, `name`, `mesh`, `labels`, then `spec`).
+    pub fn has_spec_field(self) -> bool {
+        matches!(
+            self,
+            Kind::MeshHTTPRoute | Kind::MeshTCPRoute | Kind::MeshTimeout | Kind::MeshRetry | Kind::MeshCircuitBreaker
+        )
+    }
 }
 
 impl Spec {

@@ -88,6 +88,11 @@ pub struct HttpRule {
     /// Where the request goes, by weight.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<Backend>,
+    /// The Envoy route name: Kuma names routes lowered from a
+    /// `MeshHTTPRoute` rule by the hash of its matches. Never read from
+    /// a `MeshGatewayRoute`.
+    #[serde(skip)]
+    pub name: Option<String>,
 }
 
 /// One match: every condition given must hold.
@@ -221,6 +226,9 @@ pub enum HeaderMatchKind {
     Absent,
     #[serde(rename = "PRESENT")]
     Present,
+    /// A value prefix: `MeshHTTPRoute` only (`MeshGatewayRoute` has none).
+    #[serde(skip)]
+    Prefix,
 }
 
 /// A query parameter condition.
@@ -356,6 +364,9 @@ pub struct Rewrite {
     /// Send the backend's hostname as `Host`.
     #[serde(alias = "host_to_backend_hostname", skip_serializing_if = "is_false")]
     pub host_to_backend_hostname: bool,
+    /// A literal new `Host`: `MeshHTTPRoute`'s `urlRewrite.hostname` only.
+    #[serde(skip)]
+    pub hostname: Option<String>,
 }
 
 const BACKEND_TAG_RULES: TagRules<'static> =
@@ -436,6 +447,21 @@ fn validate_http(path: &FieldPath, http: &HttpRoute, out: &mut Violations) {
     }
 }
 
+/// The checks that keep a rule's Envoy config acceptable to Envoy, for a
+/// rule lowered from a `MeshHTTPRoute`: this gateway's own rules (origin
+/// `Extra`, regular expressions among them), with `path` naming the MeshHTTPRoute
+/// rule. Kuma's `MeshGatewayRoute` rules do not apply to it.
+pub(crate) fn envoy_checks(path: &FieldPath, rule: &HttpRule, out: &mut Violations) {
+    let mut all = Violations::new();
+    validate_http_rule(path, rule, &mut all);
+    validate_weight_sum(&path.field("default").field("backendRefs"), &rule.backends, &mut all);
+    for v in all.into_vec() {
+        if v.origin == crate::violation::Origin::Extra {
+            out.add_extra(v.field, v.message);
+        }
+    }
+}
+
 fn validate_http_rule(path: &FieldPath, rule: &HttpRule, out: &mut Violations) {
     if rule.matches.is_empty() {
         out.add(path.field("matches"), "cannot be empty");
@@ -504,7 +530,7 @@ fn validate_match(path: &FieldPath, m: &HttpMatch, out: &mut Violations) {
                     out.add(path.field("value"), "cannot be set");
                 }
             }
-            HeaderMatchKind::Exact | HeaderMatchKind::Regex => {
+            HeaderMatchKind::Exact | HeaderMatchKind::Regex | HeaderMatchKind::Prefix => {
                 if h.value.is_empty() {
                     out.add(path.field("value"), "cannot be empty");
                 } else if h.kind == HeaderMatchKind::Regex {

@@ -168,7 +168,12 @@ fn route() -> impl Strategy<Value = Spec> {
                 prop::collection::vec(filter(), 0..3),
                 prop::collection::vec(backend(), 0..3),
             )
-                .prop_map(|(matches, filters, backends)| HttpRule { matches, filters, backends }),
+                .prop_map(|(matches, filters, backends)| HttpRule {
+                    matches,
+                    filters,
+                    backends,
+                    name: None,
+                }),
             0..3,
         ),
     )

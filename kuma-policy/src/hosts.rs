@@ -12,12 +12,56 @@
 use kuma_model::gateway::{MeshGatewaySpec, Protocol};
 use kuma_model::route::MeshGatewayRouteSpec;
 use kuma_model::{Resource, ResourceSet, Tags};
+use std::sync::Arc;
 
 use crate::gateway::{GatewayListener, attached_routes, listeners};
 use crate::hostname;
+use crate::mesh_routes;
+use crate::targeting::Gateway;
 
-/// A route attached to a host.
-pub type AttachedRoute<'a> = (&'a Resource, &'a MeshGatewayRouteSpec);
+/// A route attached to a host: a `MeshGatewayRoute` as written, or the
+/// rules of a `MeshHTTPRoute`/`MeshTCPRoute` lowered to that form.
+#[derive(Debug, Clone)]
+pub struct AttachedRoute<'a> {
+    /// The route resource the rules come from.
+    pub resource: &'a Resource,
+    /// The rules.
+    pub spec: RouteSpec<'a>,
+    /// Which part of the resource: a `MeshHTTPRoute` gives one part per
+    /// `hostnames` set; 0 otherwise.
+    pub part: usize,
+}
+
+impl<'a> AttachedRoute<'a> {
+    /// A `MeshGatewayRoute` as written.
+    pub fn written(resource: &'a Resource, spec: &'a MeshGatewayRouteSpec) -> Self {
+        AttachedRoute { resource, spec: RouteSpec::Written(spec), part: 0 }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        std::ptr::eq(self.resource, other.resource) && self.part == other.part
+    }
+}
+
+/// Route rules, written or lowered.
+#[derive(Debug, Clone)]
+pub enum RouteSpec<'a> {
+    /// A `MeshGatewayRoute`'s spec.
+    Written(&'a MeshGatewayRouteSpec),
+    /// Rules lowered from a `MeshHTTPRoute` or `MeshTCPRoute`.
+    Lowered(Arc<MeshGatewayRouteSpec>),
+}
+
+impl std::ops::Deref for RouteSpec<'_> {
+    type Target = MeshGatewayRouteSpec;
+
+    fn deref(&self) -> &MeshGatewayRouteSpec {
+        match self {
+            RouteSpec::Written(s) => s,
+            RouteSpec::Lowered(s) => s,
+        }
+    }
+}
 
 /// One port of the gateway: one Envoy listener.
 #[derive(Debug, Clone)]
@@ -70,7 +114,7 @@ impl GatewayHost<'_> {
 /// let (set, _) = ResourceSet::load([("gw.yaml", yaml)], UnknownFields::Reject).unwrap();
 /// let tags = kuma_model::tags::tags_of([("kuma.io/service", "edge")]);
 /// let (_, gw) = kuma_policy::gateway::select_gateway(&set, "default", &tags).unwrap();
-/// let ports = kuma_policy::hosts::plan(&set, "default", &tags, gw);
+/// let ports = kuma_policy::hosts::plan(&set, "default", &tags, "gw", gw);
 /// let hosts: Vec<_> = ports[0].groups[0].hosts.iter().map(|h| (h.hostname.as_str(), h.routes.len())).collect();
 /// // The route names a host, so it moves from `*` to an implicit host of that name.
 /// assert_eq!(hosts, [("a.example.com", 1), ("*", 0)]);
@@ -79,8 +123,10 @@ pub fn plan<'a>(
     set: &'a ResourceSet,
     mesh: &str,
     dataplane_tags: &Tags,
+    gateway_name: &str,
     gateway: &'a MeshGatewaySpec,
 ) -> Vec<PortPlan<'a>> {
+    let target = Gateway { mesh, name: gateway_name, dataplane_tags };
     let mut ports: Vec<PortPlan<'a>> = Vec::new();
     for listener in listeners(dataplane_tags, gateway) {
         let port = listener.listener.port;
@@ -96,19 +142,38 @@ pub fn plan<'a>(
     }
     ports.sort_by_key(|p| p.port);
     for port in &mut ports {
-        port.groups = groups(set, mesh, port.protocol, &port.listeners);
+        port.groups = groups(set, target, port.protocol, &port.listeners);
     }
     ports
 }
 
-fn groups<'a>(set: &'a ResourceSet, mesh: &str, protocol: Protocol, ls: &[GatewayListener<'a>]) -> Vec<HostGroup<'a>> {
+/// The routes of one listener: Kuma 2.x routes when any selects it,
+/// otherwise the `MeshGatewayRoute`s attached to it.
+fn listener_routes<'a>(set: &'a ResourceSet, gateway: Gateway<'_>, l: &GatewayListener<'a>) -> Vec<AttachedRoute<'a>> {
+    let new = if l.listener.protocol.is_http() {
+        mesh_routes::http_routes(set, gateway, l)
+    } else {
+        mesh_routes::tcp_routes(set, gateway, l)
+    };
+    if !new.is_empty() {
+        return new;
+    }
+    attached_routes(set, gateway.mesh, l).into_iter().map(|(r, s)| AttachedRoute::written(r, s)).collect()
+}
+
+fn groups<'a>(
+    set: &'a ResourceSet,
+    gateway: Gateway<'_>,
+    protocol: Protocol,
+    ls: &[GatewayListener<'a>],
+) -> Vec<HostGroup<'a>> {
     let per_sni = matches!(protocol, Protocol::Https | Protocol::Tls);
     let mut groups: Vec<HostGroup<'a>> = Vec::new();
     for l in ls {
         let hostname = l.listener.effective_hostname().to_string();
         let key = if per_sni { hostname.clone() } else { "*".to_string() };
         let host =
-            GatewayHost { hostname, listener: l.clone(), implicit: false, routes: attached_routes(set, mesh, l) };
+            GatewayHost { hostname, listener: l.clone(), implicit: false, routes: listener_routes(set, gateway, l) };
         match groups.iter_mut().find(|g| g.key == key) {
             // Validation rejects two listeners with one hostname on a port;
             // if it slipped through, the first listener keeps the host.
@@ -121,9 +186,15 @@ fn groups<'a>(set: &'a ResourceSet, mesh: &str, protocol: Protocol, ls: &[Gatewa
         redistribute(&mut g.hosts);
         for h in &mut g.hosts {
             let name = h.hostname.clone();
-            h.routes.retain(|(_, r)| serves(&name, r));
-            h.routes.sort_by(|a, b| a.0.meta.name.cmp(&b.0.meta.name));
-            h.routes.dedup_by(|a, b| a.0.meta.name == b.0.meta.name);
+            h.routes.retain(|r| serves(&name, &r.spec));
+            h.routes.sort_by(|a, b| {
+                (&a.resource.meta.name, a.resource.spec.kind(), a.part).cmp(&(
+                    &b.resource.meta.name,
+                    b.resource.spec.kind(),
+                    b.part,
+                ))
+            });
+            h.routes.dedup_by(|a, b| a.same(b));
         }
         g.hosts.sort_by(|a, b| b.hostname.cmp(&a.hostname));
     }
@@ -145,12 +216,12 @@ fn serves(host: &str, route: &MeshGatewayRouteSpec) -> bool {
 fn redistribute<'a>(hosts: &mut Vec<GatewayHost<'a>>) {
     let Some(star) = hosts.iter().position(|h| h.hostname == "*") else { return };
     let (moved, kept): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut hosts[star].routes).into_iter().partition(|(_, r)| !route_hostnames(r).is_empty());
+        std::mem::take(&mut hosts[star].routes).into_iter().partition(|r| !route_hostnames(&r.spec).is_empty());
     hosts[star].routes = kept;
     // First every host a moved route names, so wildcard names reach hosts
     // created by routes read later too (Kuma misses those).
-    for (_, route) in &moved {
-        for name in route_hostnames(route) {
+    for route in &moved {
+        for name in route_hostnames(&route.spec) {
             if name != "*" && !hosts.iter().any(|h| h.hostname.eq_ignore_ascii_case(name)) {
                 let mut implicit = hosts[star].clone();
                 implicit.hostname = name.clone();
@@ -161,16 +232,16 @@ fn redistribute<'a>(hosts: &mut Vec<GatewayHost<'a>>) {
         }
     }
     for host in hosts.iter_mut().filter(|h| h.hostname != "*") {
-        for (res, route) in &moved {
-            if route_hostnames(route).iter().any(|n| hostname::covers(n, &host.hostname)) {
-                host.routes.push((res, route));
+        for route in &moved {
+            if route_hostnames(&route.spec).iter().any(|n| hostname::covers(n, &host.hostname)) {
+                host.routes.push(route.clone());
             }
         }
     }
     // A route naming `*` itself stays on the `*` host.
-    for (res, route) in &moved {
-        if route_hostnames(route).iter().any(|n| n == "*") {
-            hosts[star].routes.push((res, route));
+    for route in &moved {
+        if route_hostnames(&route.spec).iter().any(|n| n == "*") {
+            hosts[star].routes.push(route.clone());
         }
     }
 }
@@ -200,7 +271,7 @@ mod tests {
         let (set, _) = ResourceSet::load([("t.yaml", yaml)], UnknownFields::Reject).unwrap();
         let tags = tags_of([("kuma.io/service", "edge")]);
         let (_, gw) = select_gateway(&set, "default", &tags).unwrap();
-        plan(&set, "default", &tags, gw)
+        plan(&set, "default", &tags, "gw", gw)
             .into_iter()
             .flat_map(|p| {
                 p.groups.into_iter().map(move |g| {
@@ -208,7 +279,11 @@ mod tests {
                         .hosts
                         .iter()
                         .map(|h| {
-                            (h.hostname.clone(), h.implicit, h.routes.iter().map(|r| r.0.meta.name.clone()).collect())
+                            (
+                                h.hostname.clone(),
+                                h.implicit,
+                                h.routes.iter().map(|r| r.resource.meta.name.clone()).collect(),
+                            )
                         })
                         .collect();
                     (p.port, g.key, hosts)

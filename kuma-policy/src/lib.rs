@@ -12,9 +12,11 @@ pub mod endpoints;
 pub mod gateway;
 pub mod hostname;
 pub mod hosts;
+pub mod mesh_routes;
 pub mod permission;
 pub mod precedence;
 pub mod selector;
+pub mod targeting;
 
 pub use precedence::{MatchSummary, PathSpecificity};
 pub use selector::{Rank, best_rank, rank};

@@ -69,7 +69,7 @@ impl<'a> Builtin<'a, '_> {
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
         let initial = defaults::Initial::of(self.set, self.mesh);
-        for port in plan(self.set, self.mesh, self.tags, self.spec) {
+        for port in plan(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec) {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
             any_cross_mesh |= cross_mesh;
@@ -319,8 +319,8 @@ impl<'a> Builtin<'a, '_> {
             let mut backends: Vec<(String, u32)> = Vec::new();
             let mut destinations: Vec<Tags> = Vec::new();
             for host in &group.hosts {
-                for (_, route) in &host.routes {
-                    let rules = route.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
+                for route in &host.routes {
+                    let rules = route.spec.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
                     for backend in rules.iter().flat_map(|r| r.backends.iter()) {
                         let name =
                             clusters.register(&backend.destination, host.tags(), host.tags(), UpstreamProtocol::Tcp);

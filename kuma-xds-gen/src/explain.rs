@@ -364,8 +364,10 @@ fn host_tags_for(set: &ResourceSet, mesh: &str, dataplane: &str, route_config: &
         return Tags::new();
     };
     let Some(g) = dp.gateway() else { return Tags::new() };
-    let Some((_, gw)) = kuma_policy::gateway::select_gateway(set, mesh, &g.tags) else { return g.tags.clone() };
-    for port in kuma_policy::hosts::plan(set, mesh, &g.tags, gw) {
+    let Some((gw_resource, gw)) = kuma_policy::gateway::select_gateway(set, mesh, &g.tags) else {
+        return g.tags.clone();
+    };
+    for port in kuma_policy::hosts::plan(set, mesh, &g.tags, &gw_resource.meta.name, gw) {
         for group in &port.groups {
             if !route_config.ends_with(&format!(":{}:{}", port.port, group.key)) {
                 continue;

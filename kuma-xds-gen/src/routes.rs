@@ -68,8 +68,9 @@ struct Entry<'r> {
 pub(crate) fn virtual_host<'a>(ctx: &HostContext, host: Host<'_, 'a>, clusters: &mut ClusterPlans<'a>) -> VirtualHost {
     let default_match = HttpMatch::default();
     let mut entries = Vec::new();
-    for (resource, spec) in &host.host.routes {
-        let Some(http) = spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
+    for attached in &host.host.routes {
+        let resource = attached.resource;
+        let Some(http) = attached.spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
         for (rule_index, rule) in http.rules.iter().enumerate() {
             let matches =
                 if rule.matches.is_empty() { std::slice::from_ref(&default_match) } else { &rule.matches[..] };
@@ -285,6 +286,10 @@ fn conditions(m: &HttpMatch) -> (Vec<HeaderMatcher>, Vec<QueryParameterMatcher>)
             HeaderMatchKind::Regex => HeaderMatchSpecifier::StringMatch(string_regex(&h.value)),
             HeaderMatchKind::Present => HeaderMatchSpecifier::PresentMatch(true),
             HeaderMatchKind::Absent => HeaderMatchSpecifier::PresentMatch(false),
+            HeaderMatchKind::Prefix => HeaderMatchSpecifier::StringMatch(StringMatcher {
+                match_pattern: Some(MatchPattern::Prefix(h.value.clone())),
+                ..Default::default()
+            }),
             _ => HeaderMatchSpecifier::StringMatch(matches_nothing()),
         };
         headers.push(HeaderMatcher { name: h.name.clone(), header_match_specifier: Some(spec), ..Default::default() });
@@ -385,7 +390,8 @@ fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut Cluste
     };
     let o = &e.summary.origin;
     let mut route = Route {
-        name: route_name(&o.route, o.rule, o.match_index),
+        // Kuma names a MeshHTTPRoute rule's routes by the hash of its matches.
+        name: e.rule.name.clone().unwrap_or_else(|| route_name(&o.route, o.rule, o.match_index)),
         r#match: Some(RouteMatch {
             path_specifier: Some(path_specifier),
             headers,
@@ -551,6 +557,9 @@ fn forward_action<'a>(
     if rewrite.is_some_and(|r| r.host_to_backend_hostname) {
         action.host_rewrite_specifier =
             Some(route_action::HostRewriteSpecifier::AutoHostRewrite(boolv(true).expect("some")));
+    }
+    if let Some(host) = rewrite.and_then(|r| r.hostname.clone()) {
+        action.host_rewrite_specifier = Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(host));
     }
     for f in &rule.filters {
         if let Some(h) = f.request_header.as_ref().and_then(|h| h.set.iter().rev().find(|h| is_host_header(&h.name))) {

@@ -1,0 +1,136 @@
+//! Kuma 2.x routes on a builtin gateway listener: the `MeshHTTPRoute` and
+//! `MeshTCPRoute` rules that reach it, merged as Kuma merges them, and
+//! lowered to the form `MeshGatewayRoute` rules take so that both kinds
+//! share every step after this one.
+//!
+//! Merging: routes apply least specific first ([`crate::targeting`]); each
+//! `to` entry adds its rules to the set of its `hostnames`, and a rule whose
+//! `matches` equal an earlier rule's replaces that rule's `backendRefs` and
+//! `filters` (those it sets). Within one route the first of two rules with
+//! equal matches wins.
+
+use std::sync::Arc;
+
+use kuma_model::mesh_http_route::{HttpRouteConf, MeshHttpRouteSpec, RouteMatch};
+use kuma_model::mesh_tcp_route::{MeshTcpRouteSpec, TcpRouteRule};
+use kuma_model::route::{HttpRoute, MeshGatewayRouteSpec, RouteConf, TcpRoute};
+use kuma_model::target_ref::TargetKind;
+use kuma_model::{Kind, Resource, ResourceSet, Spec};
+
+use crate::gateway::GatewayListener;
+use crate::hosts::{AttachedRoute, RouteSpec};
+use crate::targeting::{Gateway, selecting};
+
+struct Rule<'a> {
+    matches: Vec<RouteMatch>,
+    conf: HttpRouteConf,
+    origin: &'a Resource,
+}
+
+/// The `MeshHTTPRoute` rules for an HTTP or HTTPS listener, one attached
+/// route per (route, `hostnames` set) that still owns a rule after merging.
+/// Empty when no `MeshHTTPRoute` selects the listener.
+pub fn http_routes<'a>(
+    set: &'a ResourceSet,
+    gateway: Gateway<'_>,
+    listener: &GatewayListener<'_>,
+) -> Vec<AttachedRoute<'a>> {
+    let routes = selecting(set, Kind::MeshHTTPRoute, gateway, &listener.listener.tags, |r| match &r.spec {
+        Spec::MeshHTTPRoute(s) => s.target_ref.as_ref(),
+        _ => None,
+    });
+    let mut groups: Vec<(Vec<String>, Vec<Rule<'a>>)> = Vec::new();
+    for resource in routes {
+        let Spec::MeshHTTPRoute(spec) = &resource.spec else { continue };
+        merge_http(resource, spec, &mut groups);
+    }
+    let mut out = Vec::new();
+    for (part, (hostnames, rules)) in groups.into_iter().enumerate() {
+        let mut owners: Vec<&'a Resource> = Vec::new();
+        for r in &rules {
+            if !owners.iter().any(|o| std::ptr::eq(*o, r.origin)) {
+                owners.push(r.origin);
+            }
+        }
+        for owner in owners {
+            let lowered = rules
+                .iter()
+                .filter(|r| std::ptr::eq(r.origin, owner))
+                .filter_map(|r| {
+                    kuma_model::mesh_http_route::HttpRouteRule { matches: r.matches.clone(), default: r.conf.clone() }
+                        .lower()
+                        .ok()
+                })
+                .collect();
+            let spec = MeshGatewayRouteSpec {
+                selectors: Vec::new(),
+                conf: Some(RouteConf {
+                    tcp: None,
+                    http: Some(HttpRoute { hostnames: hostnames.clone(), rules: lowered }),
+                }),
+            };
+            out.push(AttachedRoute { resource: owner, spec: RouteSpec::Lowered(Arc::new(spec)), part });
+        }
+    }
+    out
+}
+
+fn merge_http<'a>(resource: &'a Resource, spec: &MeshHttpRouteSpec, groups: &mut Vec<(Vec<String>, Vec<Rule<'a>>)>) {
+    for to in spec.to.iter().filter(|t| t.target_ref.kind == TargetKind::Mesh) {
+        let i = match groups.iter().position(|(h, _)| *h == to.hostnames) {
+            Some(i) => i,
+            None => {
+                groups.push((to.hostnames.clone(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let rules = &mut groups[i].1;
+        // Reversed: of two rules with equal matches in one route, the first wins.
+        for rule in to.rules.iter().rev() {
+            match rules.iter_mut().find(|r| r.matches == rule.matches) {
+                Some(r) => {
+                    if rule.default.backend_refs.is_some() {
+                        r.conf.backend_refs.clone_from(&rule.default.backend_refs);
+                    }
+                    if rule.default.filters.is_some() {
+                        r.conf.filters.clone_from(&rule.default.filters);
+                    }
+                    r.origin = resource;
+                }
+                None => {
+                    rules.push(Rule { matches: rule.matches.clone(), conf: rule.default.clone(), origin: resource })
+                }
+            }
+        }
+    }
+}
+
+/// The `MeshTCPRoute` rule for a TCP or TLS listener: the first rule of the
+/// last `to` entry of the most specific route (a later route's backends
+/// replace an earlier one's). Empty when no `MeshTCPRoute` selects it.
+pub fn tcp_routes<'a>(
+    set: &'a ResourceSet,
+    gateway: Gateway<'_>,
+    listener: &GatewayListener<'_>,
+) -> Vec<AttachedRoute<'a>> {
+    let routes = selecting(set, Kind::MeshTCPRoute, gateway, &listener.listener.tags, |r| match &r.spec {
+        Spec::MeshTCPRoute(s) => s.target_ref.as_ref(),
+        _ => None,
+    });
+    let mut chosen: Option<(&'a Resource, &'a TcpRouteRule)> = None;
+    for resource in routes {
+        let Spec::MeshTCPRoute(MeshTcpRouteSpec { to, .. }) = &resource.spec else { continue };
+        for entry in to.iter().filter(|t| t.target_ref.kind == TargetKind::Mesh) {
+            if let Some(rule) = entry.rules.first() {
+                chosen = Some((resource, rule));
+            }
+        }
+    }
+    let Some((resource, rule)) = chosen else { return Vec::new() };
+    let Ok(lowered) = rule.lower() else { return Vec::new() };
+    let spec = MeshGatewayRouteSpec {
+        selectors: Vec::new(),
+        conf: Some(RouteConf { tcp: Some(TcpRoute { rules: vec![lowered] }), http: None }),
+    };
+    vec![AttachedRoute { resource, spec: RouteSpec::Lowered(Arc::new(spec)), part: 0 }]
+}
