@@ -75,7 +75,10 @@ fn key(host: &str) -> (u8, Reverse<usize>, &str) {
     } else {
         0
     };
-    (class, Reverse(host.split('.').count()), host)
+    // Kuma compares label counts of wildcards only; exact names go
+    // alphabetically whatever their length.
+    let labels = if class == 1 { host.split('.').count() } else { 0 };
+    (class, Reverse(labels), host)
 }
 
 #[cfg(test)]

@@ -81,8 +81,14 @@ pub struct PortPlan<'a> {
 pub struct HostGroup<'a> {
     /// `*` on HTTP and TCP ports; the listener hostname on HTTPS and TLS.
     pub key: String,
-    /// The hosts, in descending hostname order (exact names before `*.x` before `*`).
+    /// The hosts: for `MeshGatewayRoute`s in descending hostname order,
+    /// for Kuma 2.x routes most exact first (exact names alphabetically,
+    /// then `*.x`, then `*`).
     pub hosts: Vec<GatewayHost<'a>>,
+    /// True when the hosts serve `MeshHTTPRoute`s or `MeshTCPRoute`s
+    /// (Kuma names their inline certificates after the listener hostname
+    /// rather than the hosts).
+    pub mesh_routes: bool,
 }
 
 /// A virtual host (HTTP) or SNI target (TLS) and the routes it serves.
@@ -141,45 +147,150 @@ pub fn plan<'a>(
         ports[i].listeners.push(listener);
     }
     ports.sort_by_key(|p| p.port);
+    // Kuma 2.x routes replace MeshGatewayRoutes gateway-wide, per protocol
+    // family: once a MeshHTTPRoute reaches any HTTP/HTTPS listener, every
+    // HTTP/HTTPS listener serves MeshHTTPRoutes only (and likewise
+    // MeshTCPRoute for TCP/TLS listeners).
+    let mut new_http = false;
+    let mut new_tcp = false;
+    for l in ports.iter().flat_map(|p| &p.listeners) {
+        if l.listener.protocol.is_http() {
+            new_http = new_http || !mesh_routes::http_routes(set, target, l).is_empty();
+        } else {
+            new_tcp = new_tcp || !mesh_routes::tcp_routes(set, target, l).is_empty();
+        }
+    }
     for port in &mut ports {
-        port.groups = groups(set, target, port.protocol, &port.listeners);
+        port.groups = match (port.protocol.is_http(), new_http, new_tcp) {
+            (true, true, _) => mesh_http_groups(set, target, port.protocol, &port.listeners),
+            (false, _, true) => mesh_tcp_groups(set, target, port.protocol, &port.listeners),
+            _ => groups(set, target.mesh, port.protocol, &port.listeners),
+        };
     }
     ports
 }
 
-/// The routes of one listener: Kuma 2.x routes when any selects it,
-/// otherwise the `MeshGatewayRoute`s attached to it.
-fn listener_routes<'a>(set: &'a ResourceSet, gateway: Gateway<'_>, l: &GatewayListener<'a>) -> Vec<AttachedRoute<'a>> {
-    let new = if l.listener.protocol.is_http() {
-        mesh_routes::http_routes(set, gateway, l)
-    } else {
-        mesh_routes::tcp_routes(set, gateway, l)
-    };
-    if !new.is_empty() {
-        return new;
-    }
-    attached_routes(set, gateway.mesh, l).into_iter().map(|(r, s)| AttachedRoute::written(r, s)).collect()
+/// Kuma's `GetNonEmptyHostname` contains relation: `*` contains every name.
+fn contains(outer: &str, inner: &str) -> bool {
+    outer == "*" || hostname::covers(outer, inner)
 }
 
-fn groups<'a>(
+/// The hosts of an HTTP or HTTPS port whose listeners serve MeshHTTPRoutes
+/// (Kuma's `sortRulesToHosts`). Listeners go most exact hostname first; a
+/// listener gets a host per route hostname that meets its own (the
+/// listener's name when the route's covers it), unless a more exact
+/// listener already owns that name. A host serves every route part whose
+/// hostnames meet it (`*` for a part without), except parts whose more
+/// specific hostname has a host of its own.
+fn mesh_http_groups<'a>(
     set: &'a ResourceSet,
     gateway: Gateway<'_>,
     protocol: Protocol,
     ls: &[GatewayListener<'a>],
 ) -> Vec<HostGroup<'a>> {
+    let per_sni = protocol == Protocol::Https;
+    let mut sorted: Vec<&GatewayListener<'a>> = ls.iter().collect();
+    sorted.sort_by(|a, b| hostname::by_exactness(a.listener.effective_hostname(), b.listener.effective_hostname()));
+    let mut observed: Vec<String> = Vec::new();
+    let mut groups: Vec<HostGroup<'a>> = Vec::new();
+    for l in sorted {
+        let own = l.listener.effective_hostname().to_string();
+        if observed.contains(&own) {
+            continue;
+        }
+        let parts = mesh_routes::http_routes(set, gateway, l);
+        let names_of = |r: &AttachedRoute<'_>| -> Vec<String> {
+            let names = route_hostnames(&r.spec);
+            if names.is_empty() { vec!["*".to_string()] } else { names.to_vec() }
+        };
+        let mut rule_names: Vec<String> = Vec::new();
+        for part in &parts {
+            for n in names_of(part) {
+                if !rule_names.contains(&n) {
+                    rule_names.push(n);
+                }
+            }
+        }
+        let mut host_names: Vec<String> = Vec::new();
+        for r in rule_names.iter().filter(|r| hostname::matches(&own, r)) {
+            let name = if contains(r, &own) { own.clone() } else { r.clone() };
+            if !host_names.contains(&name) {
+                host_names.push(name);
+            }
+        }
+        let key = if per_sni { own.clone() } else { "*".to_string() };
+        let gi = match groups.iter().position(|g| g.key == key) {
+            Some(i) => i,
+            None => {
+                groups.push(HostGroup { key, hosts: Vec::new(), mesh_routes: true });
+                groups.len() - 1
+            }
+        };
+        for name in &host_names {
+            if observed.iter().any(|o| contains(o, name)) {
+                continue;
+            }
+            let routes = parts
+                .iter()
+                .filter(|p| {
+                    names_of(p)
+                        .iter()
+                        .any(|r| hostname::matches(name, r) && (contains(r, name) || !host_names.contains(r)))
+                })
+                .cloned()
+                .collect();
+            let host = GatewayHost { hostname: name.clone(), listener: l.clone(), implicit: *name != own, routes };
+            groups[gi].hosts.push(host);
+        }
+        observed.push(own);
+    }
+    for g in &mut groups {
+        g.hosts.sort_by(|a, b| hostname::by_exactness(&a.hostname, &b.hostname));
+    }
+    groups.sort_by(|a, b| hostname::by_exactness(&a.key, &b.key));
+    groups
+}
+
+/// The hosts of a TCP or TLS port whose listeners serve MeshTCPRoutes: one
+/// host per listener (TLS: one group per SNI name) with its route.
+fn mesh_tcp_groups<'a>(
+    set: &'a ResourceSet,
+    gateway: Gateway<'_>,
+    protocol: Protocol,
+    ls: &[GatewayListener<'a>],
+) -> Vec<HostGroup<'a>> {
+    let per_sni = protocol == Protocol::Tls;
+    let mut groups: Vec<HostGroup<'a>> = Vec::new();
+    for l in ls {
+        let hostname = l.listener.effective_hostname().to_string();
+        let key = if per_sni { hostname.clone() } else { "*".to_string() };
+        let routes = mesh_routes::tcp_routes(set, gateway, l);
+        let host = GatewayHost { hostname, listener: l.clone(), implicit: false, routes };
+        match groups.iter_mut().find(|g| g.key == key) {
+            Some(g) if g.hosts.iter().any(|h| h.hostname == host.hostname) => {}
+            Some(g) => g.hosts.push(host),
+            None => groups.push(HostGroup { key, hosts: vec![host], mesh_routes: true }),
+        }
+    }
+    groups.sort_by(|a, b| hostname::by_exactness(&a.key, &b.key));
+    groups
+}
+
+/// The hosts of a port whose listeners serve `MeshGatewayRoute`s.
+fn groups<'a>(set: &'a ResourceSet, mesh: &str, protocol: Protocol, ls: &[GatewayListener<'a>]) -> Vec<HostGroup<'a>> {
     let per_sni = matches!(protocol, Protocol::Https | Protocol::Tls);
     let mut groups: Vec<HostGroup<'a>> = Vec::new();
     for l in ls {
         let hostname = l.listener.effective_hostname().to_string();
         let key = if per_sni { hostname.clone() } else { "*".to_string() };
-        let host =
-            GatewayHost { hostname, listener: l.clone(), implicit: false, routes: listener_routes(set, gateway, l) };
+        let routes = attached_routes(set, mesh, l).into_iter().map(|(r, s)| AttachedRoute::written(r, s)).collect();
+        let host = GatewayHost { hostname, listener: l.clone(), implicit: false, routes };
         match groups.iter_mut().find(|g| g.key == key) {
             // Validation rejects two listeners with one hostname on a port;
             // if it slipped through, the first listener keeps the host.
             Some(g) if g.hosts.iter().any(|h| h.hostname == host.hostname) => {}
             Some(g) => g.hosts.push(host),
-            None => groups.push(HostGroup { key, hosts: vec![host] }),
+            None => groups.push(HostGroup { key, hosts: vec![host], mesh_routes: false }),
         }
     }
     for g in &mut groups {

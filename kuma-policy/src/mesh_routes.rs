@@ -3,7 +3,7 @@
 //! lowered to the form `MeshGatewayRoute` rules take so that both kinds
 //! share every step after this one.
 //!
-//! Merging: routes apply least specific first ([`crate::targeting`]); each
+//! Merging: routes apply in name order ([`crate::targeting::routes`]); each
 //! `to` entry adds its rules to the set of its `hostnames`, and a rule whose
 //! `matches` equal an earlier rule's replaces that rule's `backendRefs` and
 //! `filters` (those it sets). Within one route the first of two rules with
@@ -19,7 +19,7 @@ use kuma_model::{Kind, Resource, ResourceSet, Spec};
 
 use crate::gateway::GatewayListener;
 use crate::hosts::{AttachedRoute, RouteSpec};
-use crate::targeting::{Gateway, selecting};
+use crate::targeting::{self, Gateway};
 
 struct Rule<'a> {
     matches: Vec<RouteMatch>,
@@ -35,7 +35,7 @@ pub fn http_routes<'a>(
     gateway: Gateway<'_>,
     listener: &GatewayListener<'_>,
 ) -> Vec<AttachedRoute<'a>> {
-    let routes = selecting(set, Kind::MeshHTTPRoute, gateway, &listener.listener.tags, |r| match &r.spec {
+    let routes = targeting::routes(set, Kind::MeshHTTPRoute, gateway, &listener.tags, |r| match &r.spec {
         Spec::MeshHTTPRoute(s) => s.target_ref.as_ref(),
         _ => None,
     });
@@ -106,14 +106,14 @@ fn merge_http<'a>(resource: &'a Resource, spec: &MeshHttpRouteSpec, groups: &mut
 }
 
 /// The `MeshTCPRoute` rule for a TCP or TLS listener: the first rule of the
-/// last `to` entry of the most specific route (a later route's backends
-/// replace an earlier one's). Empty when no `MeshTCPRoute` selects it.
+/// last `to` entry of the route whose name sorts last (a later route's
+/// backends replace an earlier one's). Empty when no `MeshTCPRoute` selects it.
 pub fn tcp_routes<'a>(
     set: &'a ResourceSet,
     gateway: Gateway<'_>,
     listener: &GatewayListener<'_>,
 ) -> Vec<AttachedRoute<'a>> {
-    let routes = selecting(set, Kind::MeshTCPRoute, gateway, &listener.listener.tags, |r| match &r.spec {
+    let routes = targeting::routes(set, Kind::MeshTCPRoute, gateway, &listener.tags, |r| match &r.spec {
         Spec::MeshTCPRoute(s) => s.target_ref.as_ref(),
         _ => None,
     });

@@ -271,7 +271,11 @@ impl<'a> Builtin<'a, '_> {
         // The group's own (non-implicit) listener carries the certificates.
         let host = own_host(group);
         let listener = host.listener.listener;
-        let hostnames: Vec<&str> = group.hosts.iter().map(|h| h.hostname.as_str()).collect();
+        let hostnames: Vec<&str> = if group.mesh_routes {
+            vec![group.key.as_str()]
+        } else {
+            group.hosts.iter().map(|h| h.hostname.as_str()).collect()
+        };
         let mut configs = Vec::new();
         for (i, source) in listener.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
             let (name, secret) = tls::server_secret(self.set, self.mesh, source, &hostnames).map_err(|message| {

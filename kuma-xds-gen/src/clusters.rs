@@ -254,6 +254,14 @@ fn metadata(key: &str, value: &str) -> Metadata {
     metadata_of(pb::string_struct([(key, value)]))
 }
 
+/// A mesh endpoint's tags but `kuma.io/service` (Kuma's endpoint metadata,
+/// which subset load balancing reads), with its protocol.
+fn endpoint_metadata(e: &kuma_policy::endpoints::Endpoint<'_>) -> Metadata {
+    let tags = e.tags.iter().filter(|(k, _)| *k != SERVICE_TAG && *k != PROTOCOL_TAG);
+    let tags = tags.map(|(k, v)| (k.as_str(), v.as_str())).chain([(PROTOCOL_TAG, e.protocol())]);
+    metadata_of(pb::string_struct(tags))
+}
+
 fn metadata_of(s: envoy_types::pb::google::protobuf::Struct) -> Metadata {
     Metadata {
         filter_metadata: [("envoy.lb".to_string(), s.clone()), ("envoy.transport_socket_match".to_string(), s)].into(),
@@ -286,7 +294,7 @@ impl ClusterPlans<'_> {
             self.index
                 .endpoints(&plan.destination)
                 .into_iter()
-                .map(|e| lb_endpoint(e.address, e.port, metadata(PROTOCOL_TAG, e.protocol())))
+                .map(|e| lb_endpoint(e.address, e.port, endpoint_metadata(&e)))
                 .collect()
         };
         ClusterLoadAssignment {

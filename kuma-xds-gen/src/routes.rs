@@ -85,6 +85,7 @@ pub(crate) fn virtual_host<'a>(ctx: &HostContext, host: Host<'_, 'a>, clusters: 
             }
         }
     }
+    dedup_lowered(&mut entries);
     // A PREFIX match's exact twin yields to a written exact match with the
     // same conditions (golden 08: the written one wins).
     let same_conditions = |a: &HttpMatch, b: &HttpMatch| {
@@ -176,6 +177,30 @@ fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
     entries.retain(|_| !drop.next().unwrap_or(false));
 }
 
+/// A host reached by several `hostnames` sets of MeshHTTPRoutes can get the
+/// same rule from each (a rule without hostnames and an equal one naming
+/// the host): Kuma keeps one of identical entries, and so does this.
+fn dedup_lowered(entries: &mut Vec<Entry<'_>>) {
+    let mut seen: std::collections::HashMap<(&str, Variant), Vec<(&HttpRule, &HttpMatch)>> =
+        std::collections::HashMap::new();
+    let mut keep = Vec::with_capacity(entries.len());
+    for e in entries.iter() {
+        keep.push(match e.rule.name.as_deref() {
+            None => true,
+            Some(name) => {
+                let bucket = seen.entry((name, e.variant)).or_default();
+                let dup = bucket.iter().any(|(r, c)| *r == e.rule && *c == e.conditions);
+                if !dup {
+                    bucket.push((e.rule, e.conditions));
+                }
+                !dup
+            }
+        });
+    }
+    let mut keep = keep.into_iter();
+    entries.retain(|_| keep.next().unwrap_or(true));
+}
+
 /// The name of an Envoy route: where it comes from,
 /// `<MeshGatewayRoute>/rules[<i>]/matches[<j>]`. Kuma leaves routes unnamed;
 /// the name shows in Envoy's admin dumps and access logs (`%ROUTE_NAME%`)
@@ -240,7 +265,7 @@ pub(crate) fn no_route() -> Route {
 }
 
 /// How a generated entry relates to the match it came from.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Variant {
     /// The match as written (exact, regex, root prefix, no path).
     AsWritten,

@@ -39,7 +39,7 @@ fn drop_envoy_defaults(v: &mut Value) {
 }
 
 /// One normalisation for both sides: what Envoy does the same is written the same.
-pub fn normalise(v: &mut Value) {
+pub(crate) fn normalise(v: &mut Value) {
     drop_envoy_defaults(v);
     // A cluster without endpoints holds no connections, so their idle
     // timeout means nothing (Kuma writes 0s for an ExternalService behind a
@@ -164,7 +164,7 @@ fn separate_prefixes(routes: &mut Vec<Value>) {
     }
 }
 
-pub fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+pub(crate) fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
     if out.len() >= 4 {
         return;
     }
