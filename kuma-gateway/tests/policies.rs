@@ -37,7 +37,9 @@ fn policies_shape_traffic_through_envoy() {
     };
     let yaml = [
         format!(
-            "type: Mesh\nname: default\nlogging:\n  defaultBackend: file\n  backends: [{{name: file, type: file, conf: {{path: {}}}}}]\n---\n",
+            // Kuma's initial MeshTimeout and MeshRetry, applied after these
+            // legacy policies, would override them (as in Kuma 2.x).
+            "type: Mesh\nname: default\nskipCreatingInitialPolicies: ['*']\nlogging:\n  defaultBackend: file\n  backends: [{{name: file, type: file, conf: {{path: {}}}}}]\n---\n",
             log.display()
         ),
         "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}\n---\n".into(),
@@ -256,7 +258,7 @@ fn start_mtls(name: &str, base_id: u32, dp_cert: &str) -> (Gateway, u16, KillOnD
 /// TrafficPermission allows from the gateway answers 403 at the edge.
 #[test]
 fn mesh_mtls_and_traffic_permission() {
-    let (gateway, http, _server) = start_mtls("permission", 23, "");
+    let (gateway, http, _server) = start_mtls("permission", 52, "");
     gateway.wait_for("the allowed route, over mesh mTLS", Duration::from_secs(10), || {
         http_get(http, "x", "/allowed").is_some_and(|r| {
             r.status == 200 && r.body == "allowed /allowed spiffe://default/gw,kuma://kuma.io/service/gw"

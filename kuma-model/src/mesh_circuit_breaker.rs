@@ -187,6 +187,11 @@ fn percent(path: &FieldPath, v: Option<u32>, out: &mut Violations) {
 }
 
 impl MeshCircuitBreakerSpec {
+    /// The `to` entries: target and conf.
+    pub fn to_confs(&self) -> Vec<(&TargetRef, &CircuitBreakerConf)> {
+        self.to.as_deref().unwrap_or_default().iter().map(|e| (&e.target_ref, &e.default)).collect()
+    }
+
     /// Kuma's validation.
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();

@@ -238,6 +238,11 @@ fn replace<T: Clone>(slot: &mut Option<T>, other: &Option<T>) {
 }
 
 impl MeshRetrySpec {
+    /// The `to` entries: target and conf.
+    pub fn to_confs(&self) -> Vec<(&TargetRef, &RetryConf)> {
+        self.to.as_slice().iter().map(|e| (&e.target_ref, &e.default)).collect()
+    }
+
     /// Kuma's validation (system role).
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();

@@ -102,6 +102,11 @@ fn not_negative(path: &FieldPath, d: Option<Duration>, out: &mut Violations) {
 }
 
 impl MeshTimeoutSpec {
+    /// The `to` entries: target and conf.
+    pub fn to_confs(&self) -> Vec<(&TargetRef, &TimeoutConf)> {
+        self.to.as_deref().unwrap_or_default().iter().map(|e| (&e.target_ref, &e.default)).collect()
+    }
+
     /// Kuma's validation (system role).
     pub fn validate(&self) -> Violations {
         let mut out = Violations::new();

@@ -12,6 +12,8 @@ pub mod endpoints;
 pub mod gateway;
 pub mod hostname;
 pub mod hosts;
+pub mod initial;
+pub mod mesh_policies;
 pub mod mesh_routes;
 pub mod permission;
 pub mod precedence;

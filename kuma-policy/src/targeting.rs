@@ -53,21 +53,20 @@ pub fn selects(top: &TargetRef, gateway: Gateway<'_>, listener_tags: &Tags) -> O
     Some(Specificity { rank, gateway_tags })
 }
 
-/// The policies of `kind` in the gateway's mesh whose top-level target
-/// (`top`; `None` reads as `Mesh`) selects the listener, in the order Kuma
-/// merges their confs: least specific first and, among equals, the greater
-/// name first — so the most specific one, and of equals the one whose name
-/// sorts first, is applied last and wins.
+/// The `candidates` (policies of one kind in the gateway's mesh) whose
+/// top-level target (`top`; `None` reads as `Mesh`) selects the listener,
+/// in the order Kuma merges their confs: least specific first and, among
+/// equals, the greater name first — so the most specific one, and of
+/// equals the one whose name sorts first, is applied last and wins.
 pub fn policies<'a>(
-    set: &'a ResourceSet,
-    kind: Kind,
+    candidates: impl IntoIterator<Item = &'a Resource>,
     gateway: Gateway<'_>,
     listener_tags: &Tags,
     top: impl Fn(&'a Resource) -> Option<&'a TargetRef>,
 ) -> Vec<&'a Resource> {
     let mesh = TargetRef::mesh();
-    let mut found: Vec<(Specificity, &'a Resource)> = set
-        .in_mesh(kind, gateway.mesh)
+    let mut found: Vec<(Specificity, &'a Resource)> = candidates
+        .into_iter()
         .filter_map(|r| selects(top(r).unwrap_or(&mesh), gateway, listener_tags).map(|s| (s, r)))
         .collect();
     found.sort_by(|(sa, a), (sb, b)| sa.cmp(sb).then_with(|| b.meta.name.cmp(&a.meta.name)));

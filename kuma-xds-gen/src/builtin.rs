@@ -34,7 +34,7 @@ use kuma_policy::hosts::{HostGroup, PortPlan, plan};
 use crate::clusters::{ClusterPlans, UpstreamProtocol};
 use crate::defaults;
 use crate::names;
-use crate::pb::{self, boolv, millis, u32v};
+use crate::pb::{self, boolv, u32v};
 use crate::policy::HostPolicies;
 use crate::policy::traffic_log::{LogContext, access_logs};
 use crate::policy::traffic_trace;
@@ -65,18 +65,20 @@ impl<'a> Builtin<'a, '_> {
 
     pub(crate) fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
         let mut out = GatewaySnapshot::default();
-        let mut clusters = ClusterPlans::new(self.set, self.mesh);
+        let mut clusters = ClusterPlans::new(self.set, self.mesh, &self.gateway.meta.name);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
-        let initial = defaults::Initial::of(self.set, self.mesh);
+        let targeted = defaults::TargetedCache::new(self.set, self.mesh, &self.gateway.meta.name);
         for port in plan(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec) {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
             any_cross_mesh |= cross_mesh;
-            let ctx = HostContext { port: port.port, https: port.protocol == Protocol::Https || cross_mesh, initial };
+            let ctx = HostContext { port: port.port, https: port.protocol == Protocol::Https || cross_mesh };
             let filter_chains = match port.protocol {
-                Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, &port, &mut clusters, &mut out)?,
-                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&ctx, &port, &mut clusters, &mut out)?,
+                Protocol::Http | Protocol::Https => {
+                    self.http_chains(&ctx, &targeted, &name, &port, &mut clusters, &mut out)?
+                }
+                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&targeted, &port, &mut clusters, &mut out)?,
                 // `NONE`, and any protocol newer than this translator: no listener.
                 _ => continue,
             };
@@ -129,6 +131,7 @@ impl<'a> Builtin<'a, '_> {
     fn http_chains(
         &self,
         ctx: &HostContext,
+        targeted: &defaults::TargetedCache<'_>,
         listener: &str,
         port: &PortPlan<'a>,
         clusters: &mut ClusterPlans<'a>,
@@ -142,7 +145,8 @@ impl<'a> Builtin<'a, '_> {
                 .iter()
                 .map(|h| {
                     let policies = HostPolicies::new(self.set, self.mesh, h.tags());
-                    virtual_host(ctx, Host { host: h, policies: &policies }, clusters)
+                    let targeted = targeted.get(h.tags());
+                    virtual_host(ctx, Host { host: h, policies: &policies, targeted: &targeted }, clusters)
                 })
                 .collect();
             out.routes.insert(
@@ -157,7 +161,7 @@ impl<'a> Builtin<'a, '_> {
                 },
             );
             let own = own_host(group);
-            let filter = self.http_connection_manager(&route_name, own.tags());
+            let filter = self.http_connection_manager(&route_name, own.tags(), &targeted.get(own.tags()));
             let mut chain = FilterChain { filters: vec![filter], ..Default::default() };
             if port.protocol == Protocol::Https {
                 chain.filter_chain_match = Some(sni_match(&group.key));
@@ -186,7 +190,7 @@ impl<'a> Builtin<'a, '_> {
         }
     }
 
-    fn http_connection_manager(&self, route_name: &str, host_tags: &Tags) -> Filter {
+    fn http_connection_manager(&self, route_name: &str, host_tags: &Tags, timeouts: &defaults::Targeted) -> Filter {
         use http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier};
         let typed = |name: &str, any| HttpFilter {
             name: name.into(),
@@ -228,7 +232,7 @@ impl<'a> Builtin<'a, '_> {
             access_log: access_logs(self.set, host_tags, self.log_context(true)),
             tracing: traffic_trace::for_gateway(self.set, self.mesh, self.tags).map(|t| t.tracing),
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
-                idle_timeout: Some(millis(defaults::DOWNSTREAM_IDLE_TIMEOUT_MS)),
+                idle_timeout: Some(timeouts.downstream_idle_timeout()),
                 headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,
                 ..Default::default()
             }),
@@ -249,8 +253,9 @@ impl<'a> Builtin<'a, '_> {
             normalize_path: boolv(true),
             merge_slashes: true,
             path_with_escaped_slashes_action: PathWithEscapedSlashesAction::UnescapeAndRedirect as i32,
-            request_headers_timeout: Some(millis(defaults::REQUEST_HEADERS_TIMEOUT_MS)),
-            stream_idle_timeout: Some(millis(defaults::STREAM_IDLE_TIMEOUT_MS)),
+            request_headers_timeout: Some(timeouts.request_headers_timeout()),
+            stream_idle_timeout: Some(timeouts.stream_idle_timeout()),
+            request_timeout: timeouts.request_timeout(),
             server_name: "Kuma Gateway".into(),
             use_remote_address: boolv(true),
             ..Default::default()
@@ -313,7 +318,7 @@ impl<'a> Builtin<'a, '_> {
 
     fn tcp_chains(
         &self,
-        ctx: &HostContext,
+        targeted: &defaults::TargetedCache<'_>,
         port: &PortPlan<'a>,
         clusters: &mut ClusterPlans<'a>,
         out: &mut GatewaySnapshot,
@@ -337,7 +342,7 @@ impl<'a> Builtin<'a, '_> {
             if !backends.is_empty() {
                 let own = own_host(group);
                 let policies = HostPolicies::new(self.set, self.mesh, own.tags());
-                let mut filter = self.tcp_proxy(ctx.initial, backends, &destinations, &policies);
+                let mut filter = self.tcp_proxy(&targeted.get(own.tags()), backends, &destinations, &policies);
                 let logs = access_logs(self.set, own.tags(), self.log_context(false));
                 if !logs.is_empty()
                     && let Some(filter::ConfigType::TypedConfig(any)) = &mut filter.config_type
@@ -363,7 +368,7 @@ impl<'a> Builtin<'a, '_> {
 
     fn tcp_proxy(
         &self,
-        initial: defaults::Initial,
+        targeted: &defaults::Targeted,
         backends: Vec<(String, u32)>,
         destinations: &[Tags],
         policies: &HostPolicies<'_>,
@@ -393,11 +398,14 @@ impl<'a> Builtin<'a, '_> {
         let mut proxy = TcpProxy {
             stat_prefix: self.service().into(),
             cluster_specifier: Some(specifier),
-            idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
-            max_connect_attempts: initial.tcp_max_connect_attempts().and_then(pb::u32v),
+            idle_timeout: Some(targeted.downstream_idle_timeout()),
             ..Default::default()
         };
         policies.apply_tcp_proxy(destinations, &mut proxy);
+        // MeshRetry (applied after the legacy policies, as in Kuma).
+        if let Some(n) = targeted.tcp_max_connect_attempts() {
+            proxy.max_connect_attempts = pb::u32v(n);
+        }
         Filter {
             name: "envoy.filters.network.tcp_proxy".into(),
             config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),

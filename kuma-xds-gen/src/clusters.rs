@@ -28,7 +28,7 @@ use kuma_policy::endpoints::{EndpointIndex, PROTOCOL_TAG};
 use crate::defaults;
 use crate::mtls;
 use crate::names;
-use crate::pb::{self, millis, u32v};
+use crate::pb::{self, u32v};
 use crate::policy::HostPolicies;
 use crate::snapshot::GatewaySnapshot;
 
@@ -88,20 +88,21 @@ pub(crate) struct ClusterPlans<'a> {
     pub plans: BTreeMap<String, ClusterPlan<'a>>,
     index: EndpointIndex<'a>,
     permissions: kuma_policy::permission::Permissions<'a>,
-    initial: defaults::Initial,
+    targeted: defaults::TargetedCache<'a>,
     mtls: bool,
     zone_egress: bool,
 }
 
 impl<'a> ClusterPlans<'a> {
-    /// No clusters yet, with the endpoints of `mesh` indexed.
-    pub(crate) fn new(set: &'a ResourceSet, mesh: &str) -> Self {
+    /// No clusters yet, with the endpoints of `mesh` indexed, for the
+    /// gateway named `gateway` (`""` for a delegated one).
+    pub(crate) fn new(set: &'a ResourceSet, mesh: &str, gateway: &str) -> Self {
         let permissions = kuma_policy::permission::Permissions::new(set, mesh);
         ClusterPlans {
             plans: BTreeMap::new(),
             index: EndpointIndex::new(set, mesh),
             permissions,
-            initial: defaults::Initial::of(set, mesh),
+            targeted: defaults::TargetedCache::new(set, mesh, gateway),
             mtls: mtls::enabled(set, mesh),
             zone_egress: mtls::enabled(set, mesh)
                 && set.mesh(mesh).and_then(|m| m.routing.as_ref()).is_some_and(|r| r.zone_egress),
@@ -179,9 +180,10 @@ impl<'a> ClusterPlans<'a> {
         let mut policies: BTreeMap<&Tags, HostPolicies<'a>> = BTreeMap::new();
         let mut uses_identity = false;
         for plan in self.plans.values() {
+            let targeted = self.targeted.get(&plan.source_tags);
             let mut cluster = if plan.external.is_empty() || plan.via_egress {
                 let endpoints = self.load_assignment(set, plan);
-                let mut cluster = mesh_cluster(plan, self.initial);
+                let mut cluster = mesh_cluster(plan, &targeted);
                 if self.mtls {
                     // Through the egress the peer is the ZoneEgress, and the
                     // SNI tells it which ExternalService is meant. With no
@@ -196,7 +198,7 @@ impl<'a> ClusterPlans<'a> {
                 out.endpoints.insert(plan.name.clone(), endpoints);
                 cluster
             } else {
-                external_cluster(set, mesh, plan, self.initial)?
+                external_cluster(set, mesh, plan, &targeted)?
             };
             policies
                 .entry(&plan.source_tags)
@@ -210,7 +212,7 @@ impl<'a> ClusterPlans<'a> {
 
 fn protocol_options(
     protocol: UpstreamProtocol,
-    initial: defaults::Initial,
+    common: envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions,
 ) -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
     let config = match protocol {
         UpstreamProtocol::Tcp => return BTreeMap::new(),
@@ -222,7 +224,7 @@ fn protocol_options(
         }),
     };
     let options = HttpProtocolOptions {
-        common_http_protocol_options: Some(initial.upstream_common_http()),
+        common_http_protocol_options: Some(common),
         upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
             protocol_config: Some(config),
         })),
@@ -231,22 +233,35 @@ fn protocol_options(
     [("envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(), pb::any(&options))].into()
 }
 
-fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, initial: defaults::Initial) -> Cluster {
+/// A cluster with the Kuma 2.x policies of its service (`MeshTimeout`,
+/// `MeshCircuitBreaker`) set; legacy policies apply after.
+fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, targeted: &defaults::Targeted) -> Cluster {
+    let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+    let common_lb_config = targeted.healthy_panic_threshold(service).map(|p| {
+        envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig {
+            healthy_panic_threshold: Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p }),
+            ..Default::default()
+        }
+    });
     Cluster {
         name: plan.name.clone(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
-        connect_timeout: Some(millis(defaults::CONNECT_TIMEOUT_MS)),
+        connect_timeout: Some(targeted.connect_timeout(service)),
         per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
-        circuit_breakers: initial.circuit_breakers(),
-        typed_extension_protocol_options: protocol_options(plan.protocol, initial).into_iter().collect(),
+        circuit_breakers: Some(targeted.circuit_breakers(service)),
+        outlier_detection: targeted.outlier_detection(service),
+        common_lb_config,
+        typed_extension_protocol_options: protocol_options(plan.protocol, targeted.upstream_common_http(service))
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
 }
 
-fn mesh_cluster(plan: &ClusterPlan<'_>, initial: defaults::Initial) -> Cluster {
+fn mesh_cluster(plan: &ClusterPlan<'_>, targeted: &defaults::Targeted) -> Cluster {
     Cluster {
         eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(pb::ads()), service_name: String::new() }),
-        ..base_cluster(plan, DiscoveryType::Eds, initial)
+        ..base_cluster(plan, DiscoveryType::Eds, targeted)
     }
 }
 
@@ -328,7 +343,7 @@ fn external_cluster(
     set: &ResourceSet,
     mesh: &str,
     plan: &ClusterPlan<'_>,
-    initial: defaults::Initial,
+    targeted: &defaults::Targeted,
 ) -> Result<Cluster, String> {
     let service = plan.destination.get(SERVICE_TAG).cloned().unwrap_or_default();
     let mut lb_endpoints = Vec::new();
@@ -396,6 +411,6 @@ fn external_cluster(
             ..Default::default()
         }),
         transport_socket_matches: matches,
-        ..base_cluster(plan, DiscoveryType::StrictDns, initial)
+        ..base_cluster(plan, DiscoveryType::StrictDns, targeted)
     })
 }

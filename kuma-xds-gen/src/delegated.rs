@@ -30,10 +30,11 @@ pub(crate) fn generate(
     at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let mut out = GatewaySnapshot::default();
-    let mut clusters = ClusterPlans::new(set, mesh);
-    let initial = defaults::Initial::of(set, mesh);
+    let mut clusters = ClusterPlans::new(set, mesh, "");
     let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
     let gateway_tags = spec.gateway().map(|g| g.tags.clone()).unwrap_or_default();
+    // A delegated gateway has no MeshGateway: policies select it by its tags.
+    let targeted = defaults::TargetedCache::new(set, mesh, "").get(&gateway_tags);
     for o in outbounds(set, mesh, spec) {
         // Outbound clusters are named by the service alone (Kuma's outbound
         // naming); no host tags take part.
@@ -45,10 +46,10 @@ pub(crate) fn generate(
         let name = format!("outbound:{}:{}", o.outbound.local_address(), o.outbound.port);
         let filter = if http {
             let route_name = format!("outbound:{}", o.service);
-            out.routes.insert(route_name.clone(), route_configuration(&route_name, o.service, &cluster, initial));
+            out.routes.insert(route_name.clone(), route_configuration(&route_name, o.service, &cluster, &targeted));
             http_connection_manager(gateway_service, &route_name)
         } else {
-            tcp_proxy(o.service, &cluster, initial)
+            tcp_proxy(o.service, &cluster, &targeted)
         };
         out.listeners.insert(
             name.clone(),
@@ -78,7 +79,7 @@ pub(crate) fn generate(
     Ok(out)
 }
 
-fn route_configuration(name: &str, service: &str, cluster: &str, initial: defaults::Initial) -> RouteConfiguration {
+fn route_configuration(name: &str, service: &str, cluster: &str, targeted: &defaults::Targeted) -> RouteConfiguration {
     RouteConfiguration {
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
@@ -91,8 +92,8 @@ fn route_configuration(name: &str, service: &str, cluster: &str, initial: defaul
                 }),
                 action: Some(route::Action::Route(RouteAction {
                     cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
-                    timeout: initial.route_timeout(),
-                    retry_policy: initial.retry_policy(),
+                    timeout: targeted.route_timeouts(None).map(|(timeout, _)| timeout),
+                    retry_policy: targeted.retry_policy(None),
                     ..Default::default()
                 })),
                 ..Default::default()
@@ -125,12 +126,12 @@ fn http_connection_manager(stat_prefix: &str, route_name: &str) -> Filter {
     }
 }
 
-fn tcp_proxy(service: &str, cluster: &str, initial: defaults::Initial) -> Filter {
+fn tcp_proxy(service: &str, cluster: &str, targeted: &defaults::Targeted) -> Filter {
     let proxy = TcpProxy {
         stat_prefix: service.into(),
         cluster_specifier: Some(tcp_proxy::ClusterSpecifier::Cluster(cluster.into())),
-        idle_timeout: Some(millis(defaults::TCP_IDLE_TIMEOUT_MS)),
-        max_connect_attempts: initial.tcp_max_connect_attempts().and_then(pb::u32v),
+        idle_timeout: Some(targeted.downstream_idle_timeout()),
+        max_connect_attempts: targeted.tcp_max_connect_attempts().and_then(pb::u32v),
         ..Default::default()
     };
     Filter {

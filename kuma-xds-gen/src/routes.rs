@@ -42,8 +42,6 @@ pub(crate) struct HostContext {
     pub port: u32,
     /// HTTPS: vhosts require TLS and send HSTS.
     pub https: bool,
-    /// The mesh's initial policies (Kuma's defaults).
-    pub initial: defaults::Initial,
 }
 
 /// One host and the connection policies whose sources match its tags.
@@ -53,6 +51,8 @@ pub(crate) struct Host<'h, 'a> {
     pub host: &'h GatewayHost<'a>,
     /// Its policies.
     pub policies: &'h HostPolicies<'a>,
+    /// Its Kuma 2.x policies.
+    pub targeted: &'h defaults::Targeted,
 }
 
 /// One Envoy route to build: planned first (small), sorted, then built in
@@ -411,7 +411,7 @@ fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut Cluste
         {
             forbidden()
         }
-        None => route::Action::Route(forward_action(ctx, host, clusters, e.rule, rewrite, rewrite_path)),
+        None => route::Action::Route(forward_action(host, clusters, e.rule, rewrite, rewrite_path)),
     };
     let o = &e.summary.origin;
     let mut route = Route {
@@ -552,7 +552,6 @@ fn register<'a>(host: &GatewayHost<'a>, clusters: &mut ClusterPlans<'a>, backend
 }
 
 fn forward_action<'a>(
-    ctx: &HostContext,
     host: &Host<'_, 'a>,
     clusters: &mut ClusterPlans<'a>,
     rule: &HttpRule,
@@ -570,8 +569,6 @@ fn forward_action<'a>(
         cluster_specifier: Some(cluster_specifier(&backends)),
         cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
         idle_timeout: Some(millis(defaults::ROUTE_IDLE_TIMEOUT_MS)),
-        timeout: ctx.initial.route_timeout(),
-        retry_policy: ctx.initial.retry_policy(),
         ..Default::default()
     };
     match path {
@@ -594,6 +591,17 @@ fn forward_action<'a>(
     }
     let destinations: Vec<Tags> = rule.backends.iter().map(|b| b.destination.clone()).collect();
     host.policies.apply_route(&destinations, &mut action);
+    // Kuma 2.x policies come after the legacy ones and override what they set.
+    let hash = rule.name.as_deref();
+    if let Some((timeout, idle)) = host.targeted.route_timeouts(hash) {
+        action.timeout = Some(timeout);
+        if let Some(idle) = idle {
+            action.idle_timeout = Some(idle);
+        }
+    }
+    if let Some(retry) = host.targeted.retry_policy(hash) {
+        action.retry_policy = Some(retry);
+    }
     // The last mirror filter wins, as in Kuma.
     if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
         let percentage = mirror.percentage.unwrap_or(100.0);

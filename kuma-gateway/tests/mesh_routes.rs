@@ -1,0 +1,179 @@
+//! Kuma 2.x gateway configuration through a real Envoy: MeshHTTPRoute and
+//! MeshTCPRoute targeting a MeshGateway, and the MeshTimeout, MeshRetry and
+//! MeshCircuitBreaker policies, each shown by traffic.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+#[test]
+fn mesh_routes_and_policies_shape_traffic_through_envoy() {
+    let (a, b) = (smart_backend("a", 200), smart_backend("b", 200));
+    let (slow, flaky, cb) = (smart_backend("slow", 200), smart_backend("flaky", 200), smart_backend("cb", 200));
+    let (http, tcp) = (free_port(), free_port());
+    let dir = temp_dir("mesh-routes");
+    let inbound = |port: u16, name: &str| {
+        format!("  - {{port: {port}, tags: {{kuma.io/service: {name}, kuma.io/protocol: http}}}}\n")
+    };
+    let backend = |name: &str| format!("{{kind: MeshService, name: {name}}}");
+    let yaml = [
+        "type: Mesh\nname: default\n---\n".to_string(),
+        "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}\n---\n".into(),
+        format!(
+            "type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  listeners:\n  - {{port: {http}, protocol: HTTP}}\n  - {{port: {tcp}, protocol: TCP}}\n---\n"
+        ),
+        "type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n".into(),
+        inbound(a, "a"),
+        inbound(b, "b"),
+        inbound(slow, "slow"),
+        inbound(flaky, "flaky"),
+        inbound(cb, "cb"),
+        format!(
+            r#"---
+type: MeshHTTPRoute
+name: main
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    rules:
+    - matches: [{{path: {{type: PathPrefix, value: /split}}}}]
+      default:
+        backendRefs: [{{kind: MeshService, name: a, weight: 1}}, {{kind: MeshService, name: b, weight: 1}}]
+    - matches: [{{path: {{type: PathPrefix, value: /variant}}, headers: [{{name: x-variant, value: b}}]}}]
+      default:
+        backendRefs: [{backend_b}]
+    - matches: [{{path: {{type: PathPrefix, value: /variant}}}}]
+      default:
+        filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier: {{set: [{{name: x-added, value: "yes"}}]}}
+        - type: ResponseHeaderModifier
+          responseHeaderModifier: {{add: [{{name: x-resp, value: r}}]}}
+        backendRefs: [{backend_a}]
+    - matches: [{{path: {{type: Exact, value: /old}}}}]
+      default:
+        filters:
+        - type: RequestRedirect
+          requestRedirect: {{statusCode: 301, path: {{type: ReplaceFullPath, replaceFullPath: /new}}}}
+    - matches: [{{path: {{type: PathPrefix, value: /flaky}}}}]
+      default:
+        backendRefs: [{backend_flaky}]
+    - matches: [{{path: {{type: PathPrefix, value: /cb}}}}]
+      default:
+        filters:
+        - type: URLRewrite
+          urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /sleep}}}}
+        backendRefs: [{backend_cb}]
+---
+type: MeshHTTPRoute
+name: slow-route
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    rules:
+    - matches: [{{path: {{type: PathPrefix, value: /sleep}}}}]
+      default:
+        backendRefs: [{backend_slow}]
+---
+type: MeshTCPRoute
+name: tcp
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    rules:
+    - default:
+        backendRefs: [{backend_b}]
+---
+type: MeshTimeout
+name: slow-route-timeout
+spec:
+  targetRef: {{kind: MeshHTTPRoute, name: slow-route}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    default: {{http: {{requestTimeout: 500ms}}}}
+---
+type: MeshRetry
+name: retry-5xx
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    default: {{http: {{numRetries: 3, retryOn: [5xx]}}}}
+---
+type: MeshCircuitBreaker
+name: cb-limits
+spec:
+  targetRef: {{kind: Mesh}}
+  to:
+  - targetRef: {{kind: MeshService, name: cb}}
+    default: {{connectionLimits: {{maxConnections: 1, maxPendingRequests: 1, maxRequests: 1}}}}
+"#,
+            backend_a = backend("a"),
+            backend_b = backend("b"),
+            backend_slow = backend("slow"),
+            backend_flaky = backend("flaky"),
+            backend_cb = backend("cb"),
+        ),
+    ]
+    .concat();
+    std::fs::write(dir.join("all.yaml"), yaml).unwrap();
+    let gateway = Gateway::start(&dir, "gw", 51);
+    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/variant").is_some());
+
+    // Matches and filters: a header match wins over the same prefix without.
+    let r = http_get(http, "x", "/variant").unwrap();
+    assert_eq!((r.status, r.body.lines().next()), (200, Some("a /variant")), "{r:?}");
+    assert!(r.body.contains("x-added: yes"), "{}", r.body);
+    assert_eq!(r.header("x-resp"), Some("r"));
+    let r = request(http, "/variant", &[("x-variant", "b")]);
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("\r\n\r\nb /variant"), "{r}");
+    // Kuma redirects to the listener's port unless the filter names one.
+    let r = http_get(http, "x", "/old").unwrap();
+    assert_eq!((r.status, r.header("location")), (301, Some(format!("http://x:{http}/new").as_str())));
+
+    // Weighted backends: both get requests.
+    let bodies: Vec<String> = (0..40).filter_map(|_| http_get(http, "x", "/split")).map(|r| r.body).collect();
+    assert!(bodies.iter().any(|b| b.starts_with("a ")) && bodies.iter().any(|b| b.starts_with("b ")));
+
+    // MeshTimeout on one MeshHTTPRoute: the backend takes 2 s, the route allows 0.5 s.
+    let start = Instant::now();
+    assert_eq!(http_get(http, "x", "/sleep").unwrap().status, 504);
+    assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+
+    // MeshRetry: two 500s (not retried by default) become a 200.
+    let r = http_get(http, "x", "/flaky/k").unwrap();
+    assert_eq!((r.status, r.body.lines().next()), (200, Some("flaky /flaky/k")));
+
+    // MeshCircuitBreaker: one request at a time and one waiting; the rest
+    // overflow at once. The URL rewrite sends /cb to the backend's /sleep.
+    let started = Instant::now();
+    let replies: Vec<Reply> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| http_get(http, "x", "/cb"))).collect();
+        calls.into_iter().filter_map(|c| c.join().ok().flatten()).collect()
+    });
+    let overflowed = replies.iter().filter(|r| r.status == 503 && r.header("x-envoy-overloaded").is_some()).count();
+    assert!(overflowed >= 1, "{replies:?}");
+    assert!(replies.iter().any(|r| r.status == 200 && r.body.starts_with("cb /sleep")), "{replies:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // MeshTCPRoute: the TCP listener forwards the connection to b.
+    let r = http_get(tcp, "x", "/through-tcp").unwrap();
+    assert_eq!(r.body.lines().next(), Some("b /through-tcp"));
+}
+
+/// A GET with extra headers; the raw reply.
+fn request(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: x\r\n{extra}connection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
