@@ -1,0 +1,308 @@
+//! Kuma v2.14.3's validator rules for the Kuma 2.x kinds (MeshHTTPRoute,
+//! MeshTCPRoute, MeshTimeout, MeshRetry, MeshCircuitBreaker and their
+//! `targetRef`s), with Kuma's exact fields (relative to `spec`) and
+//! messages, from the rules listed in
+//! `../shared/peer/kuma-policies/README.md` and Kuma's validator sources.
+
+use kuma_model::{Origin, Severity, UnknownFields, parse_file};
+
+/// Kuma's violations for one document, `field: message`, in the loader's
+/// order (by line, then field).
+fn kuma(doc: &str) -> Vec<String> {
+    let parsed = parse_file("t.yaml", doc, UnknownFields::Reject);
+    parsed
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == Severity::Error && d.origin == Origin::Kuma)
+        .map(|d| format!("{}: {}", d.field, d.message))
+        .collect()
+}
+
+fn doc(kind: &str, spec: &str) -> String {
+    format!("type: {kind}\nname: p\nmesh: default\nspec:\n{spec}")
+}
+
+fn assert_valid(kind: &str, spec: &str) {
+    let parsed = parse_file("t.yaml", &doc(kind, spec), UnknownFields::Reject);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics());
+    assert_eq!(parsed.resources().len(), 1);
+}
+
+const GATEWAY: &str = "  targetRef: {kind: MeshGateway, name: edge}\n";
+
+#[test]
+fn target_refs() {
+    assert_eq!(
+        kuma(&doc("MeshHTTPRoute", "  targetRef: {kind: MeshGateway}\n")),
+        ["targetRef.name: must be set when kind is MeshGateway"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            "  targetRef: {kind: Mesh, name: x}\n  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s}}]\n"
+        )),
+        ["targetRef.name: using name with kind Mesh is not yet supported"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshRetry",
+            "  targetRef: {kind: Mesh, proxyTypes: []}\n  to: [{targetRef: {kind: Mesh}, default: {tcp: {maxConnectAttempt: 1}}}]\n"
+        )),
+        ["targetRef.proxyTypes: must be undefined or have at least one element"]
+    );
+    assert_eq!(
+        kuma(&doc("MeshHTTPRoute", "  targetRef: {kind: MeshGateway, name: edge, mesh: other}\n")),
+        ["targetRef.mesh: must not be set with kind MeshGateway"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            "  targetRef: {kind: MeshService}\n  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s}}]\n"
+        )),
+        ["targetRef: name or labels must be set when kind is MeshService"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshCircuitBreaker",
+            "  targetRef: {kind: MeshHTTPRoute, name: r}\n  to: [{targetRef: {kind: Mesh}, default: {connectionLimits: {maxConnections: 1}}}]\n"
+        )),
+        ["targetRef.kind: value 'MeshHTTPRoute' is not supported"]
+    );
+    // Listener tags are allowed on a MeshGateway target.
+    assert_valid(
+        "MeshTimeout",
+        "  targetRef: {kind: MeshGateway, name: edge, tags: {port: http}}\n  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s}}]\n",
+    );
+}
+
+#[test]
+fn mesh_http_route() {
+    let rule = "    rules: [{matches: [{path: {type: PathPrefix, value: /}}], default: {backendRefs: [{kind: MeshService, name: web}]}}]\n";
+    assert_valid(
+        "MeshHTTPRoute",
+        &format!("{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    hostnames: [a.example.com]\n{rule}"),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!("{GATEWAY}  to:\n  - targetRef: {{kind: MeshService, name: web}}\n{rule}")
+        )),
+        ["to[0].targetRef.kind: value 'MeshService' is not supported"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "  targetRef: {{kind: Mesh}}\n  to:\n  - targetRef: {{kind: MeshService, name: web}}\n    hostnames: [a]\n{rule}"
+            )
+        )),
+        ["to[0].hostnames: must not be defined"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: PathPrefix, value: /a}}}}], default: {{}}}}]\n"
+            )
+        )),
+        ["to[0].rules[0].default.backendRefs: must not be empty"]
+    );
+    // A redirect needs no backend.
+    assert_valid(
+        "MeshHTTPRoute",
+        &format!(
+            "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: Exact, value: /a}}}}], default: {{filters: [{{type: RequestRedirect, requestRedirect: {{statusCode: 301}}}}]}}}}]\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: PathPrefix, value: /a/}}}}, {{path: {{type: Exact, value: b}}}}], default: {{backendRefs: [{{kind: MeshService, name: web}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].rules[0].matches[0].path.value: does not need a trailing slash because only a `/`-separated prefix or an entire path is matched",
+            "to[0].rules[0].matches[1].path.value: must be an absolute path",
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            "  targetRef: {kind: Mesh}\n  to:\n  - targetRef: {kind: MeshService, name: web}\n    rules: [{matches: [{path: {type: PathPrefix, value: /a}}], default: {filters: [{type: URLRewrite, urlRewrite: {hostToBackendHostname: true, hostname: x.example.com}}], backendRefs: [{kind: MeshService, name: web}]}}]\n"
+        )),
+        [
+            "to[0].rules[0].default.filters[0].urlRewrite.hostToBackendHostname: can only be set with MeshGateway",
+            "to[0].rules[0].default.filters[0].urlRewrite.hostToBackendHostname: cannot be set together with hostname",
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: Exact, value: /a}}}}], default: {{filters: [{{type: RequestRedirect, requestRedirect: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /b}}}}}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].rules[0].default.filters[0].requestRedirect.path.replacePrefixMatch: can only appear if all matches match a path prefix"
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{headers: [{{type: Present, name: x, value: y}}], queryParams: [{{type: Exact, name: q, value: a}}, {{type: Exact, name: q, value: b}}]}}], default: {{backendRefs: [{{kind: MeshService, name: web}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].rules[0].matches[0].headers[0].value: must not be defined",
+            "to[0].rules[0].matches[0].queryParams[1].name: multiple entries for name q",
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: Exact, value: /a}}}}], default: {{filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{}}}}], backendRefs: [{{kind: MeshMultiZoneService, name: web}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].rules[0].default.backendRefs[0].port: must be defined with kind MeshMultiZoneService",
+            "to[0].rules[0].default.filters[0].requestHeaderModifier: must have at least one defined: set, add, remove",
+        ]
+    );
+}
+
+#[test]
+fn mesh_http_route_backends_this_gateway_cannot_serve_are_refused() {
+    let parsed = parse_file(
+        "t.yaml",
+        &doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{matches: [{{path: {{type: Exact, value: /a}}}}], default: {{backendRefs: [{{kind: MeshExternalService, name: httpbin}}]}}}}]\n"
+            ),
+        ),
+        UnknownFields::Reject,
+    );
+    let extra: Vec<String> =
+        parsed.diagnostics().iter().filter(|d| d.origin == Origin::Extra).map(|d| d.to_string()).collect();
+    assert_eq!(extra.len(), 1, "{extra:?}");
+    assert!(
+        extra[0].contains("to[0].rules[0].default.backendRefs[0]: MeshExternalService backends are not supported"),
+        "{extra:?}"
+    );
+}
+
+#[test]
+fn mesh_tcp_route() {
+    assert_valid(
+        "MeshTCPRoute",
+        &format!(
+            "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{default: {{backendRefs: [{{kind: MeshService, name: db}}]}}}}]\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTCPRoute",
+            &format!("{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules: [{{default: {{}}}}]\n")
+        )),
+        ["to[0].rules[0].default.backendRefs: must be defined"]
+    );
+}
+
+#[test]
+fn mesh_timeout() {
+    assert_eq!(kuma(&doc("MeshTimeout", GATEWAY)), [": at least one of 'from', 'to' or 'rules' has to be defined"]);
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            &format!("{GATEWAY}  from: [{{targetRef: {{kind: Mesh}}, default: {{idleTimeout: 1s}}}}]\n")
+        )),
+        ["from: must not be defined"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: MeshService, name: web}}, default: {{idleTimeout: 1s}}}}]\n"
+            )
+        )),
+        ["to[0].targetRef.kind: value 'MeshService' is not supported"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            "  targetRef: {kind: MeshHTTPRoute, name: r}\n  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s, http: {requestTimeout: 1s}}}]\n"
+        )),
+        ["to[0].default.idleTimeout: can't be specified when top-level TargetRef is referencing MeshHTTPRoute"]
+    );
+    assert_eq!(
+        kuma(&doc("MeshTimeout", "  targetRef: {kind: Mesh}\n  to: [{targetRef: {kind: Mesh}, default: {}}]\n")),
+        ["to[0].default: at least one timeout should be configured"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTimeout",
+            "  targetRef: {kind: Mesh}\n  to: [{targetRef: {kind: Mesh}, default: {connectionTimeout: 0s, http: {requestTimeout: -1s}}}]\n"
+        )),
+        [
+            "to[0].default.connectionTimeout: must be greater than zero when defined",
+            "to[0].default.http.requestTimeout: must not be negative when defined",
+        ]
+    );
+}
+
+#[test]
+fn mesh_retry() {
+    assert_eq!(
+        kuma(&doc("MeshRetry", &format!("{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{}}}}]\n"))),
+        ["to[0].default.conf: at least one of the 'tcp', 'http', 'grpc' must be specified"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshRetry",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{tcp: {{maxConnectAttempt: 0}}, http: {{retryOn: [teapot]}}}}}}]\n"
+            )
+        )),
+        [
+            "to[0].default.conf.http.retryOn[0]: unknown item 'teapot'",
+            "to[0].default.conf.tcp.maxConnectAttempt: must be greater than 0",
+        ]
+    );
+}
+
+#[test]
+fn mesh_circuit_breaker() {
+    assert_eq!(
+        kuma(&doc("MeshCircuitBreaker", "  targetRef: {kind: Mesh}\n  to: [{targetRef: {kind: Mesh}, default: {}}]\n")),
+        ["to[0].default: at least one of: 'connectionLimits' or 'outlierDetection' should be configured"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshCircuitBreaker",
+            "  targetRef: {kind: Mesh}\n  to: [{targetRef: {kind: Mesh}, default: {outlierDetection: {interval: 1s}}}]\n"
+        )),
+        ["to[0].default.outlierDetection.detectors: must be defined"]
+    );
+    assert_valid(
+        "MeshCircuitBreaker",
+        "  targetRef: {kind: MeshGateway, name: edge}\n  to: [{targetRef: {kind: MeshService, name: web}, default: {connectionLimits: {maxConnections: 2}, outlierDetection: {detectors: {totalFailures: {consecutive: 3}}}}}]\n",
+    );
+}
+
+#[test]
+fn kubernetes_form_is_namespaced() {
+    let yaml = "apiVersion: kuma.io/v1alpha1\nkind: MeshTimeout\nmetadata:\n  name: t\n  namespace: kuma-system\n  labels: {kuma.io/mesh: default}\nspec:\n  targetRef: {kind: Mesh}\n  to: [{targetRef: {kind: Mesh}, default: {idleTimeout: 1s}}]\n";
+    let parsed = parse_file("k.yaml", yaml, UnknownFields::Reject);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics());
+    assert_eq!(parsed.resources()[0].meta.name, "t.kuma-system");
+    let bad = yaml.replace("idleTimeout: 1s", "");
+    let errors: Vec<String> =
+        parse_file("k.yaml", &bad, UnknownFields::Reject).diagnostics().iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        errors,
+        ["k.yaml:9: MeshTimeout default/t.kuma-system: to[0].default: at least one timeout should be configured"]
+    );
+}
