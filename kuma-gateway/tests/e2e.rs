@@ -68,7 +68,7 @@ fn builtin_gateway_serves_http_https_tcp() {
     std::fs::write(
         dir.join("gateway.yaml"),
         format!(
-            "{gw}  - port: {https}\n    protocol: HTTPS\n    hostname: secure.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https}}\n  - port: {tcp}\n    protocol: TCP\n    tags: {{port: tcp}}\n  - port: {idle}\n    protocol: TCP\n    tags: {{port: idle}}\n"
+            "{gw}  - port: {https}\n    protocol: HTTPS\n    hostname: secure.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https}}\n  - port: {https}\n    protocol: HTTPS\n    hostname: other.example.com\n    tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}\n    tags: {{port: https-other}}\n  - port: {tcp}\n    protocol: TCP\n    tags: {{port: tcp}}\n  - port: {idle}\n    protocol: TCP\n    tags: {{port: idle}}\n"
         ),
     )
     .unwrap();
@@ -98,6 +98,13 @@ fn builtin_gateway_serves_http_https_tcp() {
     let ca = root().join("testdata/certs/rsa.crt");
     let (status, body) = https_get(https, "secure.example.com", "/api/x", &ca).unwrap();
     assert_eq!((status, body.starts_with("api /api/x")), (200, true), "{body}\n{}", gateway.log());
+    // A request for the port's other HTTPS hostname on this connection is
+    // misdirected (421), not routed under secure.example.com's certificate
+    // (which covers *.example.com too); on its own connection it is served
+    // (no route there: 404).
+    assert_eq!(https_get_as(https, "secure.example.com", "other.example.com", &ca), Some(421));
+    assert_eq!(https_get_as(https, "other.example.com", "other.example.com", &ca), Some(404));
+    assert_eq!(https_get_as(https, "secure.example.com", "secure.example.com", &ca), Some(200));
     // TCP.
     let stream = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -229,4 +236,17 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     gateway.wait_for("traffic after the restart", Duration::from_secs(20), || ok_from(http_get(http, "x", "/"), "one"));
     let after_restart = gateway.log().split("Envoy connected").last().unwrap_or_default().to_string();
     assert!(!after_restart.contains("NACK"), "the new Envoy was sent nothing it rejects:\n{after_restart}");
+}
+
+/// The status of a GET `/api/x` over HTTPS with TLS server name `sni` and
+/// `Host: host` (curl, trusting `ca`).
+fn https_get_as(port: u16, sni: &str, host: &str, ca: &std::path::Path) -> Option<u16> {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["--resolve", &format!("{sni}:{port}:127.0.0.1"), "-H", &format!("Host: {host}")])
+        .args(["-w", "%{http_code}", &format!("https://{sni}:{port}/api/x")])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

@@ -140,7 +140,7 @@ impl<'a> Builtin<'a, '_> {
         let mut chains = Vec::new();
         for group in &port.groups {
             let route_name = names::route_configuration(listener, &group.key);
-            let virtual_hosts = group
+            let mut virtual_hosts: Vec<_> = group
                 .hosts
                 .iter()
                 .map(|h| {
@@ -149,6 +149,20 @@ impl<'a> Builtin<'a, '_> {
                     virtual_host(ctx, Host { host: h, policies: &policies, targeted: &targeted }, clusters)
                 })
                 .collect();
+            if port.protocol == Protocol::Https {
+                // Other listener hostnames of this port have filter chains of
+                // their own: requests for them here are misdirected.
+                let own: Vec<&str> = group.hosts.iter().map(|h| h.hostname.as_str()).collect();
+                let others: Vec<String> = port
+                    .groups
+                    .iter()
+                    .map(|g| g.key.clone())
+                    .filter(|k| k != "*" && *k != group.key && !own.iter().any(|o| o.eq_ignore_ascii_case(k)))
+                    .collect();
+                if !others.is_empty() {
+                    virtual_hosts.push(crate::routes::misdirected(others));
+                }
+            }
             out.routes.insert(
                 route_name.clone(),
                 RouteConfiguration {

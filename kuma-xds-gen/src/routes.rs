@@ -264,6 +264,37 @@ pub(crate) fn no_route() -> Route {
     }
 }
 
+/// The virtual host that answers requests on an HTTPS filter chain whose
+/// `Host` is another listener hostname of the port (`domains`), served by
+/// another filter chain: `421 Misdirected Request` (RFC 9110 §15.5.20), as
+/// the Gateway API asks, instead of routing them inside a chain whose
+/// certificate and routes belong to another hostname. A client that reused
+/// a connection for a name the certificate also covers then retries on a
+/// new connection with the right server name.
+pub(crate) fn misdirected(domains: Vec<String>) -> VirtualHost {
+    let route = Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::DirectResponse(DirectResponseAction {
+            status: 421,
+            body: Some(DataSource {
+                specifier: Some(data_source::Specifier::InlineString(MISDIRECTED_BODY.into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    VirtualHost { name: MISDIRECTED_VHOST.into(), domains, routes: vec![route], ..Default::default() }
+}
+
+/// The name of the [`misdirected`] virtual host (no hostname can be it).
+pub(crate) const MISDIRECTED_VHOST: &str = "misdirected:other-listener-hostnames";
+
+const MISDIRECTED_BODY: &str = "Misdirected Request: this host is served on a connection for its own TLS server name\n";
+
 /// How a generated entry relates to the match it came from.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Variant {

@@ -73,6 +73,11 @@ pub(crate) fn normalise(v: &mut Value) {
     }
     if let Some(routes) = v.pointer_mut("/Routes/Resources").and_then(Value::as_object_mut) {
         for rc in routes.values_mut() {
+            // Beyond Kuma: HTTPS route configurations answer 421 for the
+            // port's other listener hostnames (`routes::misdirected`).
+            if let Some(vhs) = rc.get_mut("virtualHosts").and_then(Value::as_array_mut) {
+                vhs.retain(|vh| vh["name"] != "misdirected:other-listener-hostnames");
+            }
             for vh in rc["virtualHosts"].as_array_mut().into_iter().flatten() {
                 // A virtual host's retry policy applies to routes without their own.
                 let retry = vh.as_object_mut().and_then(|o| o.remove("retryPolicy"));
