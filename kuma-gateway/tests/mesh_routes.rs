@@ -177,3 +177,121 @@ fn request(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
     let _ = stream.read_to_string(&mut out);
     out
 }
+
+#[test]
+fn mesh_policies_on_listeners_and_clusters_through_envoy() {
+    let (limited, faulty, delayed) =
+        (smart_backend("limited", 200), smart_backend("faulty", 200), smart_backend("delayed", 200));
+    let (healthy, sick) = (smart_backend("healthy", 200), smart_backend("sick", 503));
+    let (http, aborting, delaying) = (free_port(), free_port(), free_port());
+    let dir = temp_dir("mesh-policies");
+    let log = dir.join("access.log");
+    let inbound = |port: u16, name: &str| {
+        format!("  - {{port: {port}, tags: {{kuma.io/service: {name}, kuma.io/protocol: http}}}}\n")
+    };
+    let route = |name: &str, prefix: &str, backend: &str| {
+        format!(
+            "---\ntype: MeshHTTPRoute\nname: {name}\nspec:\n  targetRef: {{kind: MeshGateway, name: gw}}\n  to:\n  - targetRef: {{kind: Mesh}}\n    rules:\n    - matches: [{{path: {{type: PathPrefix, value: {prefix}}}}}]\n      default: {{backendRefs: [{{kind: MeshService, name: {backend}}}]}}\n"
+        )
+    };
+    let yaml = [
+        "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: gw}}\n---\n".to_string(),
+        format!(
+            "type: MeshGateway\nname: gw\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf:\n  listeners:\n  - {{port: {http}, protocol: HTTP, tags: {{port: main}}}}\n  - {{port: {aborting}, protocol: HTTP, tags: {{port: aborting}}}}\n  - {{port: {delaying}, protocol: HTTP, tags: {{port: delaying}}}}\n---\n"
+        ),
+        "type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n".into(),
+        inbound(limited, "limited"),
+        inbound(faulty, "faulty"),
+        inbound(delayed, "delayed"),
+        inbound(healthy, "hc"),
+        inbound(sick, "hc"),
+        route("limited-route", "/limited", "limited"),
+        route("faulty-route", "/faulty", "faulty"),
+        route("delayed-route", "/delayed", "delayed"),
+        route("hc-route", "/hc", "hc"),
+        format!(
+            r#"---
+type: MeshRateLimit
+name: two-a-minute
+spec:
+  targetRef: {{kind: MeshHTTPRoute, name: limited-route}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    default:
+      local:
+        http:
+          requestRate: {{num: 2, interval: 60s}}
+          onRateLimit: {{status: 429, headers: {{add: [{{name: x-limited, value: "yes"}}]}}}}
+---
+type: MeshFaultInjection
+name: abort
+spec:
+  targetRef: {{kind: MeshGateway, name: gw, tags: {{port: aborting}}}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    default:
+      http: [{{abort: {{httpStatus: 418, percentage: 100}}}}]
+---
+type: MeshFaultInjection
+name: delay
+spec:
+  targetRef: {{kind: MeshGateway, name: gw, tags: {{port: delaying}}}}
+  to:
+  - targetRef: {{kind: Mesh}}
+    default:
+      http: [{{delay: {{value: 400ms, percentage: "100.0"}}}}]
+---
+type: MeshHealthCheck
+name: hc
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  to:
+  - targetRef: {{kind: MeshService, name: hc}}
+    default:
+      interval: 200ms
+      timeout: 200ms
+      unhealthyThreshold: 1
+      healthyThreshold: 1
+      http: {{path: /health}}
+---
+type: MeshAccessLog
+name: received
+spec:
+  targetRef: {{kind: MeshGateway, name: gw}}
+  from:
+  - targetRef: {{kind: Mesh}}
+    default:
+      backends: [{{type: File, file: {{path: {log}}}}}]
+"#,
+            log = log.display()
+        ),
+    ]
+    .concat();
+    std::fs::write(dir.join("all.yaml"), yaml).unwrap();
+    let gateway = Gateway::start(&dir, "gw", 53);
+    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/limited/0").is_some());
+
+    // MeshRateLimit on one MeshHTTPRoute: 2 a minute; /limited/0 above was the first.
+    assert_eq!(http_get(http, "x", "/limited/1").unwrap().status, 200);
+    let r = http_get(http, "x", "/limited/2").unwrap();
+    assert_eq!((r.status, r.header("x-limited")), (429, Some("yes")));
+    // Other routes are not limited.
+    assert!((0..4).all(|_| http_get(http, "x", "/faulty").unwrap().status == 200));
+
+    // MeshFaultInjection on one listener each: abort, then delay.
+    assert_eq!(http_get(aborting, "x", "/faulty").unwrap().status, 418);
+    let start = Instant::now();
+    assert_eq!(http_get(delaying, "x", "/delayed").unwrap().status, 200);
+    assert!(start.elapsed() >= Duration::from_millis(350), "{:?}", start.elapsed());
+
+    // MeshHealthCheck: the sick endpoint is ejected, the healthy one serves everything.
+    gateway.wait_for("the sick endpoint ejected", Duration::from_secs(10), || {
+        (0..10).all(|_| http_get(http, "x", "/hc").is_some_and(|r| r.body.starts_with("healthy")))
+    });
+
+    // MeshAccessLog `from`: a line per request received, source unknown, destination the gateway.
+    gateway.wait_for("an access log line", Duration::from_secs(10), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("\"GET /limited/2 HTTP/1.1\" 429") && t.contains("\"unknown\" \"gw\""))
+    });
+}

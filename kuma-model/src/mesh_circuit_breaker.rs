@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
 use crate::mesh_timeout::over;
-use crate::target_ref::{TargetKind, TargetRef, TargetRules, validate_target_ref};
+use crate::target_ref::{POLICY_TOP_KINDS, TargetKind, TargetRef, TargetRules, validate_sections, validate_target_ref};
 use crate::violation::{FieldPath, Violations};
 
 /// The spec of a `MeshCircuitBreaker`.
@@ -197,24 +197,16 @@ impl MeshCircuitBreakerSpec {
         let mut out = Violations::new();
         let root = FieldPath::root();
         if let Some(t) = &self.target_ref {
-            let kinds = [
-                TargetKind::Mesh,
-                TargetKind::MeshSubset,
-                TargetKind::MeshService,
-                TargetKind::MeshGateway,
-                TargetKind::MeshServiceSubset,
-                TargetKind::Dataplane,
-            ];
-            validate_target_ref(&root.field("targetRef"), t, TargetRules::with_listener_tags(&kinds), &mut out);
+            validate_target_ref(
+                &root.field("targetRef"),
+                t,
+                TargetRules::with_listener_tags(POLICY_TOP_KINDS),
+                &mut out,
+            );
         }
         let (to, from) = (self.to.as_deref().unwrap_or_default(), self.from.as_deref().unwrap_or_default());
         let rules = self.rules.as_deref().unwrap_or_default();
-        if rules.is_empty() && to.is_empty() && from.is_empty() {
-            out.add(&root, "at least one of 'from', 'to' or 'rules' has to be defined");
-        }
-        if !rules.is_empty() && (!to.is_empty() || !from.is_empty()) {
-            out.add(&root, "fields 'to' and 'from' must be empty when 'rules' is defined");
-        }
+        validate_sections(&root, to.len(), from.len(), rules.len(), true, &mut out);
         for (i, e) in from.iter().enumerate() {
             let p = root.field("from").index(i);
             validate_target_ref(

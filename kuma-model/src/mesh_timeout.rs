@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Duration;
-use crate::target_ref::{TargetKind, TargetRef, TargetRules, policy_to_kinds, validate_target_ref};
+use crate::target_ref::{TargetKind, TargetRef, TargetRules, policy_to_kinds, validate_sections, validate_target_ref};
 use crate::violation::{FieldPath, Violations};
 
 /// The spec of a `MeshTimeout`.
@@ -126,12 +126,7 @@ impl MeshTimeoutSpec {
         let (to, from, rules) =
             (self.to.as_deref().unwrap_or_default(), self.from.as_deref().unwrap_or_default(), self.rules.as_deref());
         let rules = rules.unwrap_or_default();
-        if !rules.is_empty() && (!to.is_empty() || !from.is_empty()) {
-            out.add(&root, "fields 'to' and 'from' must be empty when 'rules' is defined");
-        }
-        if rules.is_empty() && to.is_empty() && from.is_empty() {
-            out.add(&root, "at least one of 'from', 'to' or 'rules' has to be defined");
-        }
+        validate_sections(&root, to.len(), from.len(), rules.len(), true, &mut out);
         let top = self.target_ref.as_ref().map_or(TargetKind::Mesh, |t| t.kind);
         let gateway_or_route = matches!(top, TargetKind::MeshHttpRoute | TargetKind::MeshGateway);
         if gateway_or_route && !from.is_empty() {

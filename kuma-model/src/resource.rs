@@ -9,8 +9,12 @@ use crate::external_service::ExternalServiceSpec;
 use crate::gateway::MeshGatewaySpec;
 use crate::instance::MeshGatewayInstanceSpec;
 use crate::mesh::MeshSpec;
+use crate::mesh_access_log::MeshAccessLogSpec;
 use crate::mesh_circuit_breaker::MeshCircuitBreakerSpec;
+use crate::mesh_fault_injection::MeshFaultInjectionSpec;
+use crate::mesh_health_check::MeshHealthCheckSpec;
 use crate::mesh_http_route::MeshHttpRouteSpec;
+use crate::mesh_rate_limit::MeshRateLimitSpec;
 use crate::mesh_retry::MeshRetrySpec;
 use crate::mesh_tcp_route::MeshTcpRouteSpec;
 use crate::mesh_timeout::MeshTimeoutSpec;
@@ -147,6 +151,14 @@ kinds! {
     MeshRetry(MeshRetrySpec) { mesh_scoped: true, namespaced: true }
     /// Kuma 2.x connection limits and outlier detection.
     MeshCircuitBreaker(MeshCircuitBreakerSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x fault injection.
+    MeshFaultInjection(MeshFaultInjectionSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x local rate limits.
+    MeshRateLimit(MeshRateLimitSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x active health checks.
+    MeshHealthCheck(MeshHealthCheckSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x access logs.
+    MeshAccessLog(MeshAccessLogSpec) { mesh_scoped: true, namespaced: true }
 }
 
 impl Kind {
@@ -155,7 +167,15 @@ impl Kind {
     pub fn has_spec_field(self) -> bool {
         matches!(
             self,
-            Kind::MeshHTTPRoute | Kind::MeshTCPRoute | Kind::MeshTimeout | Kind::MeshRetry | Kind::MeshCircuitBreaker
+            Kind::MeshHTTPRoute
+                | Kind::MeshTCPRoute
+                | Kind::MeshTimeout
+                | Kind::MeshRetry
+                | Kind::MeshCircuitBreaker
+                | Kind::MeshFaultInjection
+                | Kind::MeshRateLimit
+                | Kind::MeshHealthCheck
+                | Kind::MeshAccessLog
         )
     }
 }

@@ -189,6 +189,28 @@ pub fn policy_to_kinds(top: TargetKind) -> &'static [TargetKind] {
     }
 }
 
+/// The top-level kinds most targetRef policies accept (system role);
+/// `MeshHTTPRoute` is added by those that can target a route's rules.
+pub const POLICY_TOP_KINDS: &[TargetKind] = &[
+    TargetKind::Mesh,
+    TargetKind::MeshSubset,
+    TargetKind::MeshGateway,
+    TargetKind::MeshService,
+    TargetKind::MeshServiceSubset,
+    TargetKind::Dataplane,
+];
+
+/// Kuma's checks of a policy's sections: `rules` excludes `to` and `from`,
+/// and (when `required`) one of them must be there.
+pub fn validate_sections(path: &FieldPath, to: usize, from: usize, rules: usize, required: bool, out: &mut Violations) {
+    if rules > 0 && (to > 0 || from > 0) {
+        out.add(path, "fields 'to' and 'from' must be empty when 'rules' is defined");
+    }
+    if required && rules == 0 && to == 0 && from == 0 {
+        out.add(path, "at least one of 'from', 'to' or 'rules' has to be defined");
+    }
+}
+
 /// Options of [`validate_target_ref`], after Kuma's `ValidateTargetRefOpts`.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetRules<'a> {

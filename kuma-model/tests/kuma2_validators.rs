@@ -306,3 +306,106 @@ fn kubernetes_form_is_namespaced() {
         ["k.yaml:9: MeshTimeout default/t.kuma-system: to[0].default: at least one timeout should be configured"]
     );
 }
+
+#[test]
+fn mesh_fault_injection() {
+    assert_valid(
+        "MeshFaultInjection",
+        &format!(
+            "{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{http: [{{abort: {{httpStatus: 503, percentage: \"12.5\"}}}}]}}}}]\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc("MeshFaultInjection", &format!("{GATEWAY}  from: [{{targetRef: {{kind: Mesh}}}}]\n"))),
+        [
+            "from: must not be defined when the scope includes a Gateway, select only proxyType Sidecar or select only gateways and use spec.to"
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshFaultInjection",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{http: [{{abort: {{httpStatus: 700, percentage: 101}}, responseBandwidth: {{limit: 10xbps, percentage: 1}}}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].default.http[0].abort.httpStatus: must be in inclusive range [100, 599]",
+            "to[0].default.http[0].abort.percentage: must be in inclusive range [0.0, 100.0]",
+            "to[0].default.http[0].responseBandwidth.limit: must be in kbps/Mbps/Gbps units",
+        ]
+    );
+}
+
+#[test]
+fn mesh_rate_limit() {
+    assert_valid(
+        "MeshRateLimit",
+        "  targetRef: {kind: MeshHTTPRoute, name: r}\n  to: [{targetRef: {kind: Mesh}, default: {local: {http: {requestRate: {num: 5, interval: 1s}}}}}]\n",
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshRateLimit",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: MeshService, name: x}}, default: {{local: {{http: {{requestRate: {{num: 0, interval: 10ms}}}}}}}}}}]\n"
+            )
+        )),
+        [
+            "to[0].default.local.http.requestRate.interval: must be greater than: 50ms",
+            "to[0].default.local.http.requestRate.num: must be greater than 0",
+            "to[0].targetRef.kind: value 'MeshService' is not supported",
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshRateLimit",
+            "  targetRef: {kind: MeshService, name: web}\n  to: [{targetRef: {kind: Mesh}, default: {local: {http: {disabled: true}}}}]\n"
+        )),
+        ["to: must not be defined"]
+    );
+}
+
+#[test]
+fn mesh_health_check() {
+    assert_eq!(
+        kuma(&doc(
+            "MeshHealthCheck",
+            &format!("{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{interval: 0s}}}}]\n")
+        )),
+        [
+            "to[0].default: must have at least one defined: http, tcp, grpc",
+            "to[0].default.interval: must be greater than zero when defined"
+        ]
+    );
+    assert_valid(
+        "MeshHealthCheck",
+        &format!(
+            "{GATEWAY}  to: [{{targetRef: {{kind: MeshService, name: web}}, default: {{http: {{path: /health, expectedStatuses: [200]}}}}}}]\n"
+        ),
+    );
+}
+
+#[test]
+fn mesh_access_log() {
+    assert_valid(
+        "MeshAccessLog",
+        &format!(
+            "{GATEWAY}  from: [{{targetRef: {{kind: Mesh}}, default: {{backends: [{{type: File, file: {{path: /tmp/log}}}}]}}}}]\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshAccessLog",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{backends: [{{type: File, file: {{path: relative}}}}, {{type: Tcp, tcp: {{address: nowhere}}}}]}}}}]\n"
+            )
+        )),
+        [
+            "to[0].default.backends[0].file.path: file backend requires a valid path",
+            "to[0].default.backends[1].tcp.address: tcp backend requires valid address",
+        ]
+    );
+    assert_eq!(
+        kuma(&doc("MeshAccessLog", &format!("{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{}}}}]\n"))),
+        ["to[0].default.backends: must be defined"]
+    );
+}

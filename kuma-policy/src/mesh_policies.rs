@@ -1,6 +1,7 @@
 //! Kuma 2.x targetRef policies on a builtin gateway listener: the merged
-//! `MeshTimeout`, `MeshRetry` and `MeshCircuitBreaker` confs that apply to
-//! its routes, its clusters and the listener itself.
+//! `MeshTimeout`, `MeshRetry`, `MeshCircuitBreaker`, `MeshFaultInjection`
+//! and `MeshRateLimit` confs that apply to its routes, its clusters and the
+//! listener itself.
 //!
 //! Policies whose top-level target selects the listener merge in Kuma's
 //! order ([`crate::targeting::policies`]); their `to` entries are then
@@ -11,7 +12,11 @@
 
 use std::collections::BTreeMap;
 
+use kuma_model::mesh_access_log::AccessLogConf;
 use kuma_model::mesh_circuit_breaker::CircuitBreakerConf;
+use kuma_model::mesh_fault_injection::FaultConf;
+use kuma_model::mesh_health_check::HealthCheckConf;
+use kuma_model::mesh_rate_limit::RateLimitConf;
 use kuma_model::mesh_retry::RetryConf;
 use kuma_model::mesh_timeout::TimeoutConf;
 use kuma_model::target_ref::{TargetKind, TargetRef};
@@ -63,6 +68,16 @@ pub struct ListenerPolicies {
     pub retry: Confs<RetryConf>,
     /// `MeshCircuitBreaker` `to` entries.
     pub circuit_breaker: Confs<CircuitBreakerConf>,
+    /// `MeshFaultInjection` `to` entries.
+    pub fault_injection: Confs<FaultConf>,
+    /// `MeshRateLimit` `to` entries.
+    pub rate_limit: Confs<RateLimitConf>,
+    /// `MeshHealthCheck` `to` entries.
+    pub health_check: Confs<HealthCheckConf>,
+    /// `MeshAccessLog` `to` entries (what the gateway sends).
+    pub access_log_to: Confs<AccessLogConf>,
+    /// `MeshAccessLog` `from` entries (what the gateway receives).
+    pub access_log_from: Option<AccessLogConf>,
     /// The policies that contributed, `Kind name`, in merge order.
     pub origins: Vec<String>,
 }
@@ -86,7 +101,15 @@ impl<'a> MeshPolicies<'a> {
     pub fn for_listener(&self, gateway: Gateway<'_>, listener_tags: &Tags) -> ListenerPolicies {
         let mut out = ListenerPolicies::default();
         let routes = route_hashes(self.set, gateway, listener_tags);
-        for kind in [Kind::MeshTimeout, Kind::MeshRetry, Kind::MeshCircuitBreaker] {
+        for kind in [
+            Kind::MeshTimeout,
+            Kind::MeshRetry,
+            Kind::MeshCircuitBreaker,
+            Kind::MeshFaultInjection,
+            Kind::MeshRateLimit,
+            Kind::MeshHealthCheck,
+            Kind::MeshAccessLog,
+        ] {
             let candidates = initial::with_implied(self.set, &self.implied, &self.mesh, kind);
             let selected = targeting::policies(candidates.iter().copied(), gateway, listener_tags, top);
             let on_routes: Vec<(&Resource, &[String])> = candidates
@@ -133,6 +156,59 @@ impl<'a> MeshPolicies<'a> {
                         RetryConf::merge,
                     );
                 }
+                Kind::MeshFaultInjection => {
+                    out.fault_injection = confs(
+                        &selected,
+                        &sorted_routes,
+                        |s| match s {
+                            Spec::MeshFaultInjection(t) => t.to_confs(),
+                            _ => Vec::new(),
+                        },
+                        FaultConf::merge,
+                    );
+                }
+                Kind::MeshAccessLog => {
+                    out.access_log_to = confs(
+                        &selected,
+                        &sorted_routes,
+                        |s| match s {
+                            Spec::MeshAccessLog(t) => t.to_confs(),
+                            _ => Vec::new(),
+                        },
+                        AccessLogConf::merge,
+                    );
+                    for r in &selected {
+                        if let Spec::MeshAccessLog(t) = &r.spec {
+                            for (target, conf) in t.from_confs() {
+                                if target.kind == TargetKind::Mesh {
+                                    out.access_log_from.get_or_insert_with(AccessLogConf::default).merge(conf);
+                                }
+                            }
+                        }
+                    }
+                }
+                Kind::MeshHealthCheck => {
+                    out.health_check = confs(
+                        &selected,
+                        &sorted_routes,
+                        |s| match s {
+                            Spec::MeshHealthCheck(t) => t.to_confs(),
+                            _ => Vec::new(),
+                        },
+                        HealthCheckConf::merge,
+                    );
+                }
+                Kind::MeshRateLimit => {
+                    out.rate_limit = confs(
+                        &selected,
+                        &sorted_routes,
+                        |s| match s {
+                            Spec::MeshRateLimit(t) => t.to_confs(),
+                            _ => Vec::new(),
+                        },
+                        RateLimitConf::merge,
+                    );
+                }
                 _ => {
                     out.circuit_breaker = confs(
                         &selected,
@@ -152,6 +228,10 @@ impl<'a> MeshPolicies<'a> {
 
 fn top(r: &Resource) -> Option<&TargetRef> {
     match &r.spec {
+        Spec::MeshFaultInjection(s) => s.target_ref.as_ref(),
+        Spec::MeshRateLimit(s) => s.target_ref.as_ref(),
+        Spec::MeshHealthCheck(s) => s.target_ref.as_ref(),
+        Spec::MeshAccessLog(s) => s.target_ref.as_ref(),
         Spec::MeshTimeout(s) => s.target_ref.as_ref(),
         Spec::MeshRetry(s) => s.target_ref.as_ref(),
         Spec::MeshCircuitBreaker(s) => s.target_ref.as_ref(),

@@ -36,7 +36,7 @@ use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, u32v};
 use crate::policy::HostPolicies;
-use crate::policy::traffic_log::{LogContext, access_logs};
+use crate::policy::traffic_log::{LogContext, access_logs, mesh_access_logs};
 use crate::policy::traffic_trace;
 use crate::routes::{Host, HostContext, virtual_host};
 use crate::snapshot::GatewaySnapshot;
@@ -65,7 +65,7 @@ impl<'a> Builtin<'a, '_> {
 
     pub(crate) fn generate(&self) -> Result<GatewaySnapshot, TranslateError> {
         let mut out = GatewaySnapshot::default();
-        let mut clusters = ClusterPlans::new(self.set, self.mesh, &self.gateway.meta.name);
+        let mut clusters = ClusterPlans::new(self.set, self.mesh, &self.gateway.meta.name, self.tags);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
         let targeted = defaults::TargetedCache::new(self.set, self.mesh, &self.gateway.meta.name);
@@ -169,7 +169,7 @@ impl<'a> Builtin<'a, '_> {
                     name: route_name.clone(),
                     virtual_hosts,
                     validate_clusters: boolv(false),
-                    request_headers_to_remove: vec!["x-kuma-tags".into()],
+                    request_headers_to_remove: vec![names::KUMA_TAGS_HEADER.into()],
                     ignore_port_in_host_matching: true,
                     ..Default::default()
                 },
@@ -204,7 +204,7 @@ impl<'a> Builtin<'a, '_> {
         }
     }
 
-    fn http_connection_manager(&self, route_name: &str, host_tags: &Tags, timeouts: &defaults::Targeted) -> Filter {
+    fn http_connection_manager(&self, route_name: &str, host_tags: &Tags, targeted: &defaults::Targeted) -> Filter {
         use http_connection_manager::{PathWithEscapedSlashesAction, RouteSpecifier};
         let typed = |name: &str, any| HttpFilter {
             name: name.into(),
@@ -228,8 +228,12 @@ impl<'a> Builtin<'a, '_> {
                 pb::any(&LocalRateLimit { stat_prefix: "rate_limit".into(), ..Default::default() }),
             ),
             typed("gzip-compress", pb::any(&compressor)),
-            typed("envoy.filters.http.router", pb::any(&Router::default())),
         ];
+        // MeshFaultInjection: one fault filter per entry, before the router.
+        let faults =
+            crate::policy::mesh_http_policies::fault_filters(targeted.policies().fault_injection.mesh.as_ref());
+        http_filters.extend(faults.iter().map(|f| typed(crate::policy::fault_injection::FILTER, pb::any(f))));
+        http_filters.push(typed("envoy.filters.http.router", pb::any(&Router::default())));
         // The fault filter only when some FaultInjection could configure it,
         // so meshes without them get Kuma's filter chain exactly.
         if self.set.in_mesh(kuma_model::Kind::FaultInjection, self.mesh).next().is_some() {
@@ -243,10 +247,13 @@ impl<'a> Builtin<'a, '_> {
                 route_config_name: route_name.into(),
             })),
             http_filters,
-            access_log: access_logs(self.set, host_tags, self.log_context(true)),
+            access_log: access_logs(self.set, host_tags, self.log_context(true))
+                .into_iter()
+                .chain(mesh_access_logs(targeted.policies(), self.log_context(true)))
+                .collect(),
             tracing: traffic_trace::for_gateway(self.set, self.mesh, self.tags).map(|t| t.tracing),
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
-                idle_timeout: Some(timeouts.downstream_idle_timeout()),
+                idle_timeout: Some(targeted.downstream_idle_timeout()),
                 headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,
                 ..Default::default()
             }),
@@ -267,9 +274,9 @@ impl<'a> Builtin<'a, '_> {
             normalize_path: boolv(true),
             merge_slashes: true,
             path_with_escaped_slashes_action: PathWithEscapedSlashesAction::UnescapeAndRedirect as i32,
-            request_headers_timeout: Some(timeouts.request_headers_timeout()),
-            stream_idle_timeout: Some(timeouts.stream_idle_timeout()),
-            request_timeout: timeouts.request_timeout(),
+            request_headers_timeout: Some(targeted.request_headers_timeout()),
+            stream_idle_timeout: Some(targeted.stream_idle_timeout()),
+            request_timeout: targeted.request_timeout(),
             server_name: "Kuma Gateway".into(),
             use_remote_address: boolv(true),
             ..Default::default()
@@ -357,7 +364,8 @@ impl<'a> Builtin<'a, '_> {
                 let own = own_host(group);
                 let policies = HostPolicies::new(self.set, self.mesh, own.tags());
                 let mut filter = self.tcp_proxy(&targeted.get(own.tags()), backends, &destinations, &policies);
-                let logs = access_logs(self.set, own.tags(), self.log_context(false));
+                let mut logs = access_logs(self.set, own.tags(), self.log_context(false));
+                logs.extend(mesh_access_logs(targeted.get(own.tags()).policies(), self.log_context(false)));
                 if !logs.is_empty()
                     && let Some(filter::ConfigType::TypedConfig(any)) = &mut filter.config_type
                     && let Ok(mut proxy) = <TcpProxy as prost::Message>::decode(any.value.as_slice())

@@ -89,20 +89,24 @@ pub(crate) struct ClusterPlans<'a> {
     index: EndpointIndex<'a>,
     permissions: kuma_policy::permission::Permissions<'a>,
     targeted: defaults::TargetedCache<'a>,
+    /// The gateway data plane's tags (HTTP health checks send them).
+    dataplane_tags: Tags,
     mtls: bool,
     zone_egress: bool,
 }
 
 impl<'a> ClusterPlans<'a> {
     /// No clusters yet, with the endpoints of `mesh` indexed, for the
-    /// gateway named `gateway` (`""` for a delegated one).
-    pub(crate) fn new(set: &'a ResourceSet, mesh: &str, gateway: &str) -> Self {
+    /// gateway named `gateway` (`""` for a delegated one) whose data plane
+    /// has `dataplane_tags`.
+    pub(crate) fn new(set: &'a ResourceSet, mesh: &str, gateway: &str, dataplane_tags: &Tags) -> Self {
         let permissions = kuma_policy::permission::Permissions::new(set, mesh);
         ClusterPlans {
             plans: BTreeMap::new(),
             index: EndpointIndex::new(set, mesh),
             permissions,
             targeted: defaults::TargetedCache::new(set, mesh, gateway),
+            dataplane_tags: dataplane_tags.clone(),
             mtls: mtls::enabled(set, mesh),
             zone_egress: mtls::enabled(set, mesh)
                 && set.mesh(mesh).and_then(|m| m.routing.as_ref()).is_some_and(|r| r.zone_egress),
@@ -204,6 +208,16 @@ impl<'a> ClusterPlans<'a> {
                 .entry(&plan.source_tags)
                 .or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags))
                 .apply_cluster(&plan.destination, &mut cluster);
+            // Kuma 2.x policies after the legacy ones: MeshHealthCheck, then
+            // MeshCircuitBreaker's panic threshold (Kuma's plugin order).
+            let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+            let http = plan.protocol != UpstreamProtocol::Tcp;
+            let health = targeted.policies().health_check.service(service);
+            crate::policy::mesh_health_check::apply(health, http, &self.dataplane_tags, &mut cluster);
+            if let Some(p) = targeted.healthy_panic_threshold(service) {
+                cluster.common_lb_config.get_or_insert_with(Default::default).healthy_panic_threshold =
+                    Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p });
+            }
             out.clusters.insert(plan.name.clone(), cluster);
         }
         Ok(uses_identity)

@@ -35,6 +35,11 @@ use crate::pb::{self, millis, secs, u32v};
 pub(crate) struct Targeted(ListenerPolicies);
 
 impl Targeted {
+    /// The merged confs.
+    pub(crate) fn policies(&self) -> &ListenerPolicies {
+        &self.0
+    }
+
     /// The route timeout and stream idle timeout of a route (`hash`: the
     /// route's MeshHTTPRoute matches hash), when a `MeshTimeout` applies.
     pub(crate) fn route_timeouts(&self, hash: Option<&str>) -> Option<(Duration, Option<Duration>)> {

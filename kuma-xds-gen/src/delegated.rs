@@ -30,9 +30,9 @@ pub(crate) fn generate(
     at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let mut out = GatewaySnapshot::default();
-    let mut clusters = ClusterPlans::new(set, mesh, "");
     let gateway_service = spec.gateway().and_then(|g| g.tags.get(SERVICE_TAG)).map_or("", String::as_str);
     let gateway_tags = spec.gateway().map(|g| g.tags.clone()).unwrap_or_default();
+    let mut clusters = ClusterPlans::new(set, mesh, "", &gateway_tags);
     // A delegated gateway has no MeshGateway: policies select it by its tags.
     let targeted = defaults::TargetedCache::new(set, mesh, "").get(&gateway_tags);
     for o in outbounds(set, mesh, spec) {

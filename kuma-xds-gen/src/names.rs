@@ -60,6 +60,9 @@ pub(crate) fn canonical_header(name: &str) -> String {
         .collect()
 }
 
+/// The header Kuma carries the source's tags in (`&key=value&...&`).
+pub(crate) const KUMA_TAGS_HEADER: &str = "x-kuma-tags";
+
 #[cfg(test)]
 mod tests {
     use super::*;

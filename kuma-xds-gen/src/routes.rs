@@ -460,6 +460,8 @@ fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut Cluste
     if matches!(route.action, Some(route::Action::Route(_))) {
         let destinations: Vec<Tags> = e.rule.backends.iter().map(|b| b.destination.clone()).collect();
         host.policies.apply_route_filters(&destinations, &mut route);
+        let rate_limit = &host.targeted.policies().rate_limit;
+        crate::policy::mesh_http_policies::rate_limit_route(rate_limit.route(e.rule.name.as_deref()), &mut route);
     }
     for f in &e.rule.filters {
         if let Some(h) = &f.request_header {

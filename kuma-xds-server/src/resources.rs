@@ -172,7 +172,19 @@ impl SnapshotSource for ResourceSetSource {
     fn allows_log_backend(&self, mesh: &str, address: &str) -> bool {
         let set = self.set();
         let logging = set.mesh(mesh).and_then(|m| m.logging.as_ref());
-        logging.is_some_and(|l| l.backends.iter().any(|b| b.kind == "tcp" && b.conf_str("address") == address))
+        let in_mesh =
+            logging.is_some_and(|l| l.backends.iter().any(|b| b.kind == "tcp" && b.conf_str("address") == address));
+        // A MeshAccessLog of the mesh naming the address as a tcp backend.
+        in_mesh
+            || set.in_mesh(kuma_model::Kind::MeshAccessLog, mesh).any(|r| match &r.spec {
+                kuma_model::Spec::MeshAccessLog(log) => log
+                    .to_confs()
+                    .into_iter()
+                    .chain(log.from_confs())
+                    .flat_map(|(_, c)| c.backends.iter().flatten())
+                    .any(|b| b.tcp.as_ref().is_some_and(|t| t.address == address)),
+                _ => false,
+            })
     }
 
     /// Kuma's dataplane-token check: signed by a key of the node's mesh

@@ -11,6 +11,8 @@
 mod circuit_breaker;
 pub(crate) mod fault_injection;
 mod health_check;
+pub(crate) mod mesh_health_check;
+pub(crate) mod mesh_http_policies;
 pub(crate) mod proxy_template;
 pub(crate) mod rate_limit;
 mod retry;

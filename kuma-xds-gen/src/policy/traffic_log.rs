@@ -74,30 +74,107 @@ pub(crate) fn access_logs(set: &ResourceSet, host_tags: &Tags, ctx: LogContext<'
     } else {
         TCP_FORMAT.to_string()
     };
-    let format = format
-        .replace("%KUMA_MESH%", ctx.mesh)
-        .replace("%KUMA_SOURCE_SERVICE%", ctx.service)
-        .replace("%KUMA_DESTINATION_SERVICE%", "*")
-        .replace("%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%", ctx.address)
-        .replace("%KUMA_SOURCE_ADDRESS%", ctx.address);
+    let format = fill(&format, ctx, ctx.service, "*");
     if backend.kind == "tcp" {
         return vec![tcp_logger(backend.conf_str("address"), format.trim_end_matches('\n'), ctx)];
     }
-    let file = FileAccessLog {
-        path: backend.conf_str("path").to_string(),
-        access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(SubstitutionFormatString {
+    vec![file_logger(backend.conf_str("path"), substitution(Line::Text(format)))]
+}
+
+/// `format` with Kuma's placeholders filled in.
+fn fill(format: &str, ctx: LogContext<'_>, source: &str, destination: &str) -> String {
+    format
+        .replace("%KUMA_MESH%", ctx.mesh)
+        .replace("%KUMA_SOURCE_SERVICE%", source)
+        .replace("%KUMA_DESTINATION_SERVICE%", destination)
+        .replace("%KUMA_SOURCE_ADDRESS_WITHOUT_PORT%", ctx.address)
+        .replace("%KUMA_SOURCE_ADDRESS%", ctx.address)
+}
+
+/// A log line's format: text, or JSON from (key, value) pairs with
+/// whether empty values are left out.
+enum Line {
+    Text(String),
+    Json(Vec<(String, String)>, bool),
+}
+
+fn substitution(line: Line) -> SubstitutionFormatString {
+    match line {
+        Line::Json(fields, omit_empty_values) => SubstitutionFormatString {
+            format: Some(substitution_format_string::Format::JsonFormat(crate::pb::string_struct(
+                fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            ))),
+            omit_empty_values,
+            ..Default::default()
+        },
+        Line::Text(text) => SubstitutionFormatString {
             format: Some(substitution_format_string::Format::TextFormatSource(DataSource {
-                specifier: Some(data_source::Specifier::InlineString(format)),
+                specifier: Some(data_source::Specifier::InlineString(text)),
                 ..Default::default()
             })),
             ..Default::default()
-        })),
+        },
+    }
+}
+
+fn file_logger(path: &str, format: SubstitutionFormatString) -> AccessLog {
+    let file = FileAccessLog {
+        path: path.to_string(),
+        access_log_format: Some(file_access_log::AccessLogFormat::LogFormat(format)),
     };
-    vec![AccessLog {
+    AccessLog {
         name: "envoy.access_loggers.file".into(),
         config_type: Some(access_log::ConfigType::TypedConfig(crate::pb::any(&file))),
         ..Default::default()
-    }]
+    }
+}
+
+/// A listener's `MeshAccessLog` loggers: `to` backends (source: the
+/// gateway, destination `*`), then `from` backends (source `unknown`,
+/// destination: the gateway), as Kuma's plugin adds them.
+pub(crate) fn mesh_access_logs(
+    policies: &kuma_policy::mesh_policies::ListenerPolicies,
+    ctx: LogContext<'_>,
+) -> Vec<AccessLog> {
+    use kuma_model::mesh_access_log::{LogBackendType, LogFormat, LogFormatType};
+    let default = if ctx.http { HTTP_FORMAT } else { TCP_FORMAT };
+    let render = |format: Option<&LogFormat>, source: &str, destination: &str| -> Line {
+        match format {
+            Some(f) if f.kind == LogFormatType::Json => {
+                let fields = f.json.iter().flatten().map(|j| (j.key.clone(), fill(&j.value, ctx, source, destination)));
+                Line::Json(fields.collect(), f.omit_empty_values)
+            }
+            Some(f) => {
+                let text = f.plain.as_deref().unwrap_or(default).trim_end_matches('\n');
+                Line::Text(format!("{}\n", fill(text, ctx, source, destination)))
+            }
+            None => Line::Text(fill(default, ctx, source, destination)),
+        }
+    };
+    let mut out = Vec::new();
+    let sides = [
+        (policies.access_log_to.mesh.as_ref(), ctx.service, "*"),
+        (policies.access_log_from.as_ref(), "unknown", ctx.service),
+    ];
+    for (conf, source, destination) in sides {
+        for b in conf.and_then(|c| c.backends.as_ref()).into_iter().flatten() {
+            match b.kind {
+                LogBackendType::File => {
+                    let Some(f) = &b.file else { continue };
+                    out.push(file_logger(&f.path, substitution(render(f.format.as_ref(), source, destination))));
+                }
+                LogBackendType::Tcp => {
+                    let Some(t) = &b.tcp else { continue };
+                    // Validation refuses JSON for tcp backends.
+                    if let Line::Text(text) = render(t.format.as_ref(), source, destination) {
+                        out.push(tcp_logger(&t.address, text.trim_end_matches('\n'), ctx));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 fn string(s: &str) -> Option<AnyValue> {
