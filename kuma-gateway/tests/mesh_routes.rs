@@ -183,6 +183,7 @@ fn mesh_policies_on_listeners_and_clusters_through_envoy() {
     let (limited, faulty, delayed) =
         (smart_backend("limited", 200), smart_backend("faulty", 200), smart_backend("delayed", 200));
     let (healthy, sick) = (smart_backend("healthy", 200), smart_backend("sick", 503));
+    let (sticky_a, sticky_b) = (smart_backend("sticky-a", 200), smart_backend("sticky-b", 200));
     let (http, aborting, delaying) = (free_port(), free_port(), free_port());
     let dir = temp_dir("mesh-policies");
     let log = dir.join("access.log");
@@ -205,6 +206,9 @@ fn mesh_policies_on_listeners_and_clusters_through_envoy() {
         inbound(delayed, "delayed"),
         inbound(healthy, "hc"),
         inbound(sick, "hc"),
+        inbound(sticky_a, "sticky"),
+        inbound(sticky_b, "sticky"),
+        route("sticky-route", "/sticky", "sticky"),
         route("limited-route", "/limited", "limited"),
         route("faulty-route", "/faulty", "faulty"),
         route("delayed-route", "/delayed", "delayed"),
@@ -254,6 +258,16 @@ spec:
       healthyThreshold: 1
       http: {{path: /health}}
 ---
+type: MeshLoadBalancingStrategy
+name: sticky-users
+spec:
+  targetRef: {{kind: Mesh}}
+  to:
+  - targetRef: {{kind: MeshService, name: sticky}}
+    default:
+      loadBalancer: {{type: RingHash, ringHash: {{hashFunction: XXHash}}}}
+      hashPolicies: [{{type: Header, header: {{name: x-user}}}}]
+---
 type: MeshAccessLog
 name: received
 spec:
@@ -288,6 +302,16 @@ spec:
     gateway.wait_for("the sick endpoint ejected", Duration::from_secs(10), || {
         (0..10).all(|_| http_get(http, "x", "/hc").is_some_and(|r| r.body.starts_with("healthy")))
     });
+
+    // MeshLoadBalancingStrategy: a ring hash on `x-user` keeps each user on one endpoint.
+    for user in ["alice", "bob", "carol"] {
+        let served: std::collections::BTreeSet<String> = (0..8)
+            .map(|_| request(http, "/sticky", &[("x-user", user)]))
+            .map(|r| r.split("\r\n\r\n").nth(1).unwrap_or("").split(' ').next().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(served.len(), 1, "{user} reached {served:?}");
+        assert!(served.iter().all(|s| s.starts_with("sticky-")), "{served:?}");
+    }
 
     // MeshAccessLog `from`: a line per request received, source unknown, destination the gateway.
     gateway.wait_for("an access log line", Duration::from_secs(10), || {

@@ -242,12 +242,174 @@ fn validate_conf(path: &FieldPath, c: &AccessLogConf, out: &mut Violations) {
     }
 }
 
+/// Envoy's access-log command operators without arguments (Kuma's own
+/// `%KUMA_*%` placeholders are filled in before Envoy sees the format).
+const OPERATORS: &[&str] = &[
+    "START_TIME",
+    "START_TIME_LOCAL",
+    "EMIT_TIME",
+    "REQUEST_HEADERS_BYTES",
+    "BYTES_RECEIVED",
+    "BYTES_RETRANSMITTED",
+    "PACKETS_RETRANSMITTED",
+    "UPSTREAM_WIRE_BYTES_RECEIVED",
+    "UPSTREAM_HEADER_BYTES_RECEIVED",
+    "DOWNSTREAM_WIRE_BYTES_RECEIVED",
+    "DOWNSTREAM_HEADER_BYTES_RECEIVED",
+    "PROTOCOL",
+    "UPSTREAM_PROTOCOL",
+    "RESPONSE_CODE",
+    "RESPONSE_CODE_DETAILS",
+    "CONNECTION_TERMINATION_DETAILS",
+    "RESPONSE_HEADERS_BYTES",
+    "RESPONSE_TRAILERS_BYTES",
+    "BYTES_SENT",
+    "UPSTREAM_WIRE_BYTES_SENT",
+    "UPSTREAM_HEADER_BYTES_SENT",
+    "DOWNSTREAM_WIRE_BYTES_SENT",
+    "DOWNSTREAM_HEADER_BYTES_SENT",
+    "DURATION",
+    "REQUEST_DURATION",
+    "REQUEST_TX_DURATION",
+    "RESPONSE_DURATION",
+    "RESPONSE_TX_DURATION",
+    "DOWNSTREAM_HANDSHAKE_DURATION",
+    "ROUNDTRIP_DURATION",
+    "RESPONSE_FLAGS",
+    "RESPONSE_FLAGS_LONG",
+    "UPSTREAM_HOST",
+    "UPSTREAM_HOST_NAME",
+    "UPSTREAM_CLUSTER",
+    "UPSTREAM_CLUSTER_RAW",
+    "UPSTREAM_LOCAL_ADDRESS",
+    "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+    "UPSTREAM_LOCAL_PORT",
+    "UPSTREAM_REMOTE_ADDRESS",
+    "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+    "UPSTREAM_REMOTE_PORT",
+    "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+    "UPSTREAM_TLS_CIPHER",
+    "UPSTREAM_TLS_VERSION",
+    "UPSTREAM_TLS_SESSION_ID",
+    "UPSTREAM_PEER_ISSUER",
+    "UPSTREAM_PEER_CERT",
+    "UPSTREAM_PEER_SUBJECT",
+    "UPSTREAM_TRANSPORT_FAILURE_REASON",
+    "UPSTREAM_CONNECTION_ID",
+    "HOSTNAME",
+    "DOWNSTREAM_LOCAL_ADDRESS",
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_LOCAL_PORT",
+    "DOWNSTREAM_REMOTE_ADDRESS",
+    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_REMOTE_PORT",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_DIRECT_REMOTE_PORT",
+    "CONNECTION_ID",
+    "REQUESTED_SERVER_NAME",
+    "ROUTE_NAME",
+    "VIRTUAL_CLUSTER_NAME",
+    "DOWNSTREAM_PEER_URI_SAN",
+    "DOWNSTREAM_LOCAL_URI_SAN",
+    "DOWNSTREAM_PEER_SUBJECT",
+    "DOWNSTREAM_LOCAL_SUBJECT",
+    "DOWNSTREAM_PEER_ISSUER",
+    "DOWNSTREAM_TLS_SESSION_ID",
+    "DOWNSTREAM_TLS_CIPHER",
+    "DOWNSTREAM_TLS_VERSION",
+    "DOWNSTREAM_PEER_FINGERPRINT_256",
+    "DOWNSTREAM_PEER_FINGERPRINT_1",
+    "DOWNSTREAM_PEER_SERIAL",
+    "DOWNSTREAM_PEER_CERT",
+    "DOWNSTREAM_PEER_CERT_V_START",
+    "DOWNSTREAM_PEER_CERT_V_END",
+    "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+    "TRACE_ID",
+    "UNIQUE_ID",
+    "STREAM_ID",
+    "LOCAL_REPLY_BODY",
+    "ACCESS_LOG_TYPE",
+    "CUSTOM_FLAGS",
+];
+
+/// Envoy's access-log command operators that take an argument: `%REQ(x)%`.
+const OPERATORS_WITH_ARGUMENT: &[&str] = &[
+    "REQ",
+    "RESP",
+    "TRAILER",
+    "DYNAMIC_METADATA",
+    "CLUSTER_METADATA",
+    "UPSTREAM_METADATA",
+    "FILTER_STATE",
+    "UPSTREAM_FILTER_STATE",
+    "START_TIME",
+    "START_TIME_LOCAL",
+    "EMIT_TIME",
+    "ENVIRONMENT",
+    "QUERY_PARAM",
+    "PATH",
+    "COMMON_DURATION",
+    "DOWNSTREAM_PEER_CERT_V_START",
+    "DOWNSTREAM_PEER_CERT_V_END",
+];
+
+/// Refuses what Envoy's format parser refuses: a `%` that is neither `%%`
+/// nor a known command operator (`%NAME%`, `%NAME(arg)%`, optionally
+/// `:length` after the name or argument).
+pub(crate) fn validate_log_format(path: &FieldPath, text: &str, out: &mut Violations) {
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let after = &rest[start + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            rest = tail;
+            continue;
+        }
+        match operator_length(after) {
+            Some(len) => rest = &after[len..],
+            None => {
+                out.add_extra(
+                    path,
+                    "a % starts an Envoy command operator (%START_TIME%, %REQ(x-id)%, …); write %% for a literal %",
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// The length of a known operator after its opening `%`, closing `%`
+/// included: `NAME%`, `NAME(arg)%`, with an optional `:length` before the
+/// closing `%`.
+fn operator_length(text: &str) -> Option<usize> {
+    let name_len = text.bytes().take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_').count();
+    let name = &text[..name_len];
+    let mut i = name_len;
+    if text[i..].starts_with('(') {
+        if !OPERATORS_WITH_ARGUMENT.contains(&name) {
+            return None;
+        }
+        i += text[i..].find(')')? + 1;
+    } else if !(OPERATORS.contains(&name) || name.starts_with("KUMA_")) {
+        // Kuma's placeholders are filled in before Envoy reads the format.
+        return None;
+    }
+    if let Some(len) = text[i..].strip_prefix(':') {
+        let digits = len.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        i += 1 + digits;
+    }
+    text[i..].starts_with('%').then_some(i + 1)
+}
+
 fn validate_format(path: &FieldPath, f: &LogFormat, out: &mut Violations) {
     match f.kind {
         LogFormatType::Plain => match f.plain.as_deref() {
             None => out.add(path.field("plain"), "must be defined"),
             Some("") => out.add(path.field("plain"), "must not be empty"),
-            Some(_) => {}
+            Some(text) => validate_log_format(&path.field("plain"), text, out),
         },
         LogFormatType::Json => match &f.json {
             None => out.add(path.field("json"), "must be defined"),
@@ -262,6 +424,7 @@ fn validate_format(path: &FieldPath, f: &LogFormat, out: &mut Violations) {
                     if field.value.is_empty() {
                         out.add(path.field("json").index(i).field("value"), "value cannot be empty");
                     }
+                    validate_log_format(&path.field("json").index(i).field("value"), &field.value, out);
                 }
             }
         },

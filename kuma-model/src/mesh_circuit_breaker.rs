@@ -254,6 +254,11 @@ fn validate_conf(path: &FieldPath, c: &CircuitBreakerConf, out: &mut Violations)
             out.add(p.field("baseEjectionTime"), "must be greater than zero when defined");
         }
         percent(&p.field("maxEjectionPercent"), o.max_ejection_percent, out);
+        crate::mesh_health_check::percentage(
+            &p.field("healthyPanicThreshold"),
+            o.healthy_panic_threshold.as_ref(),
+            out,
+        );
         let dp = p.field("detectors");
         let Some(d) = &o.detectors else {
             out.add(&dp, "must be defined");

@@ -173,6 +173,16 @@ pub fn header_pairs(headers: Option<&Vec<HeaderValue>>) -> impl Iterator<Item = 
     headers.into_iter().flatten().map(|h| (h.name.as_str(), h.value.as_str()))
 }
 
+/// Kuma's `ValidatePercentageOrNil`: a number (or decimal string) from 0 to 100.
+pub(crate) fn percentage(path: &FieldPath, v: Option<&serde_json::Value>, out: &mut Violations) {
+    let Some(v) = v else { return };
+    match crate::mesh_fault_injection::percentage(v) {
+        None => out.add(path, "string must be a valid number"),
+        Some(p) if !(0.0..=100.0).contains(&p) => out.add(path, "must be in inclusive range [0.0, 100.0]"),
+        Some(_) => {}
+    }
+}
+
 fn positive(path: &FieldPath, d: Option<Duration>, out: &mut Violations) {
     if d.is_some_and(|d| !d.is_positive()) {
         out.add(path, "must be greater than zero when defined");
@@ -222,7 +232,27 @@ impl MeshHealthCheckSpec {
                 out.add(dp.field("intervalJitterPercent"), "must be in inclusive range [0, 100]");
             }
             positive(&dp.field("noTrafficInterval"), c.no_traffic_interval, &mut out);
+            percentage(&dp.field("healthyPanicThreshold"), c.healthy_panic_threshold.as_ref(), &mut out);
             if let Some(h) = &c.http {
+                let hp = dp.field("http").field("requestHeadersToAdd");
+                let to_add = h.request_headers_to_add.as_ref();
+                for (field, list) in
+                    [("add", to_add.and_then(|a| a.add.as_ref())), ("set", to_add.and_then(|a| a.set.as_ref()))]
+                {
+                    for (j, v) in list.into_iter().flatten().enumerate() {
+                        let p = hp.field(field).index(j);
+                        if v.name.is_empty() {
+                            out.add_extra(p.field("name"), "cannot be empty");
+                        }
+                        crate::policy::validate_added_header(
+                            &p.field("name"),
+                            &p.field("value"),
+                            &v.name,
+                            &v.value,
+                            &mut out,
+                        );
+                    }
+                }
                 if h.path.as_deref() == Some("") {
                     out.add(dp.field("http").field("path"), "must be defined");
                 }

@@ -336,6 +336,17 @@ impl MeshHttpRouteSpec {
             if !gateway && !to.hostnames.is_empty() {
                 out.add(path.field("hostnames"), "must not be defined");
             }
+            // Each hostname names an Envoy virtual host and is its domain.
+            for (j, h) in to.hostnames.iter().enumerate() {
+                if h.is_empty() {
+                    out.add_extra(path.field("hostnames").index(j), "cannot be empty");
+                } else if h.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    out.add_extra(
+                        path.field("hostnames").index(j),
+                        "must not contain whitespace or control characters",
+                    );
+                }
+            }
         }
         out
     }
@@ -376,6 +387,24 @@ fn validate_rule(path: &FieldPath, gateway: bool, rule: &HttpRouteRule, out: &mu
         for (k, h) in m.headers.iter().flatten().enumerate() {
             if matches!(h.kind, HeaderMatchType::Present | HeaderMatchType::Absent) && !h.value.is_empty() {
                 out.add(mp.field("headers").index(k).field("value"), "must not be defined");
+            }
+            // The schema's minimum lengths, which Envoy relies on.
+            if h.name.is_empty() {
+                out.add_extra(mp.field("headers").index(k).field("name"), "cannot be empty");
+            }
+            if h.kind == HeaderMatchType::RegularExpression && h.value.is_empty() {
+                out.add_extra(mp.field("headers").index(k).field("value"), EMPTY_REGEX);
+            }
+        }
+        if m.path.as_ref().is_some_and(|p| p.value.is_empty()) {
+            out.add_extra(mp.field("path").field("value"), "cannot be empty");
+        }
+        for (k, q) in m.query_params.iter().flatten().enumerate() {
+            if q.name.is_empty() {
+                out.add_extra(mp.field("queryParams").index(k).field("name"), "cannot be empty");
+            }
+            if q.kind == QueryMatchType::RegularExpression && q.value.is_empty() {
+                out.add_extra(mp.field("queryParams").index(k).field("value"), EMPTY_REGEX);
             }
         }
     }
@@ -461,6 +490,8 @@ fn validate_rule(path: &FieldPath, gateway: bool, rule: &HttpRouteRule, out: &mu
     }
 }
 
+const EMPTY_REGEX: &str = "cannot be empty: Envoy takes no empty regular expression";
+
 /// The methods a match may name (the schema's enum).
 const METHODS: &[&str] = &["CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"];
 
@@ -482,6 +513,9 @@ fn header_modifier(path: &FieldPath, m: Option<&HeaderModifier>, out: &mut Viola
     for (p, name) in names {
         if !seen.insert(name.to_string()) {
             out.add(p.field("name"), "duplicate header name");
+        }
+        if name.is_empty() {
+            out.add_extra(p.field("name"), "cannot be empty");
         }
     }
 }

@@ -213,6 +213,34 @@ impl MeshRateLimitSpec {
                 if let Some(r) = &h.request_rate {
                     rate(&hp.field("requestRate"), r, &mut out);
                 }
+                if let Some(status) = h.on_rate_limit.as_ref().and_then(|o| o.status)
+                    && status != 0
+                    && !crate::policy::ENVOY_STATUS_CODES.contains(&status)
+                {
+                    out.add_extra(
+                        hp.field("onRateLimit").field("status"),
+                        "must be an HTTP status Envoy knows (its StatusCode list: 100, 200-208, 226, 300-305, 307, 308, 400-417, 421-424, 426, 428, 429, 431, 500-508, 510, 511)",
+                    );
+                }
+                let headers = h.on_rate_limit.as_ref().and_then(|o| o.headers.as_ref());
+                let lp = hp.field("onRateLimit").field("headers");
+                for (field, list) in
+                    [("add", headers.and_then(|a| a.add.as_ref())), ("set", headers.and_then(|a| a.set.as_ref()))]
+                {
+                    for (j, v) in list.into_iter().flatten().enumerate() {
+                        let p = lp.field(field).index(j);
+                        if v.name.is_empty() {
+                            out.add_extra(p.field("name"), "cannot be empty");
+                        }
+                        crate::policy::validate_added_header(
+                            &p.field("name"),
+                            &p.field("value"),
+                            &v.name,
+                            &v.value,
+                            &mut out,
+                        );
+                    }
+                }
             }
             if let Some(t) = &local.tcp
                 && let Some(r) = &t.connection_rate

@@ -286,6 +286,9 @@ fn validate_conf(path: &FieldPath, c: &RetryConf, out: &mut Violations) {
         if h == &RetryHttp::default() {
             out.add(&p, "must not be empty");
         }
+        if h.per_try_timeout.is_some_and(|d| d.as_nanos() < 0) {
+            out.add_extra(p.field("perTryTimeout"), "must not be negative");
+        }
         back_off(&p, h.back_off.as_ref(), h.rate_limited_back_off.as_ref(), out);
         for (i, r) in h.retry_on.iter().flatten().enumerate() {
             let status = r.parse::<u16>().is_ok_and(|c| (100..=599).contains(&c));
@@ -317,6 +320,9 @@ fn validate_conf(path: &FieldPath, c: &RetryConf, out: &mut Violations) {
         if g == &RetryGrpc::default() {
             out.add(&p, "must not be empty");
         }
+        if g.per_try_timeout.is_some_and(|d| d.as_nanos() < 0) {
+            out.add_extra(p.field("perTryTimeout"), "must not be negative");
+        }
         back_off(&p, g.back_off.as_ref(), g.rate_limited_back_off.as_ref(), out);
         for (i, r) in g.retry_on.iter().flatten().enumerate() {
             if !["Canceled", "DeadlineExceeded", "Internal", "ResourceExhausted", "Unavailable"].contains(&r.as_str()) {
@@ -332,6 +338,25 @@ fn back_off(path: &FieldPath, b: Option<&BackOff>, r: Option<&RateLimitedBackOff
         && b.max_interval.is_none()
     {
         out.add(path.field("backOff"), "must not be empty");
+    }
+    // Envoy refuses zero or negative back-off times, and a maximum below the base.
+    if let Some(b) = b {
+        for (field, d) in [("baseInterval", b.base_interval), ("maxInterval", b.max_interval)] {
+            if d.is_some_and(|d| !d.is_positive()) {
+                out.add_extra(
+                    path.field("backOff").field(field),
+                    "must be greater than 0: Envoy's back-off needs a time",
+                );
+            }
+        }
+        // Without a base Envoy's (and Kuma's initial) 25 ms applies.
+        let base = b.base_interval.unwrap_or(Duration::from_millis(25));
+        if b.max_interval.is_some_and(|max| max < base) {
+            out.add_extra(
+                path.field("backOff").field("maxInterval"),
+                "cannot be less than baseInterval (25ms when unset)",
+            );
+        }
     }
     if let Some(r) = r {
         let p = path.field("rateLimitedBackOff");

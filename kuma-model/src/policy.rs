@@ -108,7 +108,13 @@ fn percentage(path: &FieldPath, value: Option<f64>, out: &mut Violations) {
 /// A header Envoy adds (health-check requests, rate-limit answers): the
 /// rules of a route's request header filter (no NUL/CR/LF, no pseudo-headers
 /// or `host`, `%` only in a known substitution).
-fn validate_added_header(key_path: &FieldPath, value_path: &FieldPath, key: &str, value: &str, out: &mut Violations) {
+pub(crate) fn validate_added_header(
+    key_path: &FieldPath,
+    value_path: &FieldPath,
+    key: &str,
+    value: &str,
+    out: &mut Violations,
+) {
     crate::route::validate_header_text(key_path, key, out);
     crate::route::validate_header_text(value_path, value, out);
     if key.starts_with(':') || crate::route::is_host_header(key) {
@@ -350,7 +356,7 @@ impl FaultBandwidth {
 
 /// The statuses of Envoy's `envoy.type.v3.StatusCode`, the only ones its
 /// local rate limit can answer with.
-const ENVOY_STATUS_CODES: [u32; 56] = [
+pub(crate) const ENVOY_STATUS_CODES: [u32; 56] = [
     100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403,
     404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 423, 424, 426, 428, 429, 431, 500,
     501, 502, 503, 504, 505, 506, 507, 508, 510, 511,

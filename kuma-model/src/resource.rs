@@ -14,6 +14,7 @@ use crate::mesh_circuit_breaker::MeshCircuitBreakerSpec;
 use crate::mesh_fault_injection::MeshFaultInjectionSpec;
 use crate::mesh_health_check::MeshHealthCheckSpec;
 use crate::mesh_http_route::MeshHttpRouteSpec;
+use crate::mesh_load_balancing_strategy::MeshLoadBalancingStrategySpec;
 use crate::mesh_rate_limit::MeshRateLimitSpec;
 use crate::mesh_retry::MeshRetrySpec;
 use crate::mesh_tcp_route::MeshTcpRouteSpec;
@@ -159,6 +160,8 @@ kinds! {
     MeshHealthCheck(MeshHealthCheckSpec) { mesh_scoped: true, namespaced: true }
     /// Kuma 2.x access logs.
     MeshAccessLog(MeshAccessLogSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x load balancing.
+    MeshLoadBalancingStrategy(MeshLoadBalancingStrategySpec) { mesh_scoped: true, namespaced: true }
 }
 
 impl Kind {
@@ -176,6 +179,7 @@ impl Kind {
                 | Kind::MeshRateLimit
                 | Kind::MeshHealthCheck
                 | Kind::MeshAccessLog
+                | Kind::MeshLoadBalancingStrategy
         )
     }
 }

@@ -241,3 +241,60 @@ fn redirects_rewrites_and_rate_limit_answers_hold_what_envoy_takes() {
         ["conf.delay.value: must be greater than 0s"]
     );
 }
+
+/// Found by the whole-set differential test over Kuma 2.x resources.
+#[test]
+fn kuma2_resources_envoy_would_refuse() {
+    let doc = |kind: &str, spec: &str| {
+        format!("type: {kind}\nname: p\nspec:\n  targetRef: {{kind: MeshGateway, name: gw}}\n{spec}")
+    };
+    let route = |to: &str| doc("MeshHTTPRoute", &format!("  to:\n  - targetRef: {{kind: Mesh}}\n{to}"));
+    let rule = "    rules: [{matches: [{path: {type: Exact, value: /}}], default: {backendRefs: [{kind: MeshService, name: web}]}}]\n";
+    let e = errors(&route(&format!("    hostnames: [\"a\\r\\nb\", \"\"]\n{rule}")));
+    assert!(
+        e.iter().any(|e| e.contains("to[0].hostnames[0]: must not contain whitespace or control characters")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|e| e.contains("to[0].hostnames[1]: cannot be empty")), "{e:?}");
+    let e = errors(&route(
+        "    rules: [{matches: [{path: {type: RegularExpression, value: ''}, headers: [{name: '', value: x}]}], default: {filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: '', value: v}]}}], backendRefs: [{kind: MeshService, name: web}]}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("matches[0].path.value: cannot be empty")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("matches[0].headers[0].name: cannot be empty")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("requestHeaderModifier.set[0].name: cannot be empty")), "{e:?}");
+    let e = errors(&doc(
+        "MeshRetry",
+        "  to: [{targetRef: {kind: Mesh}, default: {http: {backOff: {baseInterval: 0s, maxInterval: 10ms}, perTryTimeout: -1s}}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("backOff.baseInterval: must be greater than 0")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("perTryTimeout: must not be negative")), "{e:?}");
+    let e = errors(&doc(
+        "MeshRetry",
+        "  to: [{targetRef: {kind: Mesh}, default: {http: {backOff: {maxInterval: 10ms}}}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("maxInterval: cannot be less than baseInterval (25ms when unset)")), "{e:?}");
+    let e = errors(&doc(
+        "MeshHealthCheck",
+        "  to: [{targetRef: {kind: Mesh}, default: {healthyPanicThreshold: 101, http: {requestHeadersToAdd: {add: [{name: ':path', value: '50%'}]}}}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("healthyPanicThreshold: must be in inclusive range [0.0, 100.0]")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("add[0].name: pseudo-headers and host may not be added")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("add[0].value: a % starts an Envoy substitution")), "{e:?}");
+    let e = errors(&doc(
+        "MeshRateLimit",
+        "  to: [{targetRef: {kind: Mesh}, default: {local: {http: {requestRate: {num: 1, interval: 1s}, onRateLimit: {status: 599, headers: {set: [{name: \"x\\r\", value: v}]}}}}}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("onRateLimit.status: must be an HTTP status Envoy knows")), "{e:?}");
+    assert!(e.iter().any(|e| e.contains("set[0].name: must not contain NUL, CR or LF")), "{e:?}");
+    let e = errors(&doc(
+        "MeshAccessLog",
+        "  to: [{targetRef: {kind: Mesh}, default: {backends: [{type: File, file: {path: /tmp/l, format: {type: Plain, plain: '%START_TIME% 50% %NOPE%'}}}]}}]\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("format.plain: a % starts an Envoy command operator")), "{e:?}");
+    // Known operators, arguments, lengths and Kuma's placeholders pass.
+    let ok = doc(
+        "MeshAccessLog",
+        "  to: [{targetRef: {kind: Mesh}, default: {backends: [{type: File, file: {path: /tmp/l, format: {type: Plain, plain: '%START_TIME(%s)% %REQ(X-ID):10% %KUMA_MESH% 100%%'}}}]}}]\n",
+    );
+    assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+}

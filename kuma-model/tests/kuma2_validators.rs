@@ -409,3 +409,31 @@ fn mesh_access_log() {
         ["to[0].default.backends: must be defined"]
     );
 }
+
+#[test]
+fn mesh_load_balancing_strategy() {
+    assert_valid(
+        "MeshLoadBalancingStrategy",
+        &format!(
+            "{GATEWAY}  to: [{{targetRef: {{kind: Mesh}}, default: {{loadBalancer: {{type: RingHash, ringHash: {{minRingSize: 64}}}}, hashPolicies: [{{type: Header, header: {{name: x-user}}}}]}}}}]\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshLoadBalancingStrategy",
+            &format!(
+                "{GATEWAY}  to: [{{targetRef: {{kind: MeshService, name: web}}, default: {{loadBalancer: {{type: Random}}}}}}]\n"
+            )
+        )),
+        ["to[0].targetRef.kind: value 'MeshGateway' is not supported, only Mesh is allowed if loadBalancer is set"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshLoadBalancingStrategy",
+            "  targetRef: {kind: MeshService, name: web}\n  to: [{targetRef: {kind: MeshExternalService, name: ext}, default: {loadBalancer: {type: Random}}}]\n"
+        )),
+        [
+            "to[0].targetRef.kind: kind MeshExternalService is only allowed with targetRef.kind: Mesh as it is configured on the Zone Egress and shared by all clients in the mesh"
+        ]
+    );
+}

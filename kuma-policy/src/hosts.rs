@@ -242,6 +242,14 @@ fn mesh_http_groups<'a>(
             let host = GatewayHost { hostname: name.clone(), listener: l.clone(), implicit: *name != own, routes };
             groups[gi].hosts.push(host);
         }
+        // A listener no rule reaches still gets its own host, without
+        // routes: it answers "no route" (Kuma leaves it without one).
+        if !groups[gi].hosts.iter().any(|h| std::ptr::eq(h.listener.listener, l.listener)) {
+            let host = GatewayHost { hostname: own.clone(), listener: l.clone(), implicit: false, routes: Vec::new() };
+            if !groups[gi].hosts.iter().any(|h| h.hostname == host.hostname) {
+                groups[gi].hosts.push(host);
+            }
+        }
         observed.push(own);
     }
     for g in &mut groups {
@@ -473,6 +481,22 @@ mod tests {
                 host("shop.com", true, &["a-wild", "c-shop"]),
                 host("*.com", true, &["a-wild"]),
                 host("*", false, &[]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_listener_no_mesh_http_route_rule_reaches_keeps_a_host_without_routes() {
+        // Found by the whole-set differential test: the route's hostnames
+        // meet neither listener, so no host came out and rendering indexed
+        // an empty group.
+        let yaml = gateway("  - {port: 80, protocol: HTTP, hostname: a.example.com}\n  - {port: 81, protocol: HTTP}\n")
+            + "---\ntype: MeshHTTPRoute\nname: r\nspec:\n  targetRef: {kind: MeshGateway, name: gw}\n  to:\n  - targetRef: {kind: Mesh}\n    hostnames: [b.example.com]\n    rules: [{matches: [{path: {type: PathPrefix, value: /}}], default: {backendRefs: [{kind: MeshService, name: web}]}}]\n";
+        assert_eq!(
+            shape(&yaml),
+            [
+                (80, "*".to_string(), vec![host("a.example.com", false, &[])]),
+                (81, "*".to_string(), vec![host("b.example.com", true, &["r"])]),
             ]
         );
     }

@@ -16,6 +16,7 @@ use kuma_model::mesh_access_log::AccessLogConf;
 use kuma_model::mesh_circuit_breaker::CircuitBreakerConf;
 use kuma_model::mesh_fault_injection::FaultConf;
 use kuma_model::mesh_health_check::HealthCheckConf;
+use kuma_model::mesh_load_balancing_strategy::LoadBalancingConf;
 use kuma_model::mesh_rate_limit::RateLimitConf;
 use kuma_model::mesh_retry::RetryConf;
 use kuma_model::mesh_timeout::TimeoutConf;
@@ -74,6 +75,8 @@ pub struct ListenerPolicies {
     pub rate_limit: Confs<RateLimitConf>,
     /// `MeshHealthCheck` `to` entries.
     pub health_check: Confs<HealthCheckConf>,
+    /// `MeshLoadBalancingStrategy` `to` entries.
+    pub load_balancing: Confs<LoadBalancingConf>,
     /// `MeshAccessLog` `to` entries (what the gateway sends).
     pub access_log_to: Confs<AccessLogConf>,
     /// `MeshAccessLog` `from` entries (what the gateway receives).
@@ -109,6 +112,7 @@ impl<'a> MeshPolicies<'a> {
             Kind::MeshRateLimit,
             Kind::MeshHealthCheck,
             Kind::MeshAccessLog,
+            Kind::MeshLoadBalancingStrategy,
         ] {
             let candidates = initial::with_implied(self.set, &self.implied, &self.mesh, kind);
             let selected = targeting::policies(candidates.iter().copied(), gateway, listener_tags, top);
@@ -165,6 +169,17 @@ impl<'a> MeshPolicies<'a> {
                             _ => Vec::new(),
                         },
                         FaultConf::merge,
+                    );
+                }
+                Kind::MeshLoadBalancingStrategy => {
+                    out.load_balancing = confs(
+                        &selected,
+                        &sorted_routes,
+                        |s| match s {
+                            Spec::MeshLoadBalancingStrategy(t) => t.to_confs(),
+                            _ => Vec::new(),
+                        },
+                        LoadBalancingConf::merge,
                     );
                 }
                 Kind::MeshAccessLog => {
@@ -232,6 +247,7 @@ fn top(r: &Resource) -> Option<&TargetRef> {
         Spec::MeshRateLimit(s) => s.target_ref.as_ref(),
         Spec::MeshHealthCheck(s) => s.target_ref.as_ref(),
         Spec::MeshAccessLog(s) => s.target_ref.as_ref(),
+        Spec::MeshLoadBalancingStrategy(s) => s.target_ref.as_ref(),
         Spec::MeshTimeout(s) => s.target_ref.as_ref(),
         Spec::MeshRetry(s) => s.target_ref.as_ref(),
         Spec::MeshCircuitBreaker(s) => s.target_ref.as_ref(),

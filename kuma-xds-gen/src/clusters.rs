@@ -214,6 +214,8 @@ impl<'a> ClusterPlans<'a> {
             let http = plan.protocol != UpstreamProtocol::Tcp;
             let health = targeted.policies().health_check.service(service);
             crate::policy::mesh_health_check::apply(health, http, &self.dataplane_tags, &mut cluster);
+            let balancing = targeted.policies().load_balancing.service(service);
+            crate::policy::mesh_load_balancing::cluster(balancing, &mut cluster);
             if let Some(p) = targeted.healthy_panic_threshold(service) {
                 cluster.common_lb_config.get_or_insert_with(Default::default).healthy_panic_threshold =
                     Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p });

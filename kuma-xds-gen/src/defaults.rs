@@ -210,7 +210,8 @@ fn http_retry_policy(conf: &RetryHttp) -> Option<RetryPolicy> {
     };
     if let Some(b) = &conf.back_off {
         policy.retry_back_off = Some(retry_policy::RetryBackOff {
-            base_interval: b.base_interval.map(pb::duration),
+            // Envoy needs a base; without one Kuma's 25 ms (Envoy's default).
+            base_interval: Some(b.base_interval.map_or(millis(25), pb::duration)),
             max_interval: b.max_interval.map(pb::duration),
         });
     }

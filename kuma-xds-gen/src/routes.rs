@@ -626,6 +626,16 @@ fn forward_action<'a>(
     host.policies.apply_route(&destinations, &mut action);
     // Kuma 2.x policies come after the legacy ones and override what they set.
     let hash = rule.name.as_deref();
+    // Hash policies feed ring hash and Maglev: those of the one service the
+    // rule sends to, else the mesh-wide ones.
+    let balancing = &host.targeted.policies().load_balancing;
+    let mut services = rule.backends.iter().filter_map(|b| b.destination.get(kuma_model::SERVICE_TAG));
+    let one_service = match (services.next(), services.next()) {
+        (Some(s), None) => Some(s.as_str()),
+        _ => None,
+    };
+    let conf = one_service.map_or(balancing.mesh.as_ref(), |s| balancing.service(s));
+    action.hash_policy = crate::policy::mesh_load_balancing::hash_policies(conf);
     if let Some((timeout, idle)) = host.targeted.route_timeouts(hash) {
         action.timeout = Some(timeout);
         if let Some(idle) = idle {
