@@ -234,24 +234,8 @@ impl MeshHealthCheckSpec {
             positive(&dp.field("noTrafficInterval"), c.no_traffic_interval, &mut out);
             percentage(&dp.field("healthyPanicThreshold"), c.healthy_panic_threshold.as_ref(), &mut out);
             if let Some(h) = &c.http {
-                let hp = dp.field("http").field("requestHeadersToAdd");
-                let to_add = h.request_headers_to_add.as_ref();
-                for (field, list) in
-                    [("add", to_add.and_then(|a| a.add.as_ref())), ("set", to_add.and_then(|a| a.set.as_ref()))]
-                {
-                    for (j, v) in list.into_iter().flatten().enumerate() {
-                        let p = hp.field(field).index(j);
-                        if v.name.is_empty() {
-                            out.add_extra(p.field("name"), "cannot be empty");
-                        }
-                        crate::policy::validate_added_header(
-                            &p.field("name"),
-                            &p.field("value"),
-                            &v.name,
-                            &v.value,
-                            &mut out,
-                        );
-                    }
+                if let Some(headers) = &h.request_headers_to_add {
+                    headers.validate(&dp.field("http").field("requestHeadersToAdd"), &mut out);
                 }
                 if h.path.as_deref() == Some("") {
                     out.add(dp.field("http").field("path"), "must be defined");

@@ -119,6 +119,22 @@ pub struct TcpRateLimit {
     pub connection_rate: Option<Rate>,
 }
 
+impl HeadersToAdd {
+    /// This gateway's checks of headers Envoy adds (Envoy refuses empty
+    /// names, pseudo-headers, `host`, NUL/CR/LF and a stray `%`).
+    pub(crate) fn validate(&self, path: &FieldPath, out: &mut Violations) {
+        for (field, list) in [("add", &self.add), ("set", &self.set)] {
+            for (j, v) in list.iter().flatten().enumerate() {
+                let p = path.field(field).index(j);
+                if v.name.is_empty() {
+                    out.add_extra(p.field("name"), "cannot be empty");
+                }
+                crate::policy::validate_added_header(&p.field("name"), &p.field("value"), &v.name, &v.value, out);
+            }
+        }
+    }
+}
+
 impl RateLimitConf {
     /// `other` over `self`, field by field.
     pub fn merge(&mut self, other: &RateLimitConf) {
@@ -222,24 +238,8 @@ impl MeshRateLimitSpec {
                         "must be an HTTP status Envoy knows (its StatusCode list: 100, 200-208, 226, 300-305, 307, 308, 400-417, 421-424, 426, 428, 429, 431, 500-508, 510, 511)",
                     );
                 }
-                let headers = h.on_rate_limit.as_ref().and_then(|o| o.headers.as_ref());
-                let lp = hp.field("onRateLimit").field("headers");
-                for (field, list) in
-                    [("add", headers.and_then(|a| a.add.as_ref())), ("set", headers.and_then(|a| a.set.as_ref()))]
-                {
-                    for (j, v) in list.into_iter().flatten().enumerate() {
-                        let p = lp.field(field).index(j);
-                        if v.name.is_empty() {
-                            out.add_extra(p.field("name"), "cannot be empty");
-                        }
-                        crate::policy::validate_added_header(
-                            &p.field("name"),
-                            &p.field("value"),
-                            &v.name,
-                            &v.value,
-                            &mut out,
-                        );
-                    }
+                if let Some(headers) = h.on_rate_limit.as_ref().and_then(|o| o.headers.as_ref()) {
+                    headers.validate(&hp.field("onRateLimit").field("headers"), &mut out);
                 }
             }
             if let Some(t) = &local.tcp
