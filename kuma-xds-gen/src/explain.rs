@@ -325,6 +325,9 @@ pub fn explain(
             for p in policies_of(set, mesh, &route.name, &host_tags) {
                 step(format!("   policy {p}"));
             }
+            for p in targeted_policies_of(set, mesh, dataplane, &host_tags) {
+                step(format!("   policy {p} (listener)"));
+            }
         }
         Some(route::Action::Redirect(r)) => step(format!(
             "-> redirect {} to {}{}{}",
@@ -357,6 +360,18 @@ pub fn explain(
     }
     ex.matched = true;
     Ok(ex)
+}
+
+/// The Kuma 2.x policies (explicit and implied initial ones) that select the
+/// listener whose merged tags are `host_tags`, in the order they merge.
+fn targeted_policies_of(set: &ResourceSet, mesh: &str, dataplane: &str, host_tags: &Tags) -> Vec<String> {
+    let Some(Spec::Dataplane(dp)) = set.get(Kind::Dataplane, mesh, dataplane).map(|r| &r.spec) else {
+        return Vec::new();
+    };
+    let Some(g) = dp.gateway() else { return Vec::new() };
+    let name = kuma_policy::gateway::select_gateway(set, mesh, &g.tags).map_or("", |(r, _)| r.meta.name.as_str());
+    let gateway = kuma_policy::targeting::Gateway { mesh, name, dataplane_tags: &g.tags };
+    kuma_policy::mesh_policies::MeshPolicies::new(set, mesh).for_listener(gateway, host_tags).origins
 }
 
 fn host_tags_for(set: &ResourceSet, mesh: &str, dataplane: &str, route_config: &str, vhost: &str) -> Tags {

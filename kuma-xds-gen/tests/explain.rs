@@ -53,3 +53,18 @@ fn explains_which_policies_apply() {
     let tcp = explain(&set, "default", "gateway", &request(9000, "any", "/")).unwrap().to_string();
     assert!(tcp.contains("tcp_proxy -> cluster db-"), "{tcp}");
 }
+
+#[test]
+fn explains_kuma2_policies_and_meshhttproute_routes() {
+    let set = case("example-edge-gateway-meshhttproute");
+    let ex = explain(&set, "kuma2", "gateway-instance-1", &request(8080, "foo.example.com", "/api/foo")).unwrap();
+    let text = ex.to_string();
+    assert!(ex.matched, "{text}");
+    assert!(text.contains("-> cluster api-"), "{text}");
+    assert!(text.contains("timeout 10s, retries 3 on 5xx"), "{text}");
+    // The policies that shaped the listener, the implied initial ones first.
+    assert!(text.contains("policy MeshTimeout mesh-gateways-timeout-all-kuma2 (listener)"), "{text}");
+    assert!(text.contains("policy MeshTimeout edge-gateway-timeouts (listener)"), "{text}");
+    assert!(text.contains("policy MeshRetry edge-gateway-retries (listener)"), "{text}");
+    assert!(!text.contains("mesh-timeout-all-kuma2"), "the sidecar timeouts do not select a gateway: {text}");
+}
