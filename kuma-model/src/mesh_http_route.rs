@@ -285,12 +285,7 @@ pub struct RequestMirror {
 impl RequestMirror {
     /// The percentage as a number, `None` when it is not one.
     pub fn percent(&self) -> Option<f64> {
-        match &self.percentage {
-            None => Some(100.0),
-            Some(serde_json::Value::Number(n)) => n.as_f64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-            Some(_) => None,
-        }
+        self.percentage.as_ref().map_or(Some(100.0), crate::mesh_fault_injection::percentage)
     }
 }
 

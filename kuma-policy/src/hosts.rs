@@ -132,7 +132,7 @@ pub fn plan<'a>(
     gateway_name: &str,
     gateway: &'a MeshGatewaySpec,
 ) -> Vec<PortPlan<'a>> {
-    let target = Gateway { mesh, name: gateway_name, dataplane_tags };
+    let target = Gateway { mesh, name: gateway_name };
     let mut ports: Vec<PortPlan<'a>> = Vec::new();
     for listener in listeners(dataplane_tags, gateway) {
         let port = listener.listener.port;

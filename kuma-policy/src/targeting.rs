@@ -13,8 +13,6 @@ pub struct Gateway<'a> {
     pub mesh: &'a str,
     /// The `MeshGateway`'s name.
     pub name: &'a str,
-    /// The data plane's gateway tags.
-    pub dataplane_tags: &'a Tags,
 }
 
 /// How specifically a top-level `targetRef` selects a listener; greater is

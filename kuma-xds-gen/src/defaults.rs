@@ -88,7 +88,7 @@ impl Targeted {
     /// The healthy panic threshold a `MeshCircuitBreaker` sets, in percent.
     pub(crate) fn healthy_panic_threshold(&self, service: &str) -> Option<f64> {
         let od = self.0.circuit_breaker.service(service)?.outlier_detection.as_ref()?;
-        number(od.healthy_panic_threshold.as_ref()?)
+        kuma_model::mesh_fault_injection::percentage(od.healthy_panic_threshold.as_ref()?)
     }
 
     /// Upstream connect timeout of `service`'s clusters.
@@ -169,7 +169,7 @@ impl<'a> TargetedCache<'a> {
         if let Some(t) = self.by_tags.borrow().get(tags) {
             return t.clone();
         }
-        let gateway = Gateway { mesh: &self.mesh, name: &self.gateway, dataplane_tags: tags };
+        let gateway = Gateway { mesh: &self.mesh, name: &self.gateway };
         let t = Targeted(self.policies.for_listener(gateway, tags));
         self.by_tags.borrow_mut().insert(tags.clone(), t.clone());
         t
@@ -343,14 +343,6 @@ fn header_matcher(h: &HeaderMatch) -> HeaderMatcher {
     HeaderMatcher { name: h.name.clone(), header_match_specifier: Some(spec), ..Default::default() }
 }
 
-fn number(v: &serde_json::Value) -> Option<f64> {
-    match v {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 /// A `MeshCircuitBreaker`'s outlier detection, as Kuma's configurer maps it.
 fn outlier_detection(conf: &CircuitBreakerConf) -> Option<OutlierDetection> {
     let od = conf.outlier_detection.as_ref()?;
@@ -376,8 +368,11 @@ fn outlier_detection(conf: &CircuitBreakerConf) -> Option<OutlierDetection> {
     if let Some(s) = &d.success_rate {
         out.success_rate_minimum_hosts = s.minimum_hosts.and_then(u32v);
         out.success_rate_request_volume = s.request_volume.and_then(u32v);
-        out.success_rate_stdev_factor =
-            s.standard_deviation_factor.as_ref().and_then(number).and_then(|f| u32v((f * 1000.0) as u32));
+        out.success_rate_stdev_factor = s
+            .standard_deviation_factor
+            .as_ref()
+            .and_then(kuma_model::mesh_fault_injection::percentage)
+            .and_then(|f| u32v((f * 1000.0) as u32));
     }
     out.enforcing_failure_percentage = enforcing(d.failure_percentage.is_some());
     if let Some(f) = &d.failure_percentage {

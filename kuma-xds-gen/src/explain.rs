@@ -370,7 +370,7 @@ fn targeted_policies_of(set: &ResourceSet, mesh: &str, dataplane: &str, host_tag
     };
     let Some(g) = dp.gateway() else { return Vec::new() };
     let name = kuma_policy::gateway::select_gateway(set, mesh, &g.tags).map_or("", |(r, _)| r.meta.name.as_str());
-    let gateway = kuma_policy::targeting::Gateway { mesh, name, dataplane_tags: &g.tags };
+    let gateway = kuma_policy::targeting::Gateway { mesh, name };
     kuma_policy::mesh_policies::MeshPolicies::new(set, mesh).for_listener(gateway, host_tags).origins
 }
 
