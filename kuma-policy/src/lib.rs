@@ -10,6 +10,7 @@ pub mod connection;
 pub mod delegated;
 pub mod endpoints;
 pub mod gateway;
+pub mod host_policies;
 pub mod hostname;
 pub mod hosts;
 pub mod initial;
@@ -17,6 +18,8 @@ pub mod mesh_policies;
 pub mod mesh_routes;
 pub mod permission;
 pub mod precedence;
+pub mod route_entries;
+pub mod route_table;
 pub mod selector;
 pub mod targeting;
 

@@ -29,16 +29,15 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::service::runtime::v3::Runtime;
 use kuma_model::gateway::{MeshGatewaySpec, Protocol, TlsMode};
 use kuma_model::{Resource, ResourceSet, SERVICE_TAG, Tags};
-use kuma_policy::hosts::{HostGroup, PortPlan, plan};
+use kuma_policy::route_table::{RouteTable, TableChain, TablePort};
 
 use crate::clusters::{ClusterPlans, UpstreamProtocol};
 use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, u32v};
-use crate::policy::HostPolicies;
 use crate::policy::traffic_log::{LogContext, access_logs, mesh_access_logs};
 use crate::policy::traffic_trace;
-use crate::routes::{Host, HostContext, virtual_host};
+use crate::routes::{HostContext, virtual_host};
 use crate::snapshot::GatewaySnapshot;
 use crate::{TranslateError, tls};
 
@@ -68,17 +67,15 @@ impl<'a> Builtin<'a, '_> {
         let mut clusters = ClusterPlans::new(self.set, self.mesh, &self.gateway.meta.name, self.tags);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
-        let targeted = defaults::TargetedCache::new(self.set, self.mesh, &self.gateway.meta.name);
-        for port in plan(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec) {
+        let table = RouteTable::build(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec);
+        for port in &table.ports {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
-            let cross_mesh = port.listeners.iter().any(|l| l.listener.cross_mesh);
+            let cross_mesh = port.cross_mesh();
             any_cross_mesh |= cross_mesh;
             let ctx = HostContext { port: port.port, https: port.protocol == Protocol::Https || cross_mesh };
             let filter_chains = match port.protocol {
-                Protocol::Http | Protocol::Https => {
-                    self.http_chains(&ctx, &targeted, &name, &port, &mut clusters, &mut out)?
-                }
-                Protocol::Tcp | Protocol::Tls => self.tcp_chains(&targeted, &port, &mut clusters, &mut out)?,
+                Protocol::Http | Protocol::Https => self.http_chains(&ctx, &name, port, &mut clusters, &mut out)?,
+                Protocol::Tcp | Protocol::Tls => self.tcp_chains(port, &mut clusters, &mut out)?,
                 // `NONE`, and any protocol newer than this translator: no listener.
                 _ => continue,
             };
@@ -131,37 +128,19 @@ impl<'a> Builtin<'a, '_> {
     fn http_chains(
         &self,
         ctx: &HostContext,
-        targeted: &defaults::TargetedCache<'_>,
         listener: &str,
-        port: &PortPlan<'a>,
+        port: &TablePort<'a>,
         clusters: &mut ClusterPlans<'a>,
         out: &mut GatewaySnapshot,
     ) -> Result<Vec<FilterChain>, TranslateError> {
         let mut chains = Vec::new();
-        for group in &port.groups {
-            let route_name = names::route_configuration(listener, &group.key);
-            let mut virtual_hosts: Vec<_> = group
-                .hosts
-                .iter()
-                .map(|h| {
-                    let policies = HostPolicies::new(self.set, self.mesh, h.tags());
-                    let targeted = targeted.get(h.tags());
-                    virtual_host(ctx, Host { host: h, policies: &policies, targeted: &targeted }, clusters)
-                })
-                .collect();
-            if port.protocol == Protocol::Https {
+        for chain in &port.chains {
+            let route_name = names::route_configuration(listener, &chain.key);
+            let mut virtual_hosts: Vec<_> = chain.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect();
+            if !chain.misdirected.is_empty() {
                 // Other listener hostnames of this port have filter chains of
                 // their own: requests for them here are misdirected.
-                let own: Vec<&str> = group.hosts.iter().map(|h| h.hostname.as_str()).collect();
-                let others: Vec<String> = port
-                    .groups
-                    .iter()
-                    .map(|g| g.key.clone())
-                    .filter(|k| k != "*" && *k != group.key && !own.iter().any(|o| o.eq_ignore_ascii_case(k)))
-                    .collect();
-                if !others.is_empty() {
-                    virtual_hosts.push(crate::routes::misdirected(others));
-                }
+                virtual_hosts.push(crate::routes::misdirected(chain.misdirected.clone()));
             }
             out.routes.insert(
                 route_name.clone(),
@@ -174,22 +153,22 @@ impl<'a> Builtin<'a, '_> {
                     ..Default::default()
                 },
             );
-            let own = own_host(group);
-            let filter = self.http_connection_manager(&route_name, own.tags(), &targeted.get(own.tags()));
-            let mut chain = FilterChain { filters: vec![filter], ..Default::default() };
+            let own = chain.own_host();
+            let filter = self.http_connection_manager(&route_name, own.tags(), &defaults::Targeted::of(&own.policies));
+            let mut filter_chain = FilterChain { filters: vec![filter], ..Default::default() };
             if port.protocol == Protocol::Https {
-                chain.filter_chain_match = Some(sni_match(&group.key));
-                chain.transport_socket = Some(self.downstream_tls(group, true, out)?);
-            } else if port.listeners.iter().any(|l| l.listener.cross_mesh) {
+                filter_chain.filter_chain_match = Some(sni_match(&chain.key));
+                filter_chain.transport_socket = Some(self.downstream_tls(chain, true, out)?);
+            } else if port.cross_mesh() {
                 // Other meshes' proxies connect with mesh mTLS.
-                chain.filter_chain_match = Some(FilterChainMatch {
+                filter_chain.filter_chain_match = Some(FilterChainMatch {
                     transport_protocol: "tls".into(),
                     application_protocols: vec!["kuma".into()],
                     ..Default::default()
                 });
-                chain.transport_socket = Some(crate::mtls::cross_mesh_downstream(self.mesh));
+                filter_chain.transport_socket = Some(crate::mtls::cross_mesh_downstream(self.mesh));
             }
-            chains.push(chain);
+            chains.push(filter_chain);
         }
         Ok(chains)
     }
@@ -290,17 +269,17 @@ impl<'a> Builtin<'a, '_> {
     /// TLS termination for a host group, with its certificates as SDS secrets.
     fn downstream_tls(
         &self,
-        group: &HostGroup<'a>,
+        chain: &TableChain<'a>,
         alpn: bool,
         out: &mut GatewaySnapshot,
     ) -> Result<envoy_types::pb::envoy::config::core::v3::TransportSocket, TranslateError> {
         // The group's own (non-implicit) listener carries the certificates.
-        let host = own_host(group);
+        let host = chain.own_host();
         let listener = host.listener.listener;
-        let hostnames: Vec<&str> = if group.mesh_routes {
-            vec![group.key.as_str()]
+        let hostnames: Vec<&str> = if chain.mesh_routes {
+            vec![chain.key.as_str()]
         } else {
-            group.hosts.iter().map(|h| h.hostname.as_str()).collect()
+            chain.hosts.iter().map(|h| h.hostname.as_str()).collect()
         };
         let mut configs = Vec::new();
         for (i, source) in listener.tls.iter().flat_map(|t| t.certificates.iter()).enumerate() {
@@ -339,33 +318,29 @@ impl<'a> Builtin<'a, '_> {
 
     fn tcp_chains(
         &self,
-        targeted: &defaults::TargetedCache<'_>,
-        port: &PortPlan<'a>,
+        port: &TablePort<'a>,
         clusters: &mut ClusterPlans<'a>,
         out: &mut GatewaySnapshot,
     ) -> Result<Vec<FilterChain>, TranslateError> {
         let mut chains = Vec::new();
-        for group in &port.groups {
-            let mut backends: Vec<(String, u32)> = Vec::new();
-            let mut destinations: Vec<Tags> = Vec::new();
-            for host in &group.hosts {
-                for route in &host.routes {
-                    let rules = route.spec.conf.as_ref().and_then(|c| c.tcp.as_ref()).map_or(&[][..], |t| &t.rules[..]);
-                    for backend in rules.iter().flat_map(|r| r.backends.iter()) {
-                        let name =
-                            clusters.register(&backend.destination, host.tags(), host.tags(), UpstreamProtocol::Tcp);
-                        backends.push((name, backend.weight));
-                        destinations.push(backend.destination.clone());
-                    }
-                }
-            }
-            let mut chain = FilterChain::default();
-            if !backends.is_empty() {
-                let own = own_host(group);
-                let policies = HostPolicies::new(self.set, self.mesh, own.tags());
-                let mut filter = self.tcp_proxy(&targeted.get(own.tags()), backends, &destinations, &policies);
+        for chain in &port.chains {
+            let mut filter_chain = FilterChain::default();
+            // Backends no TrafficPermission allows get no connections (the
+            // destination's sidecar would close them); with none left the
+            // chain has no filter and closes the connection itself.
+            let permitted = || chain.tcp.backends.iter().filter(|(_, b)| b.permitted);
+            if permitted().next().is_some() {
+                let backends: Vec<(String, u32)> = permitted()
+                    .map(|(i, b)| {
+                        let tags = chain.hosts[*i].tags();
+                        (clusters.register(&b.destination, tags, tags, UpstreamProtocol::Tcp), b.weight)
+                    })
+                    .collect();
+                let own = chain.own_host();
+                let targeted = defaults::Targeted::of(&own.policies);
+                let mut filter = self.tcp_proxy(&targeted, backends, chain);
                 let mut logs = access_logs(self.set, own.tags(), self.log_context(false));
-                logs.extend(mesh_access_logs(targeted.get(own.tags()).policies(), self.log_context(false)));
+                logs.extend(mesh_access_logs(targeted.policies(), self.log_context(false)));
                 if !logs.is_empty()
                     && let Some(filter::ConfigType::TypedConfig(any)) = &mut filter.config_type
                     && let Ok(mut proxy) = <TcpProxy as prost::Message>::decode(any.value.as_slice())
@@ -373,28 +348,22 @@ impl<'a> Builtin<'a, '_> {
                     proxy.access_log = logs;
                     *any = pb::any(&proxy);
                 }
-                chain.filters = vec![filter];
+                filter_chain.filters = vec![filter];
             }
             if port.protocol == Protocol::Tls {
-                chain.filter_chain_match = Some(sni_match(&group.key));
+                filter_chain.filter_chain_match = Some(sni_match(&chain.key));
                 let terminate =
-                    own_host(group).listener.listener.tls.as_ref().is_some_and(|t| t.mode == TlsMode::Terminate);
+                    chain.own_host().listener.listener.tls.as_ref().is_some_and(|t| t.mode == TlsMode::Terminate);
                 if terminate {
-                    chain.transport_socket = Some(self.downstream_tls(group, false, out)?);
+                    filter_chain.transport_socket = Some(self.downstream_tls(chain, false, out)?);
                 }
             }
-            chains.push(chain);
+            chains.push(filter_chain);
         }
         Ok(chains)
     }
 
-    fn tcp_proxy(
-        &self,
-        targeted: &defaults::Targeted,
-        backends: Vec<(String, u32)>,
-        destinations: &[Tags],
-        policies: &HostPolicies<'_>,
-    ) -> Filter {
+    fn tcp_proxy(&self, targeted: &defaults::Targeted, backends: Vec<(String, u32)>, chain: &TableChain<'_>) -> Filter {
         let mut by_name: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
         for (name, weight) in backends {
             by_name.insert(name, weight);
@@ -423,9 +392,9 @@ impl<'a> Builtin<'a, '_> {
             idle_timeout: Some(targeted.downstream_idle_timeout()),
             ..Default::default()
         };
-        policies.apply_tcp_proxy(destinations, &mut proxy);
+        crate::policy::apply_tcp_proxy(&chain.tcp.legacy, &mut proxy);
         // MeshRetry (applied after the legacy policies, as in Kuma).
-        if let Some(n) = targeted.tcp_max_connect_attempts() {
+        if let Some(n) = chain.tcp.max_connect_attempts {
             proxy.max_connect_attempts = pb::u32v(n);
         }
         Filter {
@@ -433,12 +402,6 @@ impl<'a> Builtin<'a, '_> {
             config_type: Some(filter::ConfigType::TypedConfig(pb::any(&proxy))),
         }
     }
-}
-
-/// The host a group was made for (its listener carries the TLS settings and
-/// the tags the group's policies match), not one split off for a route.
-fn own_host<'g, 'a>(group: &'g HostGroup<'a>) -> &'g kuma_policy::hosts::GatewayHost<'a> {
-    group.hosts.iter().find(|h| !h.implicit).unwrap_or(&group.hosts[0])
 }
 
 /// Matches TLS connections for one SNI name; `*` matches any (Envoy refuses

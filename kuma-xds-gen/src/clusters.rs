@@ -204,10 +204,9 @@ impl<'a> ClusterPlans<'a> {
             } else {
                 external_cluster(set, mesh, plan, &targeted)?
             };
-            policies
-                .entry(&plan.source_tags)
-                .or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags))
-                .apply_cluster(&plan.destination, &mut cluster);
+            let host_policies =
+                policies.entry(&plan.source_tags).or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags));
+            crate::policy::apply_cluster(host_policies, &plan.destination, &mut cluster);
             // Kuma 2.x policies after the legacy ones: MeshHealthCheck, then
             // MeshCircuitBreaker's panic threshold (Kuma's plugin order).
             let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);

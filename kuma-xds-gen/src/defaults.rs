@@ -32,9 +32,14 @@ use crate::pb::{self, millis, secs, u32v};
 
 /// The Kuma 2.x policies of one listener, as Envoy settings.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Targeted(ListenerPolicies);
+pub(crate) struct Targeted(std::sync::Arc<ListenerPolicies>);
 
 impl Targeted {
+    /// The policies a route table host holds.
+    pub(crate) fn of(policies: &std::sync::Arc<ListenerPolicies>) -> Self {
+        Targeted(policies.clone())
+    }
+
     /// The merged confs.
     pub(crate) fn policies(&self) -> &ListenerPolicies {
         &self.0
@@ -43,15 +48,12 @@ impl Targeted {
     /// The route timeout and stream idle timeout of a route (`hash`: the
     /// route's MeshHTTPRoute matches hash), when a `MeshTimeout` applies.
     pub(crate) fn route_timeouts(&self, hash: Option<&str>) -> Option<(Duration, Option<Duration>)> {
-        let conf = self.0.timeout.route(hash)?;
-        let http = conf.http.clone().unwrap_or_default();
-        let timeout = http.request_timeout.map_or(millis(ROUTE_TIMEOUT_MS), pb::duration);
-        Some((timeout, http.stream_idle_timeout.map(pb::duration)))
+        self.0.timeout.route(hash).map(route_timeouts)
     }
 
     /// The route retry policy, if a `MeshRetry` gives one.
     pub(crate) fn retry_policy(&self, hash: Option<&str>) -> Option<RetryPolicy> {
-        http_retry_policy(self.0.retry.route(hash)?.http.as_ref()?)
+        retry_policy(self.0.retry.route(hash)?)
     }
 
     /// TCP proxy connect attempts, if set.
@@ -144,6 +146,18 @@ impl Targeted {
     }
 }
 
+/// The route timeout and stream idle timeout a `MeshTimeout` conf gives a route.
+pub(crate) fn route_timeouts(conf: &kuma_model::mesh_timeout::TimeoutConf) -> (Duration, Option<Duration>) {
+    let http = conf.http.clone().unwrap_or_default();
+    let timeout = http.request_timeout.map_or(millis(ROUTE_TIMEOUT_MS), pb::duration);
+    (timeout, http.stream_idle_timeout.map(pb::duration))
+}
+
+/// The route retry policy a `MeshRetry` conf gives, if any.
+pub(crate) fn retry_policy(conf: &kuma_model::mesh_retry::RetryConf) -> Option<RetryPolicy> {
+    http_retry_policy(conf.http.as_ref()?)
+}
+
 /// Kuma 2.x policies by listener tags, computed once per tag set.
 #[derive(Debug)]
 pub(crate) struct TargetedCache<'a> {
@@ -170,7 +184,7 @@ impl<'a> TargetedCache<'a> {
             return t.clone();
         }
         let gateway = Gateway { mesh: &self.mesh, name: &self.gateway };
-        let t = Targeted(self.policies.for_listener(gateway, tags));
+        let t = Targeted(std::sync::Arc::new(self.policies.for_listener(gateway, tags)));
         self.by_tags.borrow_mut().insert(tags.clone(), t.clone());
         t
     }

@@ -1,10 +1,6 @@
-//! Virtual hosts and route entries of HTTP and HTTPS listeners.
-//!
-//! One Envoy route per (rule, match) of every route a host serves, sorted
-//! by [`MatchSummary`] (kuma-policy's precedence order). A PREFIX match
-//! covers whole path segments: `/api` becomes the prefix `/api/` plus an
-//! exact `/api` (the root prefix `/` gets one only when a prefix rewrite
-//! needs it).
+//! Virtual hosts of HTTP and HTTPS listeners: one Envoy route per entry of
+//! the host in kuma-policy's route table, in the table's order, with the
+//! policies the table chose for it.
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, HeaderValueOption, RuntimeFractionalPercent, data_source};
 use envoy_types::pb::envoy::config::route::v3::{
@@ -18,19 +14,15 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::{FractionalPercent, fractional_percent::DenominatorType};
 use kuma_model::Tags;
-use kuma_model::route::{
-    Backend, HeaderFilter, HeaderMatchKind, HttpMatch, HttpRule, PathMatchKind, QueryMatchKind, Redirect, Rewrite,
-    is_host_header,
-};
-use kuma_policy::hosts::GatewayHost;
-use kuma_policy::precedence::MatchOrigin;
-use kuma_policy::{MatchSummary, PathSpecificity};
+use kuma_model::route::{HeaderFilter, HeaderMatchKind, HttpMatch, QueryMatchKind, Redirect, Rewrite, is_host_header};
+use kuma_policy::PathSpecificity;
+use kuma_policy::route_entries::{Variant, path_rewrite};
+use kuma_policy::route_table::{EntryAction, RouteEntry, TableHost};
 
 use crate::clusters::{ClusterPlans, UpstreamProtocol};
 use crate::defaults;
 use crate::names;
 use crate::pb::{self, boolv, millis, u32v};
-use crate::policy::HostPolicies;
 
 /// The body of Kuma's "no route" answer.
 pub(crate) const NO_ROUTE_BODY: &str = "This is a Kuma MeshGateway. No routes match this MeshGateway!\n";
@@ -44,83 +36,23 @@ pub(crate) struct HostContext {
     pub https: bool,
 }
 
-/// One host and the connection policies whose sources match its tags.
-#[derive(Debug)]
-pub(crate) struct Host<'h, 'a> {
-    /// The host.
-    pub host: &'h GatewayHost<'a>,
-    /// Its policies.
-    pub policies: &'h HostPolicies<'a>,
-    /// Its Kuma 2.x policies.
-    pub targeted: &'h defaults::Targeted,
-}
-
-/// One Envoy route to build: planned first (small), sorted, then built in
-/// order, so the large `Route` messages are never moved around by the sort.
-struct Entry<'r> {
-    summary: MatchSummary,
-    variant: Variant,
-    rule: &'r HttpRule,
-    conditions: &'r HttpMatch,
-}
-
 /// The virtual host for one gateway host.
-pub(crate) fn virtual_host<'a>(ctx: &HostContext, host: Host<'_, 'a>, clusters: &mut ClusterPlans<'a>) -> VirtualHost {
-    let default_match = HttpMatch::default();
-    let mut entries = Vec::new();
-    for attached in &host.host.routes {
-        let resource = attached.resource;
-        let Some(http) = attached.spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
-        for (rule_index, rule) in http.rules.iter().enumerate() {
-            let matches =
-                if rule.matches.is_empty() { std::slice::from_ref(&default_match) } else { &rule.matches[..] };
-            for (match_index, m) in matches.iter().enumerate() {
-                let origin = MatchOrigin {
-                    creation: (resource.meta.creation_time.is_none(), resource.meta.creation_time),
-                    route: resource.meta.name.clone(),
-                    rule: rule_index,
-                    match_index,
-                };
-                plan_entries(rule, m, origin, &mut entries);
-            }
-        }
-    }
-    dedup_lowered(&mut entries);
-    // A PREFIX match's exact twin yields to a written exact match with the
-    // same conditions (golden 08: the written one wins).
-    let same_conditions = |a: &HttpMatch, b: &HttpMatch| {
-        a.method == b.method && a.headers == b.headers && a.query_parameters == b.query_parameters
-    };
-    let mut written: std::collections::HashMap<&str, Vec<&HttpMatch>> = std::collections::HashMap::new();
-    for e in &entries {
-        if let (Variant::AsWritten, PathSpecificity::Exact(p)) = (e.variant, &e.summary.path) {
-            written.entry(p.as_str()).or_default().push(e.conditions);
-        }
-    }
-    let shadowed: Vec<bool> = entries
-        .iter()
-        .map(|e| match (&e.summary.path, e.variant) {
-            (PathSpecificity::Exact(p), Variant::ExactTwin) => {
-                written.get(p.as_str()).is_some_and(|ms| ms.iter().any(|m| same_conditions(m, e.conditions)))
-            }
-            _ => false,
-        })
-        .collect();
-    let mut shadowed = shadowed.into_iter();
-    entries.retain(|_| !shadowed.next().unwrap_or(false));
-    separate_prefixes(&mut entries);
-    entries.sort_by(|a, b| a.summary.cmp(&b.summary));
-    let mut routes: Vec<Route> = Vec::with_capacity(entries.len().max(1));
-    for e in &entries {
-        routes.push(build_route(ctx, &host, clusters, e));
+pub(crate) fn virtual_host<'a>(
+    ctx: &HostContext,
+    host: &TableHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+) -> VirtualHost {
+    let mut routes: Vec<Route> = Vec::with_capacity(host.entries.len().max(1));
+    for e in &host.entries {
+        routes.push(build_route(ctx, host, clusters, e));
     }
     if routes.is_empty() {
         routes.push(no_route());
     }
     let retry_policy = hoist_retry_policy(&mut routes);
     let mut vh = VirtualHost {
-        name: host.host.hostname.clone(),
-        domains: vec![host.host.hostname.clone()],
+        name: host.hostname.clone(),
+        domains: vec![host.hostname.clone()],
         routes,
         retry_policy,
         ..Default::default()
@@ -131,74 +63,6 @@ pub(crate) fn virtual_host<'a>(ctx: &HostContext, host: Host<'_, 'a>, clusters: 
             vec![pb::header("Strict-Transport-Security", "max-age=31536000; includeSubDomains", true)];
     }
     vh
-}
-
-/// A PREFIX match `/p` is two Envoy routes in Kuma: exact `/p`, placed among
-/// the exact paths, and prefix `/p/`. Envoy's `path_separated_prefix: /p`
-/// matches exactly those paths with one route, placed where `/p/` is. That
-/// means the same whenever no other route takes `/p` between the two
-/// places — only an exact `/p` could (longer prefixes never match `/p`, and
-/// regex routes come after) — so the pair is merged when no other entry has
-/// the exact path `/p` and the rule rewrites no path (the two rewrite
-/// differently). Envoy refuses a `path_separated_prefix` holding `?` or `#`,
-/// so such a path keeps the pair. Half the routes for Envoy to build on
-/// prefix-heavy hosts.
-fn separate_prefixes(entries: &mut Vec<Entry<'_>>) {
-    let mut exact: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-    for e in entries.iter() {
-        if let PathSpecificity::Exact(p) = &e.summary.path {
-            *exact.entry(p.as_str()).or_default() += 1;
-        }
-    }
-    // `plan_entries` pushes a PREFIX match's two entries one after the other.
-    let pairs: Vec<usize> = entries
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| {
-            let (prefix, twin) = (&w[0], &w[1]);
-            prefix.variant == Variant::Prefix
-                && twin.variant == Variant::ExactTwin
-                && std::ptr::eq(prefix.conditions, twin.conditions)
-                && path_rewrite(twin.rule).2.is_none()
-                && matches!(&twin.summary.path, PathSpecificity::Exact(p)
-                    if exact.get(p.as_str()) == Some(&1) && !p.contains(['?', '#']))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if pairs.is_empty() {
-        return;
-    }
-    let mut drop = vec![false; entries.len()];
-    for &i in &pairs {
-        entries[i].variant = Variant::Separated;
-        drop[i + 1] = true;
-    }
-    let mut drop = drop.into_iter();
-    entries.retain(|_| !drop.next().unwrap_or(false));
-}
-
-/// A host reached by several `hostnames` sets of MeshHTTPRoutes can get the
-/// same rule from each (a rule without hostnames and an equal one naming
-/// the host): Kuma keeps one of identical entries, and so does this.
-fn dedup_lowered(entries: &mut Vec<Entry<'_>>) {
-    let mut seen: std::collections::HashMap<(&str, Variant), Vec<(&HttpRule, &HttpMatch)>> =
-        std::collections::HashMap::new();
-    let mut keep = Vec::with_capacity(entries.len());
-    for e in entries.iter() {
-        keep.push(match e.rule.name.as_deref() {
-            None => true,
-            Some(name) => {
-                let bucket = seen.entry((name, e.variant)).or_default();
-                let dup = bucket.iter().any(|(r, c)| *r == e.rule && *c == e.conditions);
-                if !dup {
-                    bucket.push((e.rule, e.conditions));
-                }
-                !dup
-            }
-        });
-    }
-    let mut keep = keep.into_iter();
-    entries.retain(|_| keep.next().unwrap_or(true));
 }
 
 /// The name of an Envoy route: where it comes from,
@@ -295,20 +159,6 @@ pub(crate) const MISDIRECTED_VHOST: &str = "misdirected:other-listener-hostnames
 
 const MISDIRECTED_BODY: &str = "Misdirected Request: this host is served on a connection for its own TLS server name\n";
 
-/// How a generated entry relates to the match it came from.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Variant {
-    /// The match as written (exact, regex, root prefix, no path).
-    AsWritten,
-    /// The `/p/` entry of a PREFIX match.
-    Prefix,
-    /// The exact `/p` entry of a PREFIX match.
-    ExactTwin,
-    /// Both entries of a PREFIX match as one `path_separated_prefix: /p`
-    /// route, in the `/p/` entry's place.
-    Separated,
-}
-
 fn string_exact(value: &str) -> StringMatcher {
     StringMatcher { match_pattern: Some(MatchPattern::Exact(value.into())), ..Default::default() }
 }
@@ -371,57 +221,15 @@ fn matches_nothing() -> StringMatcher {
     string_regex("[^\\x00-\\x{10FFFF}]")
 }
 
-fn path_rewrite(rule: &HttpRule) -> (Option<&Redirect>, Option<&Rewrite>, Option<&Rewrite>) {
-    let redirect = rule.filters.iter().rev().find_map(|f| f.redirect.as_ref());
-    let rewrite = rule.filters.iter().rev().find_map(|f| f.rewrite.as_ref());
-    let path = match redirect {
-        Some(r) => r.path.as_ref(),
-        None => rewrite,
-    };
-    (redirect, rewrite, path)
-}
-
-fn plan_entries<'r>(rule: &'r HttpRule, m: &'r HttpMatch, origin: MatchOrigin, out: &mut Vec<Entry<'r>>) {
-    let (_, _, path_rewrite) = path_rewrite(rule);
-    let prefix_rewrite = path_rewrite.and_then(|r| r.replace_prefix_match.as_deref());
-    let mut push = |path: PathSpecificity, variant: Variant| {
-        let summary = MatchSummary {
-            path,
-            method: m.method.as_str().is_some(),
-            headers: m.headers.len(),
-            query_parameters: m.query_parameters.len(),
-            origin: origin.clone(),
-        };
-        out.push(Entry { summary, variant, rule, conditions: m });
-    };
-    match &m.path {
-        None => push(PathSpecificity::Prefix("/".into()), Variant::AsWritten),
-        Some(p) => match p.kind {
-            PathMatchKind::Exact => push(PathSpecificity::Exact(p.value.clone()), Variant::AsWritten),
-            PathMatchKind::Regex => push(PathSpecificity::Regex(p.value.clone()), Variant::AsWritten),
-            PathMatchKind::Prefix => {
-                let trimmed = p.value.trim_end_matches('/');
-                if trimmed.is_empty() {
-                    push(PathSpecificity::Prefix("/".into()), Variant::Prefix);
-                    // The root needs an exact twin only to rewrite `/` itself.
-                    if prefix_rewrite.is_some() {
-                        push(PathSpecificity::Exact("/".into()), Variant::ExactTwin);
-                    }
-                } else {
-                    push(PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix);
-                    push(PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin);
-                }
-            }
-            // A kind of path match newer than this translator: no route,
-            // rather than one wider than written.
-            _ => {}
-        },
-    }
-}
-
-fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut ClusterPlans<'a>, e: &Entry<'_>) -> Route {
-    let (redirect, rewrite, path_rewrite) = path_rewrite(e.rule);
-    let (headers, query_parameters) = conditions(e.conditions);
+fn build_route<'a>(
+    ctx: &HostContext,
+    host: &TableHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+    e: &RouteEntry<'a>,
+) -> Route {
+    let rule = e.rule();
+    let (redirect, rewrite, path_rewrite) = path_rewrite(rule);
+    let (headers, query_parameters) = conditions(e.conditions());
     let path_specifier = match &e.summary.path {
         PathSpecificity::Exact(p) => route_match::PathSpecifier::Path(p.clone()),
         PathSpecificity::Prefix(p) if e.variant == Variant::Separated => {
@@ -431,23 +239,19 @@ fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut Cluste
         PathSpecificity::Regex(r) => {
             route_match::PathSpecifier::SafeRegex(RegexMatcher { regex: r.clone(), ..Default::default() })
         }
-        // Every entry has a path (see `plan_entries`).
+        // Every entry of the route table has a path.
         _ => unreachable!("every entry has a path"),
     };
     let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
-    let action = match redirect {
-        Some(r) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
-        None if !e.rule.backends.is_empty()
-            && !e.rule.backends.iter().any(|b| host.policies.permits(&b.destination)) =>
-        {
-            forbidden()
-        }
-        None => route::Action::Route(forward_action(host, clusters, e.rule, rewrite, rewrite_path)),
+    let action = match (e.action, redirect) {
+        (EntryAction::Redirect, Some(r)) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
+        (EntryAction::Forbidden, _) => forbidden(),
+        _ => route::Action::Route(forward_action(host, clusters, e, rewrite, rewrite_path)),
     };
     let o = &e.summary.origin;
     let mut route = Route {
         // Kuma names a MeshHTTPRoute rule's routes by the hash of its matches.
-        name: e.rule.name.clone().unwrap_or_else(|| route_name(&o.route, o.rule, o.match_index)),
+        name: rule.name.clone().unwrap_or_else(|| route_name(&o.route, o.rule, o.match_index)),
         r#match: Some(RouteMatch {
             path_specifier: Some(path_specifier),
             headers,
@@ -458,12 +262,10 @@ fn build_route<'a>(ctx: &HostContext, host: &Host<'_, 'a>, clusters: &mut Cluste
         ..Default::default()
     };
     if matches!(route.action, Some(route::Action::Route(_))) {
-        let destinations: Vec<Tags> = e.rule.backends.iter().map(|b| b.destination.clone()).collect();
-        host.policies.apply_route_filters(&destinations, &mut route);
-        let rate_limit = &host.targeted.policies().rate_limit;
-        crate::policy::mesh_http_policies::rate_limit_route(rate_limit.route(e.rule.name.as_deref()), &mut route);
+        crate::policy::apply_route_filters(&e.policies.legacy, &mut route);
+        crate::policy::mesh_http_policies::rate_limit_route(e.policies.rate_limit.as_ref(), &mut route);
     }
-    for f in &e.rule.filters {
+    for f in &rule.filters {
         if let Some(h) = &f.request_header {
             add_headers(h, &mut route.request_headers_to_add, &mut route.request_headers_to_remove, true);
         }
@@ -580,23 +382,24 @@ fn cluster_specifier(backends: &[(String, u32)]) -> route_action::ClusterSpecifi
     })
 }
 
-fn register<'a>(host: &GatewayHost<'a>, clusters: &mut ClusterPlans<'a>, backend: &Backend) -> String {
-    clusters.register(&backend.destination, host.tags(), host.tags(), UpstreamProtocol::Http)
+fn register<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, destination: &Tags) -> String {
+    clusters.register(destination, host.tags(), host.tags(), UpstreamProtocol::Http)
 }
 
 fn forward_action<'a>(
-    host: &Host<'_, 'a>,
+    host: &TableHost<'a>,
     clusters: &mut ClusterPlans<'a>,
-    rule: &HttpRule,
+    e: &RouteEntry<'a>,
     rewrite: Option<&Rewrite>,
     path: PathRewrite,
 ) -> RouteAction {
-    // Backends no TrafficPermission allows get no traffic (see `HostPolicies::permits`).
-    let backends: Vec<(String, u32)> = rule
+    let rule = e.rule();
+    // Backends no TrafficPermission allows get no traffic.
+    let backends: Vec<(String, u32)> = e
         .backends
         .iter()
-        .filter(|b| host.policies.permits(&b.destination))
-        .map(|b| (register(host.host, clusters, b), b.weight))
+        .filter(|b| b.permitted)
+        .map(|b| (register(host, clusters, &b.destination), b.weight))
         .collect();
     let mut action = RouteAction {
         cluster_specifier: Some(cluster_specifier(&backends)),
@@ -622,34 +425,24 @@ fn forward_action<'a>(
                 Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(h.value.clone()));
         }
     }
-    let destinations: Vec<Tags> = rule.backends.iter().map(|b| b.destination.clone()).collect();
-    host.policies.apply_route(&destinations, &mut action);
+    crate::policy::apply_route(&e.policies.legacy, &mut action);
     // Kuma 2.x policies come after the legacy ones and override what they set.
-    let hash = rule.name.as_deref();
-    // Hash policies feed ring hash and Maglev: those of the one service the
-    // rule sends to, else the mesh-wide ones.
-    let balancing = &host.targeted.policies().load_balancing;
-    let mut services = rule.backends.iter().filter_map(|b| b.destination.get(kuma_model::SERVICE_TAG));
-    let one_service = match (services.next(), services.next()) {
-        (Some(s), None) => Some(s.as_str()),
-        _ => None,
-    };
-    let conf = one_service.map_or(balancing.mesh.as_ref(), |s| balancing.service(s));
-    action.hash_policy = crate::policy::mesh_load_balancing::hash_policies(conf);
-    if let Some((timeout, idle)) = host.targeted.route_timeouts(hash) {
+    // Hash policies feed ring hash and Maglev.
+    action.hash_policy = crate::policy::mesh_load_balancing::hash_policies(e.policies.load_balancing.as_ref());
+    if let Some((timeout, idle)) = e.policies.timeout.as_ref().map(defaults::route_timeouts) {
         action.timeout = Some(timeout);
         if let Some(idle) = idle {
             action.idle_timeout = Some(idle);
         }
     }
-    if let Some(retry) = host.targeted.retry_policy(hash) {
+    if let Some(retry) = e.policies.retry.as_ref().and_then(defaults::retry_policy) {
         action.retry_policy = Some(retry);
     }
     // The last mirror filter wins, as in Kuma.
     if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
         let percentage = mirror.percentage.unwrap_or(100.0);
         if let (Some(backend), true) = (&mirror.backend, percentage > 0.0) {
-            let cluster = register(host.host, clusters, backend);
+            let cluster = register(host, clusters, &backend.destination);
             action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
                 cluster,
                 runtime_fraction: Some(RuntimeFractionalPercent {
