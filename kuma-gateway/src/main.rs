@@ -141,6 +141,10 @@ enum Command {
         /// Host header (and SNI on TLS listeners).
         #[arg(long)]
         host: String,
+        /// TLS server name, when it differs from --host (a connection
+        /// reused for another name).
+        #[arg(long)]
+        sni: Option<String>,
         /// Path, with an optional query string.
         #[arg(long, default_value = "/")]
         path: String,
@@ -219,7 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             token::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { target, port, host, path, method, headers } => {
+        Command::Explain { target, port, host, sni, path, method, headers } => {
             let Target { paths, dataplane, mesh } = target;
             let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
             let headers = headers
@@ -230,7 +234,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .with_context(|| format!("--header {h:?}: expected NAME=VALUE"))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let request = kuma_xds_gen::explain::Request { port, host, path, method, headers };
+            let request = kuma_xds_gen::explain::Request { port, host, sni, path, method, headers };
             match kuma_xds_gen::explain::explain(&set, &mesh, &dataplane, &request) {
                 Ok(ex) => {
                     print!("{ex}");

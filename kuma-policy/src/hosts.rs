@@ -30,12 +30,25 @@ pub struct AttachedRoute<'a> {
     /// Which part of the resource: a `MeshHTTPRoute` gives one part per
     /// `hostnames` set; 0 otherwise.
     pub part: usize,
+    /// For lowered rules, where each was written in the resource
+    /// (`spec.to[0].rules[2]`); `None` for a `MeshGatewayRoute`, whose rules
+    /// are `conf.http.rules[i]` as written.
+    pub rule_paths: Option<Arc<Vec<String>>>,
 }
 
 impl<'a> AttachedRoute<'a> {
     /// A `MeshGatewayRoute` as written.
     pub fn written(resource: &'a Resource, spec: &'a MeshGatewayRouteSpec) -> Self {
-        AttachedRoute { resource, spec: RouteSpec::Written(spec), part: 0 }
+        AttachedRoute { resource, spec: RouteSpec::Written(spec), part: 0, rule_paths: None }
+    }
+
+    /// The field path of rule `index` in the resource.
+    pub fn rule_path(&self, index: usize) -> String {
+        match &self.rule_paths {
+            Some(paths) => paths.get(index).cloned().unwrap_or_default(),
+            None if self.spec.conf.as_ref().is_some_and(|c| c.tcp.is_some()) => format!("conf.tcp.rules[{index}]"),
+            None => format!("conf.http.rules[{index}]"),
+        }
     }
 
     fn same(&self, other: &Self) -> bool {

@@ -25,6 +25,8 @@ struct Rule<'a> {
     matches: Vec<RouteMatch>,
     conf: HttpRouteConf,
     origin: &'a Resource,
+    /// Where the rule is written in `origin`.
+    path: String,
 }
 
 /// The `MeshHTTPRoute` rules for an HTTP or HTTPS listener, one attached
@@ -53,15 +55,16 @@ pub fn http_routes<'a>(
             }
         }
         for owner in owners {
-            let lowered = rules
+            let (lowered, paths): (Vec<_>, Vec<_>) = rules
                 .iter()
                 .filter(|r| std::ptr::eq(r.origin, owner))
                 .filter_map(|r| {
                     kuma_model::mesh_http_route::HttpRouteRule { matches: r.matches.clone(), default: r.conf.clone() }
                         .lower()
                         .ok()
+                        .map(|l| (l, r.path.clone()))
                 })
-                .collect();
+                .unzip();
             let spec = MeshGatewayRouteSpec {
                 selectors: Vec::new(),
                 conf: Some(RouteConf {
@@ -69,14 +72,19 @@ pub fn http_routes<'a>(
                     http: Some(HttpRoute { hostnames: hostnames.clone(), rules: lowered }),
                 }),
             };
-            out.push(AttachedRoute { resource: owner, spec: RouteSpec::Lowered(Arc::new(spec)), part });
+            out.push(AttachedRoute {
+                resource: owner,
+                spec: RouteSpec::Lowered(Arc::new(spec)),
+                part,
+                rule_paths: Some(Arc::new(paths)),
+            });
         }
     }
     out
 }
 
 fn merge_http<'a>(resource: &'a Resource, spec: &MeshHttpRouteSpec, groups: &mut Vec<(Vec<String>, Vec<Rule<'a>>)>) {
-    for to in spec.to.iter().filter(|t| t.target_ref.kind == TargetKind::Mesh) {
+    for (to_index, to) in spec.to.iter().enumerate().filter(|(_, t)| t.target_ref.kind == TargetKind::Mesh) {
         let i = match groups.iter().position(|(h, _)| *h == to.hostnames) {
             Some(i) => i,
             None => {
@@ -86,7 +94,8 @@ fn merge_http<'a>(resource: &'a Resource, spec: &MeshHttpRouteSpec, groups: &mut
         };
         let rules = &mut groups[i].1;
         // Reversed: of two rules with equal matches in one route, the first wins.
-        for rule in to.rules.iter().rev() {
+        for (rule_index, rule) in to.rules.iter().enumerate().rev() {
+            let path = format!("spec.to[{to_index}].rules[{rule_index}]");
             match rules.iter_mut().find(|r| r.matches == rule.matches) {
                 Some(r) => {
                     if rule.default.backend_refs.is_some() {
@@ -96,10 +105,14 @@ fn merge_http<'a>(resource: &'a Resource, spec: &MeshHttpRouteSpec, groups: &mut
                         r.conf.filters.clone_from(&rule.default.filters);
                     }
                     r.origin = resource;
+                    r.path = path;
                 }
-                None => {
-                    rules.push(Rule { matches: rule.matches.clone(), conf: rule.default.clone(), origin: resource })
-                }
+                None => rules.push(Rule {
+                    matches: rule.matches.clone(),
+                    conf: rule.default.clone(),
+                    origin: resource,
+                    path,
+                }),
             }
         }
     }
@@ -117,20 +130,25 @@ pub fn tcp_routes<'a>(
         Spec::MeshTCPRoute(s) => s.target_ref.as_ref(),
         _ => None,
     });
-    let mut chosen: Option<(&'a Resource, &'a TcpRouteRule)> = None;
+    let mut chosen: Option<(&'a Resource, &'a TcpRouteRule, usize)> = None;
     for resource in routes {
         let Spec::MeshTCPRoute(MeshTcpRouteSpec { to, .. }) = &resource.spec else { continue };
-        for entry in to.iter().filter(|t| t.target_ref.kind == TargetKind::Mesh) {
+        for (i, entry) in to.iter().enumerate().filter(|(_, t)| t.target_ref.kind == TargetKind::Mesh) {
             if let Some(rule) = entry.rules.first() {
-                chosen = Some((resource, rule));
+                chosen = Some((resource, rule, i));
             }
         }
     }
-    let Some((resource, rule)) = chosen else { return Vec::new() };
+    let Some((resource, rule, to_index)) = chosen else { return Vec::new() };
     let Ok(lowered) = rule.lower() else { return Vec::new() };
     let spec = MeshGatewayRouteSpec {
         selectors: Vec::new(),
         conf: Some(RouteConf { tcp: Some(TcpRoute { rules: vec![lowered] }), http: None }),
     };
-    vec![AttachedRoute { resource, spec: RouteSpec::Lowered(Arc::new(spec)), part: 0 }]
+    vec![AttachedRoute {
+        resource,
+        spec: RouteSpec::Lowered(Arc::new(spec)),
+        part: 0,
+        rule_paths: Some(Arc::new(vec![format!("spec.to[{to_index}].rules[0]")])),
+    }]
 }

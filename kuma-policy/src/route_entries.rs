@@ -3,7 +3,7 @@
 //! order). A PREFIX match covers whole path segments: `/api` becomes the
 //! prefix `/api/` plus an exact `/api` (the root prefix `/` gets one only
 //! when a prefix rewrite needs it), and the pair becomes one separated
-//! prefix where that means the same ([`separate_prefixes`]).
+//! prefix where that means the same (see `separate_prefixes`).
 
 use std::collections::HashMap;
 

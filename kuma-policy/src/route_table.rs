@@ -41,13 +41,15 @@ use crate::targeting::Gateway;
 /// let (_, gw) = kuma_policy::gateway::select_gateway(&set, "default", &tags).unwrap();
 /// let table = kuma_policy::route_table::RouteTable::build(&set, "default", &tags, "gw", gw);
 /// let entry = &table.ports[0].chains[0].hosts[0].entries[0];
-/// assert_eq!(entry.origin.to_string(), "MeshGatewayRoute r rules[0].matches[0]");
+/// assert_eq!(entry.origin.to_string(), "MeshGatewayRoute r conf.http.rules[0].matches[0]");
 /// assert_eq!(entry.backends[0].destination["kuma.io/service"], "web");
 /// // `/api` and `/api/...`, as one entry.
 /// assert_eq!(entry.path(), "path is /api or starts with /api/");
 /// ```
 #[derive(Debug, Clone)]
 pub struct RouteTable<'a> {
+    /// The name of the `MeshGateway`.
+    pub gateway: String,
     /// The gateway's ports, ascending.
     pub ports: Vec<TablePort<'a>>,
 }
@@ -198,20 +200,23 @@ impl RouteEntry<'_> {
 }
 
 /// Where a route entry comes from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EntryOrigin<'a> {
     /// The route resource (`MeshGatewayRoute` or `MeshHTTPRoute`).
     pub resource: &'a Resource,
-    /// The index of the rule (for a `MeshHTTPRoute`, among the rules of
-    /// its part reaching this host).
+    /// The index of the rule in the host's rules of that resource (for a
+    /// `MeshHTTPRoute`, its rules lowered for this host).
     pub rule: usize,
+    /// The field path of the rule in the resource as written
+    /// (`conf.http.rules[1]`, `spec.to[0].rules[2]`).
+    pub rule_path: String,
     /// The index of the match; `None` for a rule without matches.
     pub match_index: Option<usize>,
 }
 
 impl fmt::Display for EntryOrigin<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} rules[{}]", self.resource.spec.kind(), self.resource.meta.name, self.rule)?;
+        write!(f, "{} {} {}", self.resource.spec.kind(), self.resource.meta.name, self.rule_path)?;
         match self.match_index {
             Some(m) => write!(f, ".matches[{m}]"),
             None => Ok(()),
@@ -281,7 +286,7 @@ impl<'a> RouteTable<'a> {
                 TablePort { port: port.port, protocol: port.protocol, listeners: port.listeners, chains }
             })
             .collect();
-        RouteTable { ports }
+        RouteTable { gateway: gateway_name.to_string(), ports }
     }
 }
 
@@ -378,7 +383,12 @@ fn entries<'a>(
             let mut entry = RouteEntry {
                 summary: p.summary,
                 variant: p.variant,
-                origin: EntryOrigin { resource: p.route.resource, rule: p.rule_index, match_index: p.match_index },
+                origin: EntryOrigin {
+                    resource: p.route.resource,
+                    rule: p.rule_index,
+                    rule_path: p.route.rule_path(p.rule_index),
+                    match_index: p.match_index,
+                },
                 action,
                 backends,
                 policies: EntryPolicies::default(),
@@ -461,7 +471,7 @@ fn backend(b: &TableBackend) -> String {
 }
 
 /// A conf as one line of JSON without its unset fields.
-fn conf<C: serde::Serialize>(c: &C) -> String {
+pub fn compact_json<C: serde::Serialize>(c: &C) -> String {
     fn prune(v: serde_json::Value) -> Option<serde_json::Value> {
         match v {
             serde_json::Value::Null => None,
@@ -500,6 +510,9 @@ impl fmt::Display for RouteTable<'_> {
                 writeln!(f, "  chain {}", chain.key)?;
                 if !chain.misdirected.is_empty() {
                     writeln!(f, "    misdirected (421): {}", chain.misdirected.join(", "))?;
+                }
+                if let Some(fault) = chain.hosts.first().and(chain.own_host().policies.fault_injection.mesh.as_ref()) {
+                    writeln!(f, "    MeshFaultInjection {}", compact_json(fault))?;
                 }
                 for host in &chain.hosts {
                     let implicit = if host.implicit { ", implicit" } else { "" };
@@ -546,10 +559,10 @@ fn write_entry(f: &mut fmt::Formatter<'_>, i: usize, e: &RouteEntry<'_>) -> fmt:
         writeln!(f, "          {} {}", r.spec.kind(), r.meta.name)?;
     }
     let targeted: [(Kind, Option<String>); 4] = [
-        (Kind::MeshTimeout, p.timeout.as_ref().map(conf)),
-        (Kind::MeshRetry, p.retry.as_ref().map(conf)),
-        (Kind::MeshRateLimit, p.rate_limit.as_ref().map(conf)),
-        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_ref().map(conf)),
+        (Kind::MeshTimeout, p.timeout.as_ref().map(compact_json)),
+        (Kind::MeshRetry, p.retry.as_ref().map(compact_json)),
+        (Kind::MeshRateLimit, p.rate_limit.as_ref().map(compact_json)),
+        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_ref().map(compact_json)),
     ];
     for (kind, c) in targeted {
         if let Some(c) = c {

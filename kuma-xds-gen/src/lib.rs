@@ -40,6 +40,8 @@ use kuma_model::{Kind, ResourceKey, ResourceSet, Spec};
 pub use envoy_types;
 /// The resource model this crate translates.
 pub use kuma_model;
+/// The matching and the route table this crate renders.
+pub use kuma_policy;
 
 pub use builtin::LISTENER_RUNTIME;
 pub use policy::ignored as ignored_resources;
@@ -156,22 +158,10 @@ fn generate(
     dataplane: &str,
     at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
-    let key = ResourceKey { kind: Kind::Dataplane, mesh: mesh.into(), name: dataplane.into() };
+    let resource = gateway_dataplane(set, mesh, dataplane)?;
+    let resource = resource.as_ref();
+    let key = resource.key();
     let no_dataplane = || TranslateError::NoDataplane { dataplane: key.clone() };
-    // On Kubernetes, Kuma's controller makes the Dataplane of a
-    // MeshGatewayInstance; without a Dataplane of that name, make it here.
-    let synthesized;
-    let resource = match set.get(Kind::Dataplane, mesh, dataplane) {
-        Some(r) => r,
-        None => match set.get(Kind::MeshGatewayInstance, mesh, dataplane) {
-            Some(r @ kuma_model::Resource { spec: Spec::MeshGatewayInstance(instance), .. }) => {
-                synthesized =
-                    kuma_model::Resource { meta: r.meta.clone(), spec: Spec::Dataplane(instance.dataplane(dataplane)) };
-                &synthesized
-            }
-            _ => return Err(no_dataplane()),
-        },
-    };
     let Spec::Dataplane(spec) = &resource.spec else { return Err(no_dataplane()) };
     let not_gateway = || TranslateError::NotAGateway { dataplane: key.clone() };
     let gateway = spec.gateway().ok_or_else(not_gateway)?;
@@ -186,6 +176,49 @@ fn generate(
             .map_err(|e| TranslateError::ProxyTemplate { template: e.template, field: e.field, message: e.message })?;
     }
     Ok(snapshot)
+}
+
+/// The `Dataplane` named `dataplane` in `mesh`, or the one Kuma's controller
+/// makes for the `MeshGatewayInstance` of that name (on Kubernetes).
+fn gateway_dataplane<'a>(
+    set: &'a ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+) -> Result<std::borrow::Cow<'a, kuma_model::Resource>, TranslateError> {
+    if let Some(r) = set.get(Kind::Dataplane, mesh, dataplane) {
+        return Ok(std::borrow::Cow::Borrowed(r));
+    }
+    match set.get(Kind::MeshGatewayInstance, mesh, dataplane) {
+        Some(r @ kuma_model::Resource { spec: Spec::MeshGatewayInstance(instance), .. }) => {
+            Ok(std::borrow::Cow::Owned(kuma_model::Resource {
+                meta: r.meta.clone(),
+                spec: Spec::Dataplane(instance.dataplane(dataplane)),
+            }))
+        }
+        _ => Err(TranslateError::NoDataplane {
+            dataplane: ResourceKey { kind: Kind::Dataplane, mesh: mesh.into(), name: dataplane.into() },
+        }),
+    }
+}
+
+/// The route table ([`kuma_policy::route_table`]) that [`translate`]
+/// renders for gateway data plane `dataplane` in `mesh`: `None` for a
+/// DELEGATED gateway or a BUILTIN one no `MeshGateway` selects.
+pub fn route_table<'a>(
+    set: &'a ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+) -> Result<Option<kuma_policy::route_table::RouteTable<'a>>, TranslateError> {
+    let resource = gateway_dataplane(set, mesh, dataplane)?;
+    let Spec::Dataplane(spec) = &resource.spec else {
+        return Err(TranslateError::NoDataplane { dataplane: resource.key() });
+    };
+    let gateway = spec.gateway().ok_or_else(|| TranslateError::NotAGateway { dataplane: resource.key() })?;
+    if spec.is_delegated_gateway() {
+        return Ok(None);
+    }
+    let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, &gateway.tags) else { return Ok(None) };
+    Ok(Some(kuma_policy::route_table::RouteTable::build(set, mesh, &gateway.tags, &gw.meta.name, gw_spec)))
 }
 
 /// [`translate_at`], with every resource it read: a change to a resource the

@@ -5,7 +5,7 @@ mod common;
 use kuma_xds_gen::explain::{Request, explain};
 
 fn request(port: u32, host: &str, path: &str) -> Request {
-    Request { port, host: host.into(), path: path.into(), method: "GET".into(), headers: Vec::new() }
+    Request { port, host: host.into(), sni: None, path: path.into(), method: "GET".into(), headers: Vec::new() }
 }
 
 fn case(name: &str) -> kuma_model::ResourceSet {
@@ -67,4 +67,43 @@ fn explains_kuma2_policies_and_meshhttproute_routes() {
     assert!(text.contains("policy MeshTimeout edge-gateway-timeouts (listener)"), "{text}");
     assert!(text.contains("policy MeshRetry edge-gateway-retries (listener)"), "{text}");
     assert!(!text.contains("mesh-timeout-all-kuma2"), "the sidecar timeouts do not select a gateway: {text}");
+}
+
+#[test]
+fn explains_a_mesh_gateway_instance_with_its_policies() {
+    let set = case("example-edge-gateway-kubernetes");
+    let ex = explain(&set, "kubernetes-demo", "edge-gateway.default", &request(8080, "foo.example.com", "/x")).unwrap();
+    let text = ex.to_string();
+    assert!(ex.matched, "{text}");
+    assert!(text.contains("rule: MeshGatewayRoute edge-gateway-route conf.http.rules[0].matches[0]"), "{text}");
+    assert!(text.contains("policy MeshRetry mesh-retry-all-kubernetes-demo (listener)"), "{text}");
+}
+
+#[test]
+fn explains_fault_injection_redirects_and_rule_origins() {
+    let set = case("case-kuma2");
+    let faults = explain(&set, "kuma2", "gateway", &request(8081, "any.example.com", "/")).unwrap().to_string();
+    assert!(faults.contains("fault injection on every request: MeshFaultInjection"), "{faults}");
+    assert!(faults.contains(r#""httpStatus":503"#), "{faults}");
+    let old = explain(&set, "kuma2", "gateway", &request(8080, "shop.example.com", "/old")).unwrap().to_string();
+    assert!(old.contains("rule: MeshHTTPRoute main spec.to[0].rules[3].matches[0]"), "{old}");
+    assert!(old.contains("-> redirect"), "{old}");
+    assert!(!old.contains("fault injection"), "port 8080 has no MeshFaultInjection: {old}");
+}
+
+#[test]
+fn explains_a_misdirected_request() {
+    let set = case("case-https");
+    let ex = explain(&set, "default", "gateway", &request(8443, "any.example.com", "/")).unwrap();
+    let text = ex.to_string();
+    assert!(text.contains("filter chain for SNI *.example.com"), "{text}");
+    // The SNI picks the wildcard chain, the Host names another listener's.
+    let misdirected = Request { sni: Some("any.example.com".into()), ..request(8443, "secure.example.com", "/") };
+    let ex = explain(&set, "default", "gateway", &misdirected).unwrap();
+    let text = ex.to_string();
+    assert!(text.contains("filter chain for SNI *.example.com"), "{text}");
+    assert!(text.contains("-> direct response 421"), "{text}");
+    let table = kuma_xds_gen::route_table(&set, "default", "gateway").unwrap().unwrap();
+    let wildcard = table.ports[0].chains.iter().find(|c| c.key == "*.example.com").unwrap();
+    assert_eq!(wildcard.misdirected, ["secure.example.com"]);
 }
