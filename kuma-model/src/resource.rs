@@ -19,6 +19,7 @@ use crate::mesh_rate_limit::MeshRateLimitSpec;
 use crate::mesh_retry::MeshRetrySpec;
 use crate::mesh_tcp_route::MeshTcpRouteSpec;
 use crate::mesh_timeout::MeshTimeoutSpec;
+use crate::mesh_trace::MeshTraceSpec;
 use crate::meta::Meta;
 use crate::policy::{
     CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec, RetrySpec, TimeoutSpec,
@@ -162,6 +163,8 @@ kinds! {
     MeshAccessLog(MeshAccessLogSpec) { mesh_scoped: true, namespaced: true }
     /// Kuma 2.x load balancing.
     MeshLoadBalancingStrategy(MeshLoadBalancingStrategySpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x tracing.
+    MeshTrace(MeshTraceSpec) { mesh_scoped: true, namespaced: true }
 }
 
 impl Kind {
@@ -180,6 +183,7 @@ impl Kind {
                 | Kind::MeshHealthCheck
                 | Kind::MeshAccessLog
                 | Kind::MeshLoadBalancingStrategy
+                | Kind::MeshTrace
         )
     }
 }

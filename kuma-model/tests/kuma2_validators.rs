@@ -437,3 +437,61 @@ fn mesh_load_balancing_strategy() {
         ]
     );
 }
+
+#[test]
+fn mesh_trace() {
+    assert_valid(
+        "MeshTrace",
+        "  targetRef: {kind: MeshGateway, name: edge}\n  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://jaeger:9411/api/v2/spans'}}]\n    sampling: {overall: 80, random: '50.5'}\n    tags: [{name: team, literal: core}, {name: ua, header: {name: user-agent}}]\n",
+    );
+    assert_valid(
+        "MeshTrace",
+        "  default:\n    backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'otel:4317'}}]\n",
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrace",
+            "  targetRef: {kind: MeshGateway, name: edge, tags: {port: http}}\n  default: {backends: []}\n"
+        )),
+        ["targetRef.tags: must not be set with kind MeshGateway"]
+    );
+    assert_eq!(kuma(&doc("MeshTrace", "  default: {}\n")), ["default.backends: must be defined"]);
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrace",
+            "  default:\n    backends: [{type: Zipkin, zipkin: {url: 'http://a:1/'}}, {type: Zipkin, zipkin: {url: 'http://b:1/'}}]\n"
+        )),
+        ["default.backends: must have zero or one backend defined"]
+    );
+    assert_eq!(
+        kuma(&doc("MeshTrace", "  default:\n    backends: [{type: Zipkin}]\n")),
+        ["default.backends[0].zipkin: must be defined"]
+    );
+    assert_eq!(
+        kuma(&doc("MeshTrace", "  default:\n    backends: [{type: Datadog, datadog: {url: 'https://dd/x'}}]\n")),
+        [
+            "default.backends[0].datadog.url: path must not be defined",
+            "default.backends[0].datadog.url: port must be defined",
+            "default.backends[0].datadog.url: scheme must be http"
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrace",
+            "  default:\n    backends: [{type: OpenTelemetry, openTelemetry: {endpoint: 'http://otel:4317/v1'}}]\n"
+        )),
+        ["default.backends[0].openTelemetry.endpoint: must be in host:port format, not a URL"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrace",
+            "  default:\n    backends: []\n    tags: [{name: '', literal: x, header: {name: h}}]\n    sampling: {overall: 101, client: abc}\n"
+        )),
+        [
+            "default.tags[0]: tag must have only one type defined: header, literal",
+            "default.tags[0].name: must not be empty",
+            "default.sampling.client: string is not a number",
+            "default.sampling.overall: must be between 0 and 100"
+        ]
+    );
+}

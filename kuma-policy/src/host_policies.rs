@@ -74,7 +74,8 @@ impl<'a> HostPolicies<'a> {
     /// The route-level policies of an HTTP route forwarding to
     /// `destinations` (none when it has no destinations).
     pub fn http_route(&self, destinations: &[Tags]) -> RoutePolicies<'a> {
-        if destinations.is_empty() {
+        let route_kinds = [Kind::Timeout, Kind::Retry, Kind::RateLimit, Kind::FaultInjection];
+        if destinations.is_empty() || !route_kinds.iter().any(|k| self.by_kind.contains_key(k)) {
             return RoutePolicies::default();
         }
         // FaultInjection destinations must name an HTTP protocol (Kuma's
@@ -97,7 +98,9 @@ impl<'a> HostPolicies<'a> {
 
     /// The route-level policies of a TCP route (Timeout and Retry).
     pub fn tcp_route(&self, destinations: &[Tags]) -> RoutePolicies<'a> {
-        if destinations.is_empty() {
+        if destinations.is_empty()
+            || !self.by_kind.contains_key(&Kind::Timeout) && !self.by_kind.contains_key(&Kind::Retry)
+        {
             return RoutePolicies::default();
         }
         RoutePolicies {

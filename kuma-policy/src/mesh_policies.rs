@@ -11,6 +11,7 @@
 //! route's rules (by the hash of each rule's matches).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kuma_model::mesh_access_log::AccessLogConf;
 use kuma_model::mesh_circuit_breaker::CircuitBreakerConf;
@@ -20,22 +21,24 @@ use kuma_model::mesh_load_balancing_strategy::LoadBalancingConf;
 use kuma_model::mesh_rate_limit::RateLimitConf;
 use kuma_model::mesh_retry::RetryConf;
 use kuma_model::mesh_timeout::TimeoutConf;
+use kuma_model::mesh_trace::TraceConf;
 use kuma_model::target_ref::{TargetKind, TargetRef};
 use kuma_model::{Kind, Resource, ResourceSet, Spec, Tags};
 
 use crate::initial;
 use crate::targeting::{self, Gateway};
 
-/// Confs of one policy kind for one listener.
+/// Confs of one policy kind for one listener. Shared (`Arc`): the route
+/// table hands each route entry the conf chosen for it without copying.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Confs<C> {
     /// `to` entries of kind `Mesh`, merged.
-    pub mesh: Option<C>,
+    pub mesh: Option<Arc<C>>,
     /// Per `kuma.io/service`: the mesh-wide entries and that service's.
-    pub services: BTreeMap<String, C>,
+    pub services: BTreeMap<String, Arc<C>>,
     /// Per route (the hash of a MeshHTTPRoute rule's matches): the
     /// mesh-wide entries and those of policies targeting that route.
-    pub routes: BTreeMap<String, C>,
+    pub routes: BTreeMap<String, Arc<C>>,
     /// Some `to` entry applies to the listener at all.
     pub any: bool,
 }
@@ -46,14 +49,24 @@ impl<C> Default for Confs<C> {
     }
 }
 
-impl<C: Clone> Confs<C> {
+impl<C> Confs<C> {
     /// The conf of a route: its own (by matches hash) or the mesh-wide one.
     pub fn route(&self, hash: Option<&str>) -> Option<&C> {
+        self.route_shared(hash).map(|c| &**c)
+    }
+
+    /// [`Confs::route`], shared.
+    pub fn route_shared(&self, hash: Option<&str>) -> Option<&Arc<C>> {
         hash.and_then(|h| self.routes.get(h)).or(self.mesh.as_ref())
     }
 
     /// The conf of a service's clusters: its own or the mesh-wide one.
     pub fn service(&self, service: &str) -> Option<&C> {
+        self.service_shared(service).map(|c| &**c)
+    }
+
+    /// [`Confs::service`], shared.
+    pub fn service_shared(&self, service: &str) -> Option<&Arc<C>> {
         self.services.get(service).or(self.mesh.as_ref())
     }
 }
@@ -81,6 +94,8 @@ pub struct ListenerPolicies {
     pub access_log_to: Confs<AccessLogConf>,
     /// `MeshAccessLog` `from` entries (what the gateway receives).
     pub access_log_from: Option<AccessLogConf>,
+    /// `MeshTrace` `default`s, merged (the listener's tracing).
+    pub trace: Option<TraceConf>,
     /// The policies that contributed, `Kind name`, in merge order.
     pub origins: Vec<String>,
 }
@@ -113,6 +128,7 @@ impl<'a> MeshPolicies<'a> {
             Kind::MeshHealthCheck,
             Kind::MeshAccessLog,
             Kind::MeshLoadBalancingStrategy,
+            Kind::MeshTrace,
         ] {
             let candidates = initial::with_implied(self.set, &self.implied, &self.mesh, kind);
             let selected = targeting::policies(candidates.iter().copied(), gateway, listener_tags, top);
@@ -213,6 +229,13 @@ impl<'a> MeshPolicies<'a> {
                         HealthCheckConf::merge,
                     );
                 }
+                Kind::MeshTrace => {
+                    for r in &selected {
+                        if let Spec::MeshTrace(t) = &r.spec {
+                            out.trace.get_or_insert_with(TraceConf::default).merge(&t.default);
+                        }
+                    }
+                }
                 Kind::MeshRateLimit => {
                     out.rate_limit = confs(
                         &selected,
@@ -244,6 +267,7 @@ impl<'a> MeshPolicies<'a> {
 fn top(r: &Resource) -> Option<&TargetRef> {
     match &r.spec {
         Spec::MeshFaultInjection(s) => s.target_ref.as_ref(),
+        Spec::MeshTrace(s) => s.target_ref.as_ref(),
         Spec::MeshRateLimit(s) => s.target_ref.as_ref(),
         Spec::MeshHealthCheck(s) => s.target_ref.as_ref(),
         Spec::MeshAccessLog(s) => s.target_ref.as_ref(),
@@ -288,7 +312,13 @@ fn confs<'r, C: Clone + Default + 'r>(
     entries: impl Fn(&'r Spec) -> Vec<(&'r TargetRef, &'r C)>,
     merge: fn(&mut C, &C),
 ) -> Confs<C> {
-    let mut out = Confs::default();
+    struct Plain<C> {
+        mesh: Option<C>,
+        services: BTreeMap<String, C>,
+        routes: BTreeMap<String, C>,
+        any: bool,
+    }
+    let mut out = Plain { mesh: None, services: BTreeMap::new(), routes: BTreeMap::new(), any: false };
     let mut flat: Vec<(u8, &'r TargetRef, &'r C)> = Vec::new();
     for r in selected {
         for (t, c) in entries(&r.spec) {
@@ -326,5 +356,10 @@ fn confs<'r, C: Clone + Default + 'r>(
             }
         }
     }
-    out
+    Confs {
+        mesh: out.mesh.map(Arc::new),
+        services: out.services.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        routes: out.routes.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        any: out.any,
+    }
 }

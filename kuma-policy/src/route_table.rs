@@ -207,16 +207,26 @@ pub struct EntryOrigin<'a> {
     /// The index of the rule in the host's rules of that resource (for a
     /// `MeshHTTPRoute`, its rules lowered for this host).
     pub rule: usize,
-    /// The field path of the rule in the resource as written
-    /// (`conf.http.rules[1]`, `spec.to[0].rules[2]`).
-    pub rule_path: String,
     /// The index of the match; `None` for a rule without matches.
     pub match_index: Option<usize>,
+    /// Where lowered rules were written (see [`AttachedRoute::rule_paths`]).
+    rule_paths: Option<Arc<Vec<String>>>,
+}
+
+impl EntryOrigin<'_> {
+    /// The field path of the rule in the resource as written
+    /// (`conf.http.rules[1]`, `spec.to[0].rules[2]`).
+    pub fn rule_path(&self) -> String {
+        match &self.rule_paths {
+            Some(paths) => paths.get(self.rule).cloned().unwrap_or_default(),
+            None => format!("conf.http.rules[{}]", self.rule),
+        }
+    }
 }
 
 impl fmt::Display for EntryOrigin<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.resource.spec.kind(), self.resource.meta.name, self.rule_path)?;
+        write!(f, "{} {} {}", self.resource.spec.kind(), self.resource.meta.name, self.rule_path())?;
         match self.match_index {
             Some(m) => write!(f, ".matches[{m}]"),
             None => Ok(()),
@@ -254,14 +264,14 @@ pub struct EntryPolicies<'a> {
     /// The connection policies chosen for the route's backends.
     pub legacy: RoutePolicies<'a>,
     /// The merged `MeshTimeout` conf of the route.
-    pub timeout: Option<TimeoutConf>,
+    pub timeout: Option<Arc<TimeoutConf>>,
     /// The merged `MeshRetry` conf of the route.
-    pub retry: Option<RetryConf>,
+    pub retry: Option<Arc<RetryConf>>,
     /// The merged `MeshRateLimit` conf of the route.
-    pub rate_limit: Option<RateLimitConf>,
+    pub rate_limit: Option<Arc<RateLimitConf>>,
     /// The `MeshLoadBalancingStrategy` conf whose hash policies the route
     /// uses: its one service's, else the mesh-wide one.
-    pub load_balancing: Option<LoadBalancingConf>,
+    pub load_balancing: Option<Arc<LoadBalancingConf>>,
 }
 
 impl<'a> RouteTable<'a> {
@@ -386,8 +396,8 @@ fn entries<'a>(
                 origin: EntryOrigin {
                     resource: p.route.resource,
                     rule: p.rule_index,
-                    rule_path: p.route.rule_path(p.rule_index),
                     match_index: p.match_index,
+                    rule_paths: p.route.rule_paths.clone(),
                 },
                 action,
                 backends,
@@ -416,10 +426,10 @@ fn entry_policies<'a>(
     let balancing = &policies.load_balancing;
     EntryPolicies {
         legacy: legacy.http_route(&entry.destinations()),
-        timeout: policies.timeout.route(hash).cloned(),
-        retry: policies.retry.route(hash).cloned(),
-        rate_limit: policies.rate_limit.route(hash).cloned(),
-        load_balancing: one_service.map_or(balancing.mesh.as_ref(), |s| balancing.service(s)).cloned(),
+        timeout: policies.timeout.route_shared(hash).cloned(),
+        retry: policies.retry.route_shared(hash).cloned(),
+        rate_limit: policies.rate_limit.route_shared(hash).cloned(),
+        load_balancing: one_service.map_or(balancing.mesh.as_ref(), |s| balancing.service_shared(s)).cloned(),
     }
 }
 
@@ -511,8 +521,13 @@ impl fmt::Display for RouteTable<'_> {
                 if !chain.misdirected.is_empty() {
                     writeln!(f, "    misdirected (421): {}", chain.misdirected.join(", "))?;
                 }
-                if let Some(fault) = chain.hosts.first().and(chain.own_host().policies.fault_injection.mesh.as_ref()) {
-                    writeln!(f, "    MeshFaultInjection {}", compact_json(fault))?;
+                if let Some(own) = chain.hosts.first().map(|_| chain.own_host()) {
+                    if let Some(fault) = own.policies.fault_injection.mesh.as_deref() {
+                        writeln!(f, "    MeshFaultInjection {}", compact_json(fault))?;
+                    }
+                    if let Some(trace) = own.policies.trace.as_ref() {
+                        writeln!(f, "    MeshTrace {}", compact_json(trace))?;
+                    }
                 }
                 for host in &chain.hosts {
                     let implicit = if host.implicit { ", implicit" } else { "" };
@@ -559,10 +574,10 @@ fn write_entry(f: &mut fmt::Formatter<'_>, i: usize, e: &RouteEntry<'_>) -> fmt:
         writeln!(f, "          {} {}", r.spec.kind(), r.meta.name)?;
     }
     let targeted: [(Kind, Option<String>); 4] = [
-        (Kind::MeshTimeout, p.timeout.as_ref().map(compact_json)),
-        (Kind::MeshRetry, p.retry.as_ref().map(compact_json)),
-        (Kind::MeshRateLimit, p.rate_limit.as_ref().map(compact_json)),
-        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_ref().map(compact_json)),
+        (Kind::MeshTimeout, p.timeout.as_deref().map(compact_json)),
+        (Kind::MeshRetry, p.retry.as_deref().map(compact_json)),
+        (Kind::MeshRateLimit, p.rate_limit.as_deref().map(compact_json)),
+        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_deref().map(compact_json)),
     ];
     for (kind, c) in targeted {
         if let Some(c) = c {

@@ -110,6 +110,13 @@ impl<'a> Builtin<'a, '_> {
         {
             out.clusters.insert(t.cluster.name.clone(), t.cluster);
         }
+        // The MeshTrace collectors of the HTTP chains.
+        let http_ports = table.ports.iter().filter(|p| matches!(p.protocol, Protocol::Http | Protocol::Https));
+        for chain in http_ports.flat_map(|p| p.chains.iter()) {
+            if let Some(c) = chain.own_host().policies.trace.as_ref().and_then(crate::policy::mesh_trace::cluster) {
+                out.clusters.insert(c.name.clone(), c);
+            }
+        }
         let uses_identity = clusters
             .generate(self.set, self.mesh, &mut out)
             .map_err(|message| TranslateError::Backend { resource: self.dataplane.key(), message })?;
@@ -210,7 +217,7 @@ impl<'a> Builtin<'a, '_> {
         ];
         // MeshFaultInjection: one fault filter per entry, before the router.
         let faults =
-            crate::policy::mesh_http_policies::fault_filters(targeted.policies().fault_injection.mesh.as_ref());
+            crate::policy::mesh_http_policies::fault_filters(targeted.policies().fault_injection.mesh.as_deref());
         http_filters.extend(faults.iter().map(|f| typed(crate::policy::fault_injection::FILTER, pb::any(f))));
         http_filters.push(typed("envoy.filters.http.router", pb::any(&Router::default())));
         // The fault filter only when some FaultInjection could configure it,
@@ -230,7 +237,13 @@ impl<'a> Builtin<'a, '_> {
                 .into_iter()
                 .chain(mesh_access_logs(targeted.policies(), self.log_context(true)))
                 .collect(),
-            tracing: traffic_trace::for_gateway(self.set, self.mesh, self.tags).map(|t| t.tracing),
+            // MeshTrace applies after the legacy TrafficTrace and replaces it.
+            tracing: targeted
+                .policies()
+                .trace
+                .as_ref()
+                .and_then(|t| crate::policy::mesh_trace::tracing(t, self.mesh, self.service()))
+                .or_else(|| traffic_trace::for_gateway(self.set, self.mesh, self.tags).map(|t| t.tracing)),
             common_http_protocol_options: Some(CommonHttpProtocolOptions {
                 idle_timeout: Some(targeted.downstream_idle_timeout()),
                 headers_with_underscores_action: HeadersWithUnderscoresAction::RejectRequest as i32,

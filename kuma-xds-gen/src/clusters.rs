@@ -225,6 +225,11 @@ impl<'a> ClusterPlans<'a> {
     }
 }
 
+/// HTTP/2 to the upstream with default connection options (gRPC collectors).
+pub(crate) fn http2_options() -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
+    protocol_options(UpstreamProtocol::Http2, Default::default())
+}
+
 fn protocol_options(
     protocol: UpstreamProtocol,
     common: envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions,

@@ -58,7 +58,7 @@ impl Targeted {
 
     /// TCP proxy connect attempts, if set.
     pub(crate) fn tcp_max_connect_attempts(&self) -> Option<u32> {
-        self.0.retry.mesh.as_ref()?.tcp.as_ref()?.max_connect_attempt
+        self.0.retry.mesh.as_deref()?.tcp.as_ref()?.max_connect_attempt
     }
 
     /// Cluster circuit breakers of `service`'s clusters: Kuma tracks

@@ -100,8 +100,11 @@ fn explain_table(table: &RouteTable<'_>, snapshot: &GatewaySnapshot, request: &R
     }
     let route_config = names::route_configuration(&listener, &chain.key);
     ex.step(format!("route configuration {route_config}"));
-    if let Some(f) = chain.own_host().policies.fault_injection.mesh.as_ref() {
+    if let Some(f) = chain.own_host().policies.fault_injection.mesh.as_deref() {
         ex.step(format!("   fault injection on every request: MeshFaultInjection {}", compact_json(f)));
+    }
+    if let Some(t) = chain.own_host().policies.trace.as_ref() {
+        ex.step(format!("   tracing: MeshTrace {}", compact_json(t)));
     }
     let Some(host) = virtual_host(chain, &request.host) else {
         let mut hosts: Vec<&str> = chain.hosts.iter().map(|h| h.hostname.as_str()).collect();
@@ -318,10 +321,10 @@ fn policies(host: &TableHost<'_>, entry: &RouteEntry<'_>, ex: &mut Explanation) 
     }
     let p = &entry.policies;
     let chosen: [(Kind, Option<String>); 4] = [
-        (Kind::MeshTimeout, p.timeout.as_ref().map(compact_json)),
-        (Kind::MeshRetry, p.retry.as_ref().map(compact_json)),
-        (Kind::MeshRateLimit, p.rate_limit.as_ref().map(compact_json)),
-        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_ref().map(compact_json)),
+        (Kind::MeshTimeout, p.timeout.as_deref().map(compact_json)),
+        (Kind::MeshRetry, p.retry.as_deref().map(compact_json)),
+        (Kind::MeshRateLimit, p.rate_limit.as_deref().map(compact_json)),
+        (Kind::MeshLoadBalancingStrategy, p.load_balancing.as_deref().map(compact_json)),
     ];
     for (kind, conf) in chosen {
         if let Some(conf) = conf {

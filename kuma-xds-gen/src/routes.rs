@@ -263,7 +263,7 @@ fn build_route<'a>(
     };
     if matches!(route.action, Some(route::Action::Route(_))) {
         crate::policy::apply_route_filters(&e.policies.legacy, &mut route);
-        crate::policy::mesh_http_policies::rate_limit_route(e.policies.rate_limit.as_ref(), &mut route);
+        crate::policy::mesh_http_policies::rate_limit_route(e.policies.rate_limit.as_deref(), &mut route);
     }
     for f in &rule.filters {
         if let Some(h) = &f.request_header {
@@ -428,14 +428,14 @@ fn forward_action<'a>(
     crate::policy::apply_route(&e.policies.legacy, &mut action);
     // Kuma 2.x policies come after the legacy ones and override what they set.
     // Hash policies feed ring hash and Maglev.
-    action.hash_policy = crate::policy::mesh_load_balancing::hash_policies(e.policies.load_balancing.as_ref());
-    if let Some((timeout, idle)) = e.policies.timeout.as_ref().map(defaults::route_timeouts) {
+    action.hash_policy = crate::policy::mesh_load_balancing::hash_policies(e.policies.load_balancing.as_deref());
+    if let Some((timeout, idle)) = e.policies.timeout.as_deref().map(defaults::route_timeouts) {
         action.timeout = Some(timeout);
         if let Some(idle) = idle {
             action.idle_timeout = Some(idle);
         }
     }
-    if let Some(retry) = e.policies.retry.as_ref().and_then(defaults::retry_policy) {
+    if let Some(retry) = e.policies.retry.as_deref().and_then(defaults::retry_policy) {
         action.retry_policy = Some(retry);
     }
     // The last mirror filter wins, as in Kuma.

@@ -153,7 +153,7 @@ pub(crate) fn mesh_access_logs(
     };
     let mut out = Vec::new();
     let sides = [
-        (policies.access_log_to.mesh.as_ref(), ctx.service, "*"),
+        (policies.access_log_to.mesh.as_deref(), ctx.service, "*"),
         (policies.access_log_from.as_ref(), "unknown", ctx.service),
     ];
     for (conf, source, destination) in sides {

@@ -98,9 +98,21 @@ pub(crate) fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<
         }
         _ => return None,
     };
-    let cluster = Cluster {
-        name: cluster_name.clone(),
-        alt_stat_name: cluster_name.replace(':', "_"),
+    let cluster = collector_cluster(&cluster_name, &host, port);
+    let tracing = Tracing {
+        overall_sampling: Some(Percent { value: backend.sampling.unwrap_or(100.0) }),
+        provider: Some(provider),
+        spawn_upstream_span: pb::boolv(true),
+        ..Default::default()
+    };
+    Some(GatewayTracing { tracing, cluster })
+}
+
+/// A tracing collector's cluster: `host:port` resolved by DNS.
+pub(crate) fn collector_cluster(name: &str, host: &str, port: u32) -> Cluster {
+    Cluster {
+        name: name.into(),
+        alt_stat_name: name.replace(':', "_"),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::StrictDns as i32)),
         connect_timeout: Some(pb::secs(5)),
         dns_lookup_family: DnsLookupFamily::V4Only as i32,
@@ -109,11 +121,11 @@ pub(crate) fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<
             ..Default::default()
         }),
         load_assignment: Some(ClusterLoadAssignment {
-            cluster_name,
+            cluster_name: name.into(),
             endpoints: vec![LocalityLbEndpoints {
                 lb_endpoints: vec![LbEndpoint {
                     host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
-                        address: Some(pb::socket_address(&host, port)),
+                        address: Some(pb::socket_address(host, port)),
                         ..Default::default()
                     })),
                     ..Default::default()
@@ -123,12 +135,5 @@ pub(crate) fn for_gateway(set: &ResourceSet, mesh: &str, tags: &Tags) -> Option<
             ..Default::default()
         }),
         ..Default::default()
-    };
-    let tracing = Tracing {
-        overall_sampling: Some(Percent { value: backend.sampling.unwrap_or(100.0) }),
-        provider: Some(provider),
-        spawn_upstream_span: pb::boolv(true),
-        ..Default::default()
-    };
-    Some(GatewayTracing { tracing, cluster })
+    }
 }
