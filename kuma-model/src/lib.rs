@@ -45,6 +45,7 @@ pub mod mesh_rate_limit;
 pub mod mesh_retry;
 pub mod mesh_tcp_route;
 pub mod mesh_timeout;
+pub mod mesh_tls;
 pub mod mesh_trace;
 pub mod meta;
 pub mod policy;

@@ -717,7 +717,12 @@ pub fn lower_backend(b: &BackendRef) -> Result<crate::route::Backend, String> {
         tags
     };
     let destination = match t.kind {
-        TargetKind::MeshService if t.labels.is_none() && t.section_name.is_none() && b.port.is_none() => service(),
+        // Go's empty strings are unset values.
+        TargetKind::MeshService
+            if t.labels.is_none() && t.section_name.as_deref().unwrap_or_default().is_empty() && b.port.is_none() =>
+        {
+            service()
+        }
         TargetKind::MeshServiceSubset => {
             let mut tags = service();
             tags.extend(t.tags().iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -19,6 +19,7 @@ use crate::mesh_rate_limit::MeshRateLimitSpec;
 use crate::mesh_retry::MeshRetrySpec;
 use crate::mesh_tcp_route::MeshTcpRouteSpec;
 use crate::mesh_timeout::MeshTimeoutSpec;
+use crate::mesh_tls::MeshTlsSpec;
 use crate::mesh_trace::MeshTraceSpec;
 use crate::meta::Meta;
 use crate::policy::{
@@ -165,6 +166,8 @@ kinds! {
     MeshLoadBalancingStrategy(MeshLoadBalancingStrategySpec) { mesh_scoped: true, namespaced: true }
     /// Kuma 2.x tracing.
     MeshTrace(MeshTraceSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x mesh TLS versions and ciphers.
+    MeshTLS(MeshTlsSpec) { mesh_scoped: true, namespaced: true }
 }
 
 impl Kind {
@@ -184,6 +187,7 @@ impl Kind {
                 | Kind::MeshAccessLog
                 | Kind::MeshLoadBalancingStrategy
                 | Kind::MeshTrace
+                | Kind::MeshTLS
         )
     }
 }

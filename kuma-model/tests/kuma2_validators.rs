@@ -495,3 +495,41 @@ fn mesh_trace() {
         ]
     );
 }
+
+#[test]
+fn mesh_tls() {
+    let versions = "      tlsVersion: {min: TLS12, max: TLS13}\n      tlsCiphers: [ECDHE-RSA-AES128-GCM-SHA256]\n";
+    assert_valid(
+        "MeshTLS",
+        &format!("  targetRef: {{kind: Mesh}}\n  from:\n  - targetRef: {{kind: Mesh}}\n    default:\n{versions}"),
+    );
+    assert_eq!(
+        kuma(&doc("MeshTLS", "  targetRef: {kind: MeshGateway, name: edge}\n  from: []\n")),
+        ["targetRef.kind: value 'MeshGateway' is not supported"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTLS",
+            &format!(
+                "  targetRef: {{kind: MeshSubset, tags: {{a: b}}}}\n  from:\n  - targetRef: {{kind: Mesh}}\n    default:\n{versions}"
+            )
+        )),
+        [
+            "from[0].default.tlsVersion: tlsVersion can only be defined with top level targetRef kind: Mesh",
+            "from[0].default.tlsCiphers: tlsCiphers can only be defined with top level targetRef kind: Mesh"
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTLS",
+            "  rules:\n  - default: {mode: Loose, tlsVersion: {min: TLS13, max: TLS12}, tlsCiphers: [RC4]}\n  from: [{targetRef: {kind: MeshService, name: a}}]\n"
+        )),
+        [
+            ": field 'from' must be empty when 'rules' is defined",
+            r#"rules[0].default.mode: "mode" must be one of ["Strict", "Permissive"]"#,
+            r#"rules[0].default.tlsCiphers: "tlsCiphers" must be one of ["ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"]"#,
+            "rules[0].default.tlsVersion.min: min version must be lower than max",
+            "from[0].targetRef.kind: value 'MeshService' is not supported"
+        ]
+    );
+}

@@ -21,6 +21,7 @@ use kuma_model::mesh_load_balancing_strategy::LoadBalancingConf;
 use kuma_model::mesh_rate_limit::RateLimitConf;
 use kuma_model::mesh_retry::RetryConf;
 use kuma_model::mesh_timeout::TimeoutConf;
+use kuma_model::mesh_tls::TlsConf;
 use kuma_model::mesh_trace::TraceConf;
 use kuma_model::target_ref::{TargetKind, TargetRef};
 use kuma_model::{Kind, Resource, ResourceSet, Spec, Tags};
@@ -96,6 +97,9 @@ pub struct ListenerPolicies {
     pub access_log_from: Option<AccessLogConf>,
     /// `MeshTrace` `default`s, merged (the listener's tracing).
     pub trace: Option<TraceConf>,
+    /// `MeshTLS` confs for all incoming traffic, merged (TLS versions and
+    /// ciphers of the gateway's mTLS clusters).
+    pub tls: Option<TlsConf>,
     /// The policies that contributed, `Kind name`, in merge order.
     pub origins: Vec<String>,
 }
@@ -129,6 +133,7 @@ impl<'a> MeshPolicies<'a> {
             Kind::MeshAccessLog,
             Kind::MeshLoadBalancingStrategy,
             Kind::MeshTrace,
+            Kind::MeshTLS,
         ] {
             let candidates = initial::with_implied(self.set, &self.implied, &self.mesh, kind);
             let selected = targeting::policies(candidates.iter().copied(), gateway, listener_tags, top);
@@ -236,6 +241,15 @@ impl<'a> MeshPolicies<'a> {
                         }
                     }
                 }
+                Kind::MeshTLS => {
+                    for r in &selected {
+                        if let Spec::MeshTLS(t) = &r.spec {
+                            for c in t.confs() {
+                                out.tls.get_or_insert_with(TlsConf::default).merge(c);
+                            }
+                        }
+                    }
+                }
                 Kind::MeshRateLimit => {
                     out.rate_limit = confs(
                         &selected,
@@ -268,6 +282,7 @@ fn top(r: &Resource) -> Option<&TargetRef> {
     match &r.spec {
         Spec::MeshFaultInjection(s) => s.target_ref.as_ref(),
         Spec::MeshTrace(s) => s.target_ref.as_ref(),
+        Spec::MeshTLS(s) => s.target_ref.as_ref(),
         Spec::MeshRateLimit(s) => s.target_ref.as_ref(),
         Spec::MeshHealthCheck(s) => s.target_ref.as_ref(),
         Spec::MeshAccessLog(s) => s.target_ref.as_ref(),

@@ -196,7 +196,15 @@ impl<'a> ClusterPlans<'a> {
                     let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
                     let peer =
                         if plan.via_egress && !endpoints.endpoints.is_empty() { ZONE_EGRESS_SERVICE } else { service };
-                    cluster.transport_socket = Some(mtls::upstream(mesh, peer, mtls::sni(&plan.destination, mesh)));
+                    // MeshTLS versions and ciphers, for mesh services only (as Kuma).
+                    let params = targeted
+                        .policies()
+                        .tls
+                        .as_ref()
+                        .filter(|_| !plan.via_egress)
+                        .and_then(crate::policy::mesh_tls::tls_params);
+                    let sni = mtls::sni(&plan.destination, mesh);
+                    cluster.transport_socket = Some(mtls::upstream(mesh, peer, sni, params));
                     uses_identity = true;
                 }
                 out.endpoints.insert(plan.name.clone(), endpoints);

@@ -84,8 +84,14 @@ fn sds(name: &str) -> SdsSecretConfig {
 }
 
 /// The upstream TLS of a cluster to a mesh peer: the gateway's identity, the
-/// mesh CA, the peer's SPIFFE id (`spiffe://<mesh>/<san_service>`) and SNI.
-pub(crate) fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportSocket {
+/// mesh CA, the peer's SPIFFE id (`spiffe://<mesh>/<san_service>`) and SNI;
+/// `params`: TLS versions and ciphers a `MeshTLS` sets.
+pub(crate) fn upstream(
+    mesh: &str,
+    san_service: &str,
+    sni: String,
+    params: Option<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters>,
+) -> TransportSocket {
     let validation = CertificateValidationContext {
         match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
             san_type: SanType::Uri as i32,
@@ -99,6 +105,7 @@ pub(crate) fn upstream(mesh: &str, san_service: &str, sni: String) -> TransportS
     };
     let context = UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {
+            tls_params: params,
             alpn_protocols: vec!["kuma".into()],
             tls_certificate_sds_secret_configs: vec![sds(&identity_secret(mesh))],
             validation_context_type: Some(common_tls_context::ValidationContextType::CombinedValidationContext(

@@ -198,31 +198,10 @@ impl Store {
     }
 }
 
-/// Kuma's harness gives every mesh test CA material (`xds.TestSecrets`); here
-/// each builtin CA backend gets the repository's test CA, stored as Kuma
-/// stores a builtin CA, so that the gateway can issue its identity.
 fn add_mesh_cas(store: &mut Store) {
-    use base64::Engine as _;
-    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
-    let data = |file: &str| {
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(certs.join(file)).expect("test CA"))
-    };
-    let mut docs = String::new();
-    for mesh in store.0.iter().filter(|r| r.spec.kind() == Kind::Mesh) {
-        let kuma_model::Spec::Mesh(spec) = &mesh.spec else { continue };
-        for backend in spec.mtls.iter().flat_map(|m| &m.backends).filter(|b| b.kind == "builtin") {
-            for (part, file) in [("cert", "mesh-ca-rsa.crt"), ("key", "mesh-ca-rsa.key")] {
-                let name = format!("{}.ca-builtin-{part}-{}", mesh.meta.name, backend.name);
-                docs.push_str(&format!(
-                    "---\ntype: Secret\nmesh: {}\nname: {name}\ndata: {}\n",
-                    mesh.meta.name,
-                    data(file)
-                ));
-            }
-        }
-    }
-    for r in parse_file("test-ca.yaml", &docs, UnknownFields::Ignore).resources() {
-        store.upsert(r.clone());
+    let meshes: Vec<Resource> = store.0.iter().filter(|r| r.spec.kind() == Kind::Mesh).cloned().collect();
+    for r in parity::mesh_ca_secrets(&meshes) {
+        store.upsert(r);
     }
 }
 

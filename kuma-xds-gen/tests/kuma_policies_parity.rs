@@ -79,6 +79,8 @@ fn store(dir: &Path) -> Result<ResourceSet, String> {
             resources.push(r);
         }
     }
+    let meshes: Vec<Resource> = resources.iter().filter(|r| matches!(r.spec, Spec::Mesh(_))).cloned().collect();
+    resources.extend(parity::mesh_ca_secrets(&meshes));
     ResourceSet::from_resources(resources).map(|(set, _)| set).map_err(|e| format!("input invalid: {e}"))
 }
 

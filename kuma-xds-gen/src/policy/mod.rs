@@ -9,6 +9,7 @@ mod health_check;
 pub(crate) mod mesh_health_check;
 pub(crate) mod mesh_http_policies;
 pub(crate) mod mesh_load_balancing;
+pub(crate) mod mesh_tls;
 pub(crate) mod mesh_trace;
 pub(crate) mod proxy_template;
 pub(crate) mod rate_limit;

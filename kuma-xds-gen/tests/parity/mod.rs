@@ -8,6 +8,33 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+/// Kuma's harnesses give every mesh test CA material (`xds.TestSecrets`);
+/// here each builtin CA backend of `meshes` gets the repository's test CA,
+/// as the Secrets Kuma stores a builtin CA in, so that the gateway can issue
+/// its identity.
+pub(crate) fn mesh_ca_secrets(meshes: &[kuma_model::Resource]) -> Vec<kuma_model::Resource> {
+    use base64::Engine as _;
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
+    let data = |file: &str| {
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(certs.join(file)).expect("test CA"))
+    };
+    let mut docs = String::new();
+    for mesh in meshes {
+        let kuma_model::Spec::Mesh(spec) = &mesh.spec else { continue };
+        for backend in spec.mtls.iter().flat_map(|m| &m.backends).filter(|b| b.kind == "builtin") {
+            for (part, file) in [("cert", "mesh-ca-rsa.crt"), ("key", "mesh-ca-rsa.key")] {
+                let name = format!("{}.ca-builtin-{part}-{}", mesh.meta.name, backend.name);
+                docs.push_str(&format!(
+                    "---\ntype: Secret\nmesh: {}\nname: {name}\ndata: {}\n",
+                    mesh.meta.name,
+                    data(file)
+                ));
+            }
+        }
+    }
+    kuma_model::parse_file("test-ca.yaml", &docs, kuma_model::UnknownFields::Ignore).resources().to_vec()
+}
+
 /// Settings written explicitly on one side that equal Envoy's behaviour when
 /// they are absent: `0s` maximum connection/stream durations (no limit) and
 /// circuit-breaker thresholds equal to Envoy's defaults (1024/1024/1024, 3 retries).
