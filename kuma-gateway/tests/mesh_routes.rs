@@ -61,6 +61,9 @@ spec:
     - matches: [{{path: {{type: PathPrefix, value: /flaky}}}}]
       default:
         backendRefs: [{backend_flaky}]
+    - matches: [{{path: {{type: PathPrefix, value: /catalog}}}}]
+      default:
+        backendRefs: [{{kind: MeshService, name: catalog, port: 80}}]
     - matches: [{{path: {{type: PathPrefix, value: /cb}}}}]
       default:
         filters:
@@ -88,6 +91,12 @@ spec:
     rules:
     - default:
         backendRefs: [{backend_b}]
+---
+type: MeshService
+name: catalog
+spec:
+  selector: {{dataplaneTags: {{kuma.io/service: b}}}}
+  ports: [{{port: 80, targetPort: {b}, appProtocol: http}}]
 ---
 type: MeshTimeout
 name: slow-route-timeout
@@ -135,6 +144,10 @@ spec:
     // Kuma redirects to the listener's port unless the filter names one.
     let r = http_get(http, "x", "/old").unwrap();
     assert_eq!((r.status, r.header("location")), (301, Some(format!("http://x:{http}/new").as_str())));
+
+    // A MeshService resource by port: its selected inbound (b's) serves.
+    let r = http_get(http, "x", "/catalog/1").unwrap();
+    assert_eq!((r.status, r.body.lines().next()), (200, Some("b /catalog/1")), "{r:?}");
 
     // Weighted backends: both get requests.
     let bodies: Vec<String> = (0..40).filter_map(|_| http_get(http, "x", "/split")).map(|r| r.body).collect();

@@ -267,6 +267,10 @@ impl DocReader<'_> {
         }
         if kind.has_spec_field() {
             let spec = top.remove("spec").unwrap_or_else(|| Value::Object(Map::new()));
+            // Computed by the control plane (VIPs, SNI names, state): an
+            // export carries them, and they are not configuration.
+            top.remove("status");
+            top.remove("snis");
             if let Some(extra) = top.keys().next() {
                 let extra = extra.clone();
                 self.envelope_error(&extra, "unknown field");

@@ -708,7 +708,10 @@ fn lower_path_rewrite(p: &PathRewrite) -> crate::route::Rewrite {
 }
 
 /// A backend as `kuma.io/service` tags: `MeshService` by name (the service
-/// of the data planes), `MeshServiceSubset` by name and tags.
+/// of the data planes), `MeshServiceSubset` by name and tags. A
+/// `MeshService` with a `port` or `sectionName` references a `MeshService`
+/// resource; kuma-policy resolves such references to the destination Kuma
+/// routes them as before lowering, so here it lowers as its name.
 pub fn lower_backend(b: &BackendRef) -> Result<crate::route::Backend, String> {
     let t = &b.target;
     let service = || {
@@ -717,12 +720,7 @@ pub fn lower_backend(b: &BackendRef) -> Result<crate::route::Backend, String> {
         tags
     };
     let destination = match t.kind {
-        // Go's empty strings are unset values.
-        TargetKind::MeshService
-            if t.labels.is_none() && t.section_name.as_deref().unwrap_or_default().is_empty() && b.port.is_none() =>
-        {
-            service()
-        }
+        TargetKind::MeshService if t.labels.is_none() => service(),
         TargetKind::MeshServiceSubset => {
             let mut tags = service();
             tags.extend(t.tags().iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -730,9 +728,9 @@ pub fn lower_backend(b: &BackendRef) -> Result<crate::route::Backend, String> {
         }
         _ => {
             return Err(format!(
-                "{} backends{} are not supported by this gateway; name the service with kind MeshService and `name` only",
+                "{} backends{} are not supported by this gateway; name the service with kind MeshService, its `name` and, for a MeshService resource, its `port`",
                 t.kind.as_str(),
-                if t.kind == TargetKind::MeshService { " with labels, sectionName or port" } else { "" }
+                if t.kind == TargetKind::MeshService { " by labels" } else { "" }
             ));
         }
     };

@@ -11,16 +11,19 @@ use crate::instance::MeshGatewayInstanceSpec;
 use crate::mesh::MeshSpec;
 use crate::mesh_access_log::MeshAccessLogSpec;
 use crate::mesh_circuit_breaker::MeshCircuitBreakerSpec;
+use crate::mesh_external_service::MeshExternalServiceSpec;
 use crate::mesh_fault_injection::MeshFaultInjectionSpec;
 use crate::mesh_health_check::MeshHealthCheckSpec;
 use crate::mesh_http_route::MeshHttpRouteSpec;
 use crate::mesh_load_balancing_strategy::MeshLoadBalancingStrategySpec;
 use crate::mesh_rate_limit::MeshRateLimitSpec;
 use crate::mesh_retry::MeshRetrySpec;
+use crate::mesh_service::MeshServiceSpec;
 use crate::mesh_tcp_route::MeshTcpRouteSpec;
 use crate::mesh_timeout::MeshTimeoutSpec;
 use crate::mesh_tls::MeshTlsSpec;
 use crate::mesh_trace::MeshTraceSpec;
+use crate::mesh_traffic_permission::MeshTrafficPermissionSpec;
 use crate::meta::Meta;
 use crate::policy::{
     CircuitBreakerSpec, FaultInjectionSpec, HealthCheckSpec, ProxyTemplateSpec, RateLimitSpec, RetrySpec, TimeoutSpec,
@@ -168,6 +171,13 @@ kinds! {
     MeshTrace(MeshTraceSpec) { mesh_scoped: true, namespaced: true }
     /// Kuma 2.x mesh TLS versions and ciphers.
     MeshTLS(MeshTlsSpec) { mesh_scoped: true, namespaced: true }
+    /// Kuma 2.x access control (enforced by destination sidecars).
+    MeshTrafficPermission(MeshTrafficPermissionSpec) { mesh_scoped: true, namespaced: true }
+    /// A Kuma 2.x service as a resource (read; backendRefs with a port or
+    /// section, which reference it, are refused).
+    MeshService(MeshServiceSpec) { mesh_scoped: true, namespaced: true }
+    /// A Kuma 2.x external service (read; not a route backend here).
+    MeshExternalService(MeshExternalServiceSpec) { mesh_scoped: true, namespaced: true }
 }
 
 impl Kind {
@@ -188,6 +198,9 @@ impl Kind {
                 | Kind::MeshLoadBalancingStrategy
                 | Kind::MeshTrace
                 | Kind::MeshTLS
+                | Kind::MeshTrafficPermission
+                | Kind::MeshService
+                | Kind::MeshExternalService
         )
     }
 }

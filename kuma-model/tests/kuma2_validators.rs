@@ -533,3 +533,70 @@ fn mesh_tls() {
         ]
     );
 }
+
+#[test]
+fn mesh_traffic_permission() {
+    assert_valid(
+        "MeshTrafficPermission",
+        "  targetRef: {kind: MeshService, name: web}\n  from:\n  - targetRef: {kind: MeshSubset, tags: {kuma.io/service: edge}}\n    default: {action: Allow}\n",
+    );
+    assert_valid(
+        "MeshTrafficPermission",
+        "  rules:\n  - default: {allow: [{spiffeID: {type: Exact, value: 'spiffe://default/edge'}}], deny: [{sni: {type: Exact, value: a.example.com}}]}\n",
+    );
+    assert_eq!(
+        kuma(&doc("MeshTrafficPermission", "  targetRef: {kind: MeshGateway, name: edge}\n")),
+        [
+            ": at least one of 'from' or 'rules' has to be defined",
+            "targetRef.kind: value 'MeshGateway' is not supported"
+        ]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrafficPermission",
+            "  from:\n  - targetRef: {kind: MeshGateway, name: edge}\n    default: {}\n"
+        )),
+        ["from[0].targetRef.kind: value 'MeshGateway' is not supported", "from[0].default.action: must be defined"]
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshTrafficPermission",
+            "  rules:\n  - default: {allow: [{spiffeID: {type: Exact, value: 'http://x'}}, {sni: {type: Prefix, value: 'A_b'}}]}\n  - default: {}\n"
+        )),
+        [
+            "rules[0].allow[0].spiffeID: must be a valid Spiffe ID: scheme is missing or invalid",
+            r#"rules[0].allow[1].sni.type: unrecognized type "Prefix", supported values are: Exact"#,
+            "rules[0].allow[1].sni.value: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+            "rules[1]: at least one of 'allow', 'allowWithShadowDeny', 'deny' has to be defined"
+        ]
+    );
+}
+
+#[test]
+fn mesh_service_and_mesh_external_service() {
+    // An export's computed fields (`status`, `snis`, `kri`) are read and dropped.
+    let export = "type: MeshService\nname: backend\nmesh: default\nkri: kri_msvc_default___backend_\nspec:\n  selector: {dataplaneTags: {kuma.io/service: backend}}\n  ports: [{port: 80, targetPort: 8080, appProtocol: http}]\n  identities: [{type: ServiceTag, value: backend}]\nstatus:\n  vips: [{ip: 241.0.0.1}]\n";
+    let parsed = parse_file("t.yaml", export, UnknownFields::Reject);
+    assert!(!parsed.has_errors(), "{:?}", parsed.diagnostics());
+    assert_eq!(
+        kuma(&doc("MeshService", "  selector: {dataplaneTags: {a: b}, dataplaneRef: {name: x}}\n")),
+        ["selector: must specify only one of: dataplaneTags, dataplaneRef, or dataplaneLabels"]
+    );
+    assert_valid(
+        "MeshExternalService",
+        "  match: {type: HostnameGenerator, port: 443, protocol: http}\n  endpoints: [{address: httpbin.org, port: 443}]\n  tls: {enabled: true}\n",
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshExternalService",
+            "  match: {type: Other, port: 0, protocol: udp}\n  endpoints: [{address: 'not a host', port: 1}, {address: 10.0.0.1, port: 0}]\n"
+        )),
+        [
+            "match.port: port must be a valid (1-65535)",
+            r#"match.protocol: "protocol" must be one of ["tcp", "grpc", "http", "http2"]"#,
+            "match.type: unrecognized type 'Other' - only 'HostnameGenerator' is supported",
+            "endpoints[0].address: address has to be a valid IP or hostname",
+            "endpoints[1].port: port must be a valid (1-65535)"
+        ]
+    );
+}

@@ -131,6 +131,8 @@ fn agreed<'a>(protocols: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 #[derive(Debug, Default)]
 pub struct EndpointIndex<'a> {
     inbounds: std::collections::HashMap<&'a str, Vec<Endpoint<'a>>>,
+    /// `MeshService` ports by Kuma's destination name, with their endpoints.
+    real: std::collections::HashMap<String, (crate::mesh_services::RealService<'a>, Vec<Endpoint<'a>>)>,
     external: std::collections::HashMap<&'a str, Vec<(&'a Resource, &'a ExternalServiceSpec)>>,
 }
 
@@ -145,6 +147,10 @@ impl<'a> EndpointIndex<'a> {
         for (r, es) in external_services(set, mesh, &Tags::new()) {
             index.external.entry(es.service()).or_default().push((r, es));
         }
+        for real in crate::mesh_services::all(set, mesh) {
+            let endpoints = real.endpoints(set, mesh);
+            index.real.insert(real.name.clone(), (real, endpoints));
+        }
         index
     }
 
@@ -154,6 +160,9 @@ impl<'a> EndpointIndex<'a> {
 
     /// As [`mesh_endpoints`].
     pub fn endpoints(&self, destination: &Tags) -> Vec<Endpoint<'a>> {
+        if let Some((_, endpoints)) = self.real.get(Self::service(destination)) {
+            return endpoints.clone();
+        }
         let all = self.inbounds.get(Self::service(destination)).map_or(&[][..], Vec::as_slice);
         all.iter().filter(|e| carries(e.tags, destination)).cloned().collect()
     }
@@ -162,6 +171,11 @@ impl<'a> EndpointIndex<'a> {
     pub fn external_services(&self, destination: &Tags) -> Vec<(&'a Resource, &'a ExternalServiceSpec)> {
         let all = self.external.get(Self::service(destination)).map_or(&[][..], Vec::as_slice);
         all.iter().filter(|(_, es)| carries(&es.tags, destination)).copied().collect()
+    }
+
+    /// The `MeshService` port a destination service name stands for.
+    pub fn real_service(&self, service: &str) -> Option<&crate::mesh_services::RealService<'a>> {
+        self.real.get(service).map(|(r, _)| r)
     }
 
     /// As [`is_external_service`].

@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod initial;
 pub mod mesh_policies;
 pub mod mesh_routes;
+pub mod mesh_services;
 pub mod permission;
 pub mod precedence;
 pub mod route_entries;

@@ -59,7 +59,9 @@ pub fn http_routes<'a>(
                 .iter()
                 .filter(|r| std::ptr::eq(r.origin, owner))
                 .filter_map(|r| {
-                    kuma_model::mesh_http_route::HttpRouteRule { matches: r.matches.clone(), default: r.conf.clone() }
+                    let mut conf = r.conf.clone();
+                    resolve_http_refs(set, gateway.mesh, &mut conf);
+                    kuma_model::mesh_http_route::HttpRouteRule { matches: r.matches.clone(), default: conf }
                         .lower()
                         .ok()
                         .map(|l| (l, r.path.clone()))
@@ -140,6 +142,10 @@ pub fn tcp_routes<'a>(
         }
     }
     let Some((resource, rule, to_index)) = chosen else { return Vec::new() };
+    let mut rule = rule.clone();
+    for b in &mut rule.default.backend_refs {
+        resolve_ref(set, gateway.mesh, b);
+    }
     let Ok(lowered) = rule.lower() else { return Vec::new() };
     let spec = MeshGatewayRouteSpec {
         selectors: Vec::new(),
@@ -151,4 +157,31 @@ pub fn tcp_routes<'a>(
         part: 0,
         rule_paths: Some(Arc::new(vec![format!("spec.to[{to_index}].rules[0]")])),
     }]
+}
+
+/// A backendRef that references a `MeshService` resource (with a port or
+/// section) becomes a reference by name to the destination Kuma routes it
+/// as ([`crate::mesh_services`]), or to Kuma's unresolved backend when no
+/// such service port exists.
+fn resolve_ref(set: &ResourceSet, mesh: &str, b: &mut kuma_model::target_ref::BackendRef) {
+    if !crate::mesh_services::references_resource(b) {
+        return;
+    }
+    let name = crate::mesh_services::resolve(set, mesh, b)
+        .map_or_else(|| kuma_model::mesh_http_route::UNRESOLVED_BACKEND.to_string(), |s| s.name);
+    let mut target = kuma_model::target_ref::TargetRef::mesh();
+    target.kind = TargetKind::MeshService;
+    target.name = Some(name);
+    *b = kuma_model::target_ref::BackendRef { target, port: None, weight: b.weight };
+}
+
+fn resolve_http_refs(set: &ResourceSet, mesh: &str, conf: &mut HttpRouteConf) {
+    for b in conf.backend_refs.iter_mut().flatten() {
+        resolve_ref(set, mesh, b);
+    }
+    for f in conf.filters.iter_mut().flatten() {
+        if let Some(m) = &mut f.request_mirror {
+            resolve_ref(set, mesh, &mut m.backend_ref);
+        }
+    }
 }

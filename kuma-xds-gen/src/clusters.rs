@@ -79,6 +79,13 @@ pub(crate) struct ClusterPlan<'a> {
     /// The `ExternalService`s are reached through the zone egress (mesh
     /// mTLS with `routing.zoneEgress`): an EDS cluster to the ZoneEgress.
     pub via_egress: bool,
+    /// The name policies' `to` entries of kind `MeshService` select the
+    /// cluster by: its `kuma.io/service`, or for a `MeshService` port the
+    /// MeshService's name.
+    pub policy_service: String,
+    /// A `MeshService` port: Kuma sets no connect or idle timeouts on its
+    /// clusters unless a `MeshTimeout` does (Envoy's defaults apply).
+    pub real: bool,
 }
 
 /// The clusters a translation needs, by name.
@@ -163,8 +170,11 @@ impl<'a> ClusterPlans<'a> {
                         .first()
                         .map(|(_, es)| es.tags.get(PROTOCOL_TAG).map_or("tcp", String::as_str))
                 })
+                // A MeshService port's appProtocol.
+                .or_else(|| self.index.real_service(service).and_then(|r| r.port.app_protocol.as_deref()))
                 .and_then(UpstreamProtocol::from_tag)
                 .unwrap_or(fallback);
+            let real = self.index.real_service(service);
             let plan = ClusterPlan {
                 name: name.clone(),
                 destination: destination.clone(),
@@ -172,6 +182,8 @@ impl<'a> ClusterPlans<'a> {
                 via_egress,
                 protocol,
                 external,
+                policy_service: real.map_or(service, |r| r.service_name()).to_string(),
+                real: real.is_some(),
             };
             self.plans.insert(name.clone(), plan);
         }
@@ -203,8 +215,15 @@ impl<'a> ClusterPlans<'a> {
                         .as_ref()
                         .filter(|_| !plan.via_egress)
                         .and_then(crate::policy::mesh_tls::tls_params);
-                    let sni = mtls::sni(&plan.destination, mesh);
-                    cluster.transport_socket = Some(mtls::upstream(mesh, peer, sni, params));
+                    // A MeshService port: its identities and Kuma's SNI for it.
+                    let (sans, sni) = match self.index.real_service(service) {
+                        Some(real) => {
+                            let sni = kuma_policy::mesh_services::sni(real.service_name(), mesh, real.port.port);
+                            (real.identities(mesh), sni)
+                        }
+                        None => (vec![format!("spiffe://{mesh}/{peer}")], mtls::sni(&plan.destination, mesh)),
+                    };
+                    cluster.transport_socket = Some(mtls::upstream(mesh, sans, sni, params));
                     uses_identity = true;
                 }
                 out.endpoints.insert(plan.name.clone(), endpoints);
@@ -217,7 +236,7 @@ impl<'a> ClusterPlans<'a> {
             crate::policy::apply_cluster(host_policies, &plan.destination, &mut cluster);
             // Kuma 2.x policies after the legacy ones: MeshHealthCheck, then
             // MeshCircuitBreaker's panic threshold (Kuma's plugin order).
-            let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+            let service = plan.policy_service.as_str();
             let http = plan.protocol != UpstreamProtocol::Tcp;
             let health = targeted.policies().health_check.service(service);
             crate::policy::mesh_health_check::apply(health, http, &self.dataplane_tags, &mut cluster);
@@ -235,12 +254,12 @@ impl<'a> ClusterPlans<'a> {
 
 /// HTTP/2 to the upstream with default connection options (gRPC collectors).
 pub(crate) fn http2_options() -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
-    protocol_options(UpstreamProtocol::Http2, Default::default())
+    protocol_options(UpstreamProtocol::Http2, Some(Default::default()))
 }
 
 fn protocol_options(
     protocol: UpstreamProtocol,
-    common: envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions,
+    common: Option<envoy_types::pb::envoy::config::core::v3::HttpProtocolOptions>,
 ) -> BTreeMap<String, envoy_types::pb::google::protobuf::Any> {
     let config = match protocol {
         UpstreamProtocol::Tcp => return BTreeMap::new(),
@@ -252,7 +271,7 @@ fn protocol_options(
         }),
     };
     let options = HttpProtocolOptions {
-        common_http_protocol_options: Some(common),
+        common_http_protocol_options: common,
         upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
             protocol_config: Some(config),
         })),
@@ -264,7 +283,8 @@ fn protocol_options(
 /// A cluster with the Kuma 2.x policies of its service (`MeshTimeout`,
 /// `MeshCircuitBreaker`) set; legacy policies apply after.
 fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, targeted: &defaults::Targeted) -> Cluster {
-    let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+    let service = plan.policy_service.as_str();
+    let timeouts = !plan.real || targeted.policies().timeout.any;
     let common_lb_config = targeted.healthy_panic_threshold(service).map(|p| {
         envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig {
             healthy_panic_threshold: Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p }),
@@ -274,14 +294,17 @@ fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, targeted: &def
     Cluster {
         name: plan.name.clone(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
-        connect_timeout: Some(targeted.connect_timeout(service)),
+        connect_timeout: timeouts.then(|| targeted.connect_timeout(service)),
         per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
         circuit_breakers: Some(targeted.circuit_breakers(service)),
         outlier_detection: targeted.outlier_detection(service),
         common_lb_config,
-        typed_extension_protocol_options: protocol_options(plan.protocol, targeted.upstream_common_http(service))
-            .into_iter()
-            .collect(),
+        typed_extension_protocol_options: protocol_options(
+            plan.protocol,
+            timeouts.then(|| targeted.upstream_common_http(service)),
+        )
+        .into_iter()
+        .collect(),
         ..Default::default()
     }
 }

@@ -84,23 +84,23 @@ fn sds(name: &str) -> SdsSecretConfig {
 }
 
 /// The upstream TLS of a cluster to a mesh peer: the gateway's identity, the
-/// mesh CA, the peer's SPIFFE id (`spiffe://<mesh>/<san_service>`) and SNI;
+/// mesh CA, the SPIFFE ids the peer may present (`sans`) and SNI;
 /// `params`: TLS versions and ciphers a `MeshTLS` sets.
 pub(crate) fn upstream(
     mesh: &str,
-    san_service: &str,
+    sans: Vec<String>,
     sni: String,
     params: Option<envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::TlsParameters>,
 ) -> TransportSocket {
     let validation = CertificateValidationContext {
-        match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
-            san_type: SanType::Uri as i32,
-            matcher: Some(StringMatcher {
-                match_pattern: Some(MatchPattern::Exact(format!("spiffe://{mesh}/{san_service}"))),
+        match_typed_subject_alt_names: sans
+            .into_iter()
+            .map(|san| SubjectAltNameMatcher {
+                san_type: SanType::Uri as i32,
+                matcher: Some(StringMatcher { match_pattern: Some(MatchPattern::Exact(san)), ..Default::default() }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }],
+            })
+            .collect(),
         ..Default::default()
     };
     let context = UpstreamTlsContext {

@@ -87,7 +87,7 @@ fn explains_fault_injection_redirects_and_rule_origins() {
     assert!(faults.contains(r#""httpStatus":503"#), "{faults}");
     assert!(faults.contains(r#"tracing: MeshTrace {"backends":[{"type":"Zipkin""#), "{faults}");
     let old = explain(&set, "kuma2", "gateway", &request(8080, "shop.example.com", "/old")).unwrap().to_string();
-    assert!(old.contains("rule: MeshHTTPRoute main spec.to[0].rules[3].matches[0]"), "{old}");
+    assert!(old.contains("rule: MeshHTTPRoute main spec.to[0].rules[5].matches[0]"), "{old}");
     assert!(old.contains("-> redirect"), "{old}");
     assert!(!old.contains("fault injection"), "port 8080 has no MeshFaultInjection: {old}");
 }
