@@ -59,11 +59,20 @@ pub fn zone_egresses(set: &ResourceSet) -> Vec<(&str, u32)> {
 /// assert_eq!((eps[0].address, eps[0].port, eps[0].protocol()), ("10.0.0.1", 8080, "http"));
 /// ```
 pub fn mesh_endpoints<'a>(set: &'a ResourceSet, mesh: &str, destination: &Tags) -> Vec<Endpoint<'a>> {
+    ready_inbounds(set, mesh, |_, ib| carries(&ib.tags, destination))
+}
+
+/// The ready inbounds of `mesh`'s data planes that `pick` keeps.
+pub(crate) fn ready_inbounds<'a>(
+    set: &'a ResourceSet,
+    mesh: &str,
+    mut pick: impl FnMut(&'a Resource, &'a kuma_model::dataplane::Inbound) -> bool,
+) -> Vec<Endpoint<'a>> {
     let mut out = Vec::new();
     for dataplane in set.in_mesh(Kind::Dataplane, mesh) {
         let Spec::Dataplane(DataplaneSpec { networking: Some(networking), .. }) = &dataplane.spec else { continue };
         for (inbound, ib) in networking.inbound.iter().enumerate() {
-            if ib.is_ready() && carries(&ib.tags, destination) {
+            if ib.is_ready() && pick(dataplane, ib) {
                 out.push(Endpoint {
                     dataplane,
                     inbound,

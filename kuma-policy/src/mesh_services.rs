@@ -5,7 +5,6 @@
 //! (`<mesh>_<name>_<namespace>_<zone>_msvc_<port>`), whose endpoints are the
 //! selected data planes' inbounds on the target port.
 
-use kuma_model::dataplane::DataplaneSpec;
 use kuma_model::mesh_service::{MeshServiceSpec, ServicePort};
 use kuma_model::target_ref::{BackendRef, TargetKind};
 use kuma_model::{Kind, Resource, ResourceSet, Spec};
@@ -109,9 +108,7 @@ impl<'a> RealService<'a> {
     pub fn endpoints(&self, set: &'a ResourceSet, mesh: &str) -> Vec<Endpoint<'a>> {
         let selector = &self.spec.selector;
         let target = self.port.target_port.clone().unwrap_or_else(|| serde_json::Value::from(self.port.port));
-        let mut out = Vec::new();
-        for dataplane in set.in_mesh(Kind::Dataplane, mesh) {
-            let Spec::Dataplane(DataplaneSpec { networking: Some(networking), .. }) = &dataplane.spec else { continue };
+        crate::endpoints::ready_inbounds(set, mesh, |dataplane, ib| {
             let by_ref = selector.dataplane_ref.as_ref().is_some_and(|r| r.name == dataplane.meta.name);
             let by_labels =
                 selector.dataplane_labels.as_ref().and_then(|l| l.get("matchLabels")?.as_object()).is_some_and(|m| {
@@ -120,28 +117,17 @@ impl<'a> RealService<'a> {
                             v.as_str().is_some_and(|v| dataplane.meta.labels.get(k).is_some_and(|l| l == v))
                         })
                 });
-            for (inbound, ib) in networking.inbound.iter().enumerate() {
-                let by_tags = selector
-                    .dataplane_tags
-                    .as_ref()
-                    .is_some_and(|t| !t.is_empty() && t.iter().all(|(k, v)| ib.tags.get(k) == Some(v)));
-                let on_port = match &target {
-                    serde_json::Value::Number(n) => n.as_u64() == Some(u64::from(ib.port)),
-                    serde_json::Value::String(s) => *s == ib.name || s.parse::<u32>().ok() == Some(ib.port),
-                    _ => false,
-                };
-                if (by_ref || by_labels || by_tags) && on_port && ib.is_ready() {
-                    out.push(Endpoint {
-                        dataplane,
-                        inbound,
-                        address: ib.endpoint_address(networking),
-                        port: ib.port,
-                        tags: &ib.tags,
-                    });
-                }
-            }
-        }
-        out
+            let by_tags = selector
+                .dataplane_tags
+                .as_ref()
+                .is_some_and(|t| !t.is_empty() && t.iter().all(|(k, v)| ib.tags.get(k) == Some(v)));
+            let on_port = match &target {
+                serde_json::Value::Number(n) => n.as_u64() == Some(u64::from(ib.port)),
+                serde_json::Value::String(s) => *s == ib.name || s.parse::<u32>().ok() == Some(ib.port),
+                _ => false,
+            };
+            (by_ref || by_labels || by_tags) && on_port
+        })
     }
 
     /// The SPIFFE ids its data planes present: `ServiceTag` identities in
