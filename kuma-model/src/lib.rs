@@ -52,6 +52,7 @@ pub mod mesh_trace;
 pub mod mesh_traffic_permission;
 pub mod meta;
 pub mod policy;
+pub mod policy_role;
 pub mod re2;
 pub mod reads;
 pub mod resource;

@@ -200,7 +200,8 @@ impl DocReader<'_> {
         if !validate {
             return Some(Resource { meta, spec });
         }
-        let violations = spec.validate();
+        let mut violations = spec.validate();
+        violations.extend(crate::policy_role::violations(&spec, &meta.labels));
         let ok = violations.is_empty();
         for v in violations.into_vec() {
             self.error(&v.field, v.message, v.origin, Severity::Error);

@@ -271,7 +271,9 @@ fn validate(resource: &Resource, out: &mut Vec<Diagnostic>) -> bool {
     for problem in crate::meta::check_identity(&key) {
         push(problem.0.into(), problem.1, Origin::Extra);
     }
-    for v in resource.spec.validate().into_vec() {
+    let mut violations = resource.spec.validate();
+    violations.extend(crate::policy_role::violations(&resource.spec, &resource.meta.labels));
+    for v in violations.into_vec() {
         push(v.field.to_string(), v.message, v.origin);
     }
     ok

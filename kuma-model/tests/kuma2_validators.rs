@@ -600,3 +600,21 @@ fn mesh_service_and_mesh_external_service() {
         ]
     );
 }
+
+#[test]
+fn non_system_policies_cannot_target_gateways() {
+    // Kubernetes labels policies outside Kuma's system namespace with their role.
+    let k8s = |kind: &str, top: &str| {
+        format!(
+            "apiVersion: kuma.io/v1alpha1\nkind: {kind}\nmetadata:\n  name: p\n  namespace: shop\n  labels: {{kuma.io/mesh: default, kuma.io/policy-role: workload-owner}}\nspec:\n  targetRef: {top}\n  to: [{{targetRef: {{kind: Mesh}}, default: {{http: {{numRetries: 1}}}}}}]\n"
+        )
+    };
+    assert_eq!(
+        kuma(&k8s("MeshRetry", "{kind: MeshGateway, name: edge}")),
+        ["targetRef.kind: value 'MeshGateway' is not supported"]
+    );
+    assert_eq!(kuma(&k8s("MeshRetry", "{kind: Mesh}")), Vec::<String>::new());
+    // The system role (no label, or `system`) may.
+    let system = k8s("MeshRetry", "{kind: MeshGateway, name: edge}").replace("workload-owner", "system");
+    assert_eq!(kuma(&system), Vec::<String>::new());
+}
