@@ -6,6 +6,7 @@
 //! No I/O and no Envoy types: inputs are `kuma-model` resources, outputs are
 //! plain values that the translator (`kuma-xds-gen`) turns into Envoy config.
 
+pub mod cluster_choice;
 pub mod connection;
 pub mod delegated;
 pub mod endpoints;

@@ -23,6 +23,7 @@ use kuma_model::mesh_timeout::TimeoutConf;
 use kuma_model::route::{HttpMatch, HttpRule, TcpRule};
 use kuma_model::{Kind, Resource, ResourceSet, SERVICE_TAG, Tags};
 
+use crate::cluster_choice::ClusterChoice;
 use crate::gateway::GatewayListener;
 use crate::host_policies::{HostPolicies, RoutePolicies};
 use crate::hosts::{AttachedRoute, HostGroup, RouteSpec, plan};
@@ -52,6 +53,9 @@ pub struct RouteTable<'a> {
     pub gateway: String,
     /// The gateway's ports, ascending.
     pub ports: Vec<TablePort<'a>>,
+    /// The clusters the entries use, by (destination tags, listener tags),
+    /// with the policies chosen for each.
+    pub clusters: BTreeMap<(Tags, Tags), ClusterChoice<'a>>,
 }
 
 /// One port: one Envoy listener.
@@ -296,7 +300,47 @@ impl<'a> RouteTable<'a> {
                 TablePort { port: port.port, protocol: port.protocol, listeners: port.listeners, chains }
             })
             .collect();
-        RouteTable { gateway: gateway_name.to_string(), ports }
+        let mut table = RouteTable { gateway: gateway_name.to_string(), ports, clusters: BTreeMap::new() };
+        table.choose_clusters(set, mesh);
+        table
+    }
+
+    /// Every destination an entry, mirror or TCP chain sends to, and the
+    /// policies chosen for its cluster.
+    fn choose_clusters(&mut self, set: &'a ResourceSet, mesh: &str) {
+        let real: BTreeMap<String, String> = crate::mesh_services::all(set, mesh)
+            .into_iter()
+            .map(|r| (r.name.clone(), r.service_name().to_string()))
+            .collect();
+        let mut clusters = BTreeMap::new();
+        for chain in self.ports.iter().flat_map(|p| p.chains.iter()) {
+            let mut add = |host: &TableHost<'a>, destination: &Tags| {
+                let key = (destination.clone(), host.tags().clone());
+                if clusters.contains_key(&key) {
+                    return;
+                }
+                let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
+                let (name, is_real) = real.get(service).map_or((service, false), |s| (s.as_str(), true));
+                let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, name, is_real);
+                clusters.insert(key, choice);
+            };
+            for host in &chain.hosts {
+                for e in host.entries.iter().filter(|e| e.action == EntryAction::Forward) {
+                    for b in e.backends.iter().filter(|b| b.permitted) {
+                        add(host, &b.destination);
+                    }
+                    let mirror = e.rule().filters.iter().rev().find_map(|f| f.mirror.as_ref());
+                    let mirrored = mirror.filter(|m| m.percentage.unwrap_or(100.0) > 0.0);
+                    if let Some(backend) = mirrored.and_then(|m| m.backend.as_ref()) {
+                        add(host, &backend.destination);
+                    }
+                }
+            }
+            for (i, b) in chain.tcp.backends.iter().filter(|(_, b)| b.permitted) {
+                add(&chain.hosts[*i], &b.destination);
+            }
+        }
+        self.clusters = clusters;
     }
 }
 
@@ -512,7 +556,8 @@ fn conditions(m: &HttpMatch) -> String {
 
 impl fmt::Display for RouteTable<'_> {
     /// One line per port, chain, host and entry, indented; under each
-    /// entry, its backends and the policies chosen for it.
+    /// entry, its backends and the policies chosen for it; then each
+    /// cluster and the policies chosen for it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for port in &self.ports {
             writeln!(f, "port {} {}", port.port, port.protocol.as_str())?;
@@ -548,6 +593,27 @@ impl fmt::Display for RouteTable<'_> {
                 }
                 if let Some(n) = tcp.max_connect_attempts {
                     writeln!(f, "      MeshRetry maxConnectAttempt {n}")?;
+                }
+            }
+        }
+        for ((destination_tags, listener), c) in &self.clusters {
+            let from: Vec<String> = listener.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(f, "cluster {} from {{{}}}", destination(destination_tags), from.join(","))?;
+            if c.real {
+                writeln!(f, "  MeshService {}", c.service)?;
+            }
+            for r in c.legacy() {
+                writeln!(f, "  {} {}", r.spec.kind(), r.meta.name)?;
+            }
+            let confs: [(Kind, Option<String>); 4] = [
+                (Kind::MeshTimeout, c.timeout.as_deref().map(compact_json)),
+                (Kind::MeshCircuitBreaker, c.circuit_breaker.as_deref().map(compact_json)),
+                (Kind::MeshHealthCheck, c.health_check.as_deref().map(compact_json)),
+                (Kind::MeshLoadBalancingStrategy, c.load_balancing.as_deref().map(compact_json)),
+            ];
+            for (kind, conf) in confs {
+                if let Some(conf) = conf {
+                    writeln!(f, "  {kind} {conf}")?;
                 }
             }
         }

@@ -68,6 +68,7 @@ impl<'a> Builtin<'a, '_> {
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
         let table = RouteTable::build(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec);
+        clusters.with_choices(table.clusters.clone());
         for port in &table.ports {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.cross_mesh();

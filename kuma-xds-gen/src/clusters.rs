@@ -31,6 +31,7 @@ use crate::names;
 use crate::pb::{self, u32v};
 use crate::policy::HostPolicies;
 use crate::snapshot::GatewaySnapshot;
+use kuma_policy::cluster_choice::ClusterChoice;
 
 /// The service name Kuma gives backends it could not resolve: routes point at
 /// it, and no cluster is made, so Envoy answers 500 (cluster not found).
@@ -96,6 +97,9 @@ pub(crate) struct ClusterPlans<'a> {
     index: EndpointIndex<'a>,
     permissions: kuma_policy::permission::Permissions<'a>,
     targeted: defaults::TargetedCache<'a>,
+    /// The policies a route table chose per (destination, listener tags);
+    /// clusters it has none for (delegated gateways) are chosen here alike.
+    choices: BTreeMap<(Tags, Tags), ClusterChoice<'a>>,
     /// The gateway data plane's tags (HTTP health checks send them).
     dataplane_tags: Tags,
     mtls: bool,
@@ -113,6 +117,7 @@ impl<'a> ClusterPlans<'a> {
             index: EndpointIndex::new(set, mesh),
             permissions,
             targeted: defaults::TargetedCache::new(set, mesh, gateway),
+            choices: BTreeMap::new(),
             dataplane_tags: dataplane_tags.clone(),
             mtls: mtls::enabled(set, mesh),
             zone_egress: mtls::enabled(set, mesh)
@@ -190,6 +195,11 @@ impl<'a> ClusterPlans<'a> {
         name
     }
 
+    /// Uses the policies a route table chose for its clusters.
+    pub(crate) fn with_choices(&mut self, choices: BTreeMap<(Tags, Tags), ClusterChoice<'a>>) {
+        self.choices = choices;
+    }
+
     /// Writes every planned cluster (and its endpoints) into the snapshot;
     /// true when one of them uses the gateway's mesh identity (mTLS).
     pub(crate) fn generate(&self, set: &'a ResourceSet, mesh: &str, out: &mut GatewaySnapshot) -> Result<bool, String> {
@@ -197,9 +207,22 @@ impl<'a> ClusterPlans<'a> {
         let mut uses_identity = false;
         for plan in self.plans.values() {
             let targeted = self.targeted.get(&plan.source_tags);
+            let key = (plan.destination.clone(), plan.source_tags.clone());
+            // A builtin gateway's route table chose every cluster's policies.
+            debug_assert!(self.choices.is_empty() || self.choices.contains_key(&key), "no table choice for {key:?}");
+            let choice = match self.choices.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let legacy = policies
+                        .entry(&plan.source_tags)
+                        .or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags));
+                    ClusterChoice::new(targeted.policies(), legacy, &plan.destination, &plan.policy_service, plan.real)
+                }
+            };
+            let settings = defaults::ClusterSettings(&choice);
             let mut cluster = if plan.external.is_empty() || plan.via_egress {
                 let endpoints = self.load_assignment(set, plan);
-                let mut cluster = mesh_cluster(plan, &targeted);
+                let mut cluster = mesh_cluster(plan, settings);
                 if self.mtls {
                     // Through the egress the peer is the ZoneEgress, and the
                     // SNI tells it which ExternalService is meant. With no
@@ -229,20 +252,20 @@ impl<'a> ClusterPlans<'a> {
                 out.endpoints.insert(plan.name.clone(), endpoints);
                 cluster
             } else {
-                external_cluster(set, mesh, plan, &targeted)?
+                external_cluster(set, mesh, plan, settings)?
             };
-            let host_policies =
-                policies.entry(&plan.source_tags).or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags));
-            crate::policy::apply_cluster(host_policies, &plan.destination, &mut cluster);
+            crate::policy::apply_cluster(&choice, &mut cluster);
             // Kuma 2.x policies after the legacy ones: MeshHealthCheck, then
             // MeshCircuitBreaker's panic threshold (Kuma's plugin order).
-            let service = plan.policy_service.as_str();
             let http = plan.protocol != UpstreamProtocol::Tcp;
-            let health = targeted.policies().health_check.service(service);
-            crate::policy::mesh_health_check::apply(health, http, &self.dataplane_tags, &mut cluster);
-            let balancing = targeted.policies().load_balancing.service(service);
-            crate::policy::mesh_load_balancing::cluster(balancing, &mut cluster);
-            if let Some(p) = targeted.healthy_panic_threshold(service) {
+            crate::policy::mesh_health_check::apply(
+                choice.health_check.as_deref(),
+                http,
+                &self.dataplane_tags,
+                &mut cluster,
+            );
+            crate::policy::mesh_load_balancing::cluster(choice.load_balancing.as_deref(), &mut cluster);
+            if let Some(p) = settings.healthy_panic_threshold() {
                 cluster.common_lb_config.get_or_insert_with(Default::default).healthy_panic_threshold =
                     Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p });
             }
@@ -282,10 +305,12 @@ fn protocol_options(
 
 /// A cluster with the Kuma 2.x policies of its service (`MeshTimeout`,
 /// `MeshCircuitBreaker`) set; legacy policies apply after.
-fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, targeted: &defaults::Targeted) -> Cluster {
-    let service = plan.policy_service.as_str();
-    let timeouts = !plan.real || targeted.policies().timeout.any;
-    let common_lb_config = targeted.healthy_panic_threshold(service).map(|p| {
+fn base_cluster(
+    plan: &ClusterPlan<'_>,
+    discovery: DiscoveryType,
+    settings: defaults::ClusterSettings<'_, '_>,
+) -> Cluster {
+    let common_lb_config = settings.healthy_panic_threshold().map(|p| {
         envoy_types::pb::envoy::config::cluster::v3::cluster::CommonLbConfig {
             healthy_panic_threshold: Some(envoy_types::pb::envoy::r#type::v3::Percent { value: p }),
             ..Default::default()
@@ -294,25 +319,22 @@ fn base_cluster(plan: &ClusterPlan<'_>, discovery: DiscoveryType, targeted: &def
     Cluster {
         name: plan.name.clone(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(discovery as i32)),
-        connect_timeout: timeouts.then(|| targeted.connect_timeout(service)),
+        connect_timeout: settings.connect_timeout(),
         per_connection_buffer_limit_bytes: u32v(defaults::BUFFER_LIMIT_BYTES),
-        circuit_breakers: Some(targeted.circuit_breakers(service)),
-        outlier_detection: targeted.outlier_detection(service),
+        circuit_breakers: Some(settings.circuit_breakers()),
+        outlier_detection: settings.outlier_detection(),
         common_lb_config,
-        typed_extension_protocol_options: protocol_options(
-            plan.protocol,
-            timeouts.then(|| targeted.upstream_common_http(service)),
-        )
-        .into_iter()
-        .collect(),
+        typed_extension_protocol_options: protocol_options(plan.protocol, settings.upstream_common_http())
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
 }
 
-fn mesh_cluster(plan: &ClusterPlan<'_>, targeted: &defaults::Targeted) -> Cluster {
+fn mesh_cluster(plan: &ClusterPlan<'_>, settings: defaults::ClusterSettings<'_, '_>) -> Cluster {
     Cluster {
         eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(pb::ads()), service_name: String::new() }),
-        ..base_cluster(plan, DiscoveryType::Eds, targeted)
+        ..base_cluster(plan, DiscoveryType::Eds, settings)
     }
 }
 
@@ -394,7 +416,7 @@ fn external_cluster(
     set: &ResourceSet,
     mesh: &str,
     plan: &ClusterPlan<'_>,
-    targeted: &defaults::Targeted,
+    settings: defaults::ClusterSettings<'_, '_>,
 ) -> Result<Cluster, String> {
     let service = plan.destination.get(SERVICE_TAG).cloned().unwrap_or_default();
     let mut lb_endpoints = Vec::new();
@@ -462,6 +484,6 @@ fn external_cluster(
             ..Default::default()
         }),
         transport_socket_matches: matches,
-        ..base_cluster(plan, DiscoveryType::StrictDns, targeted)
+        ..base_cluster(plan, DiscoveryType::StrictDns, settings)
     })
 }

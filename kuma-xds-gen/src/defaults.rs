@@ -25,6 +25,7 @@ use kuma_model::mesh_circuit_breaker::CircuitBreakerConf;
 use kuma_model::mesh_http_route::{HeaderMatch, HeaderMatchType};
 use kuma_model::mesh_retry::{ResetHeaderFormat, RetryHttp};
 use kuma_model::{ResourceSet, Tags};
+use kuma_policy::cluster_choice::ClusterChoice;
 use kuma_policy::mesh_policies::{ListenerPolicies, MeshPolicies};
 use kuma_policy::targeting::Gateway;
 
@@ -59,61 +60,6 @@ impl Targeted {
     /// TCP proxy connect attempts, if set.
     pub(crate) fn tcp_max_connect_attempts(&self) -> Option<u32> {
         self.0.retry.mesh.as_deref()?.tcp.as_ref()?.max_connect_attempt
-    }
-
-    /// Cluster circuit breakers of `service`'s clusters: Kuma tracks
-    /// remaining capacity on every cluster, with the thresholds a
-    /// `MeshCircuitBreaker` sets.
-    pub(crate) fn circuit_breakers(&self, service: &str) -> CircuitBreakers {
-        let limits = self.0.circuit_breaker.service(service).and_then(|c| c.connection_limits.clone());
-        let limits = limits.unwrap_or_default();
-        CircuitBreakers {
-            thresholds: vec![Thresholds {
-                max_connections: limits.max_connections.and_then(u32v),
-                max_pending_requests: limits.max_pending_requests.and_then(u32v),
-                max_requests: limits.max_requests.and_then(u32v),
-                max_retries: limits.max_retries.and_then(u32v),
-                max_connection_pools: limits.max_connection_pools.and_then(u32v),
-                track_remaining: true,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    /// Outlier detection of `service`'s clusters, if a `MeshCircuitBreaker`
-    /// enables it.
-    pub(crate) fn outlier_detection(&self, service: &str) -> Option<OutlierDetection> {
-        outlier_detection(self.0.circuit_breaker.service(service)?)
-    }
-
-    /// The healthy panic threshold a `MeshCircuitBreaker` sets, in percent.
-    pub(crate) fn healthy_panic_threshold(&self, service: &str) -> Option<f64> {
-        let od = self.0.circuit_breaker.service(service)?.outlier_detection.as_ref()?;
-        kuma_model::mesh_fault_injection::percentage(od.healthy_panic_threshold.as_ref()?)
-    }
-
-    /// Upstream connect timeout of `service`'s clusters.
-    pub(crate) fn connect_timeout(&self, service: &str) -> Duration {
-        let conf = self.0.timeout.service(service).and_then(|c| c.connection_timeout);
-        conf.map_or(millis(CONNECT_TIMEOUT_MS), pb::duration)
-    }
-
-    /// Upstream HTTP connection options of `service`'s clusters: with any
-    /// `MeshTimeout` `to` entry on the listener, its idle timeout (1 h by
-    /// default) and durations; without, connections never idle out.
-    pub(crate) fn upstream_common_http(&self, service: &str) -> CommonHttpProtocolOptions {
-        let conf = self.0.timeout.any.then(|| self.0.timeout.service(service).cloned().unwrap_or_default());
-        let http = conf.as_ref().and_then(|c| c.http.clone()).unwrap_or_default();
-        CommonHttpProtocolOptions {
-            idle_timeout: Some(match &conf {
-                Some(c) => c.idle_timeout.map_or(millis(UPSTREAM_IDLE_TIMEOUT_MS), pb::duration),
-                None => millis(0),
-            }),
-            max_connection_duration: Some(http.max_connection_duration.map_or(secs(0), pb::duration)),
-            max_stream_duration: Some(http.max_stream_duration.map_or(secs(0), pb::duration)),
-            ..Default::default()
-        }
     }
 
     /// Downstream connection idle timeout (`from` `idleTimeout`, 5 min by
@@ -156,6 +102,75 @@ pub(crate) fn route_timeouts(conf: &kuma_model::mesh_timeout::TimeoutConf) -> (D
 /// The route retry policy a `MeshRetry` conf gives, if any.
 pub(crate) fn retry_policy(conf: &kuma_model::mesh_retry::RetryConf) -> Option<RetryPolicy> {
     http_retry_policy(conf.http.as_ref()?)
+}
+
+/// The Kuma 2.x settings of one cluster, from the policies chosen for it
+/// (kuma-policy's [`ClusterChoice`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClusterSettings<'c, 'a>(pub(crate) &'c ClusterChoice<'a>);
+
+impl ClusterSettings<'_, '_> {
+    /// Circuit breakers: Kuma tracks remaining capacity on every cluster,
+    /// with the thresholds a `MeshCircuitBreaker` sets.
+    pub(crate) fn circuit_breakers(&self) -> CircuitBreakers {
+        let limits = self.0.circuit_breaker.as_ref().and_then(|c| c.connection_limits.clone());
+        let limits = limits.unwrap_or_default();
+        CircuitBreakers {
+            thresholds: vec![Thresholds {
+                max_connections: limits.max_connections.and_then(u32v),
+                max_pending_requests: limits.max_pending_requests.and_then(u32v),
+                max_requests: limits.max_requests.and_then(u32v),
+                max_retries: limits.max_retries.and_then(u32v),
+                max_connection_pools: limits.max_connection_pools.and_then(u32v),
+                track_remaining: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Outlier detection, if a `MeshCircuitBreaker` enables it.
+    pub(crate) fn outlier_detection(&self) -> Option<OutlierDetection> {
+        outlier_detection(self.0.circuit_breaker.as_deref()?)
+    }
+
+    /// The healthy panic threshold a `MeshCircuitBreaker` sets, in percent.
+    pub(crate) fn healthy_panic_threshold(&self) -> Option<f64> {
+        let od = self.0.circuit_breaker.as_deref()?.outlier_detection.as_ref()?;
+        kuma_model::mesh_fault_injection::percentage(od.healthy_panic_threshold.as_ref()?)
+    }
+
+    /// The upstream connect timeout; `None` for a `MeshService` port no
+    /// `MeshTimeout` configures (Kuma leaves Envoy's default).
+    pub(crate) fn connect_timeout(&self) -> Option<Duration> {
+        let conf = self.0.timeout.as_ref().and_then(|c| c.connection_timeout);
+        self.timeouts().then(|| conf.map_or(millis(CONNECT_TIMEOUT_MS), pb::duration))
+    }
+
+    /// Upstream HTTP connection options: with any `MeshTimeout` `to` entry
+    /// on the listener, its idle timeout (1 h by default) and durations;
+    /// without, connections never idle out (a `MeshService` port: Envoy's
+    /// defaults, as in Kuma).
+    pub(crate) fn upstream_common_http(&self) -> Option<CommonHttpProtocolOptions> {
+        if !self.timeouts() {
+            return None;
+        }
+        let conf = self.0.timeouts_configured.then(|| self.0.timeout.as_deref().cloned().unwrap_or_default());
+        let http = conf.as_ref().and_then(|c| c.http.clone()).unwrap_or_default();
+        Some(CommonHttpProtocolOptions {
+            idle_timeout: Some(match &conf {
+                Some(c) => c.idle_timeout.map_or(millis(UPSTREAM_IDLE_TIMEOUT_MS), pb::duration),
+                None => millis(0),
+            }),
+            max_connection_duration: Some(http.max_connection_duration.map_or(secs(0), pb::duration)),
+            max_stream_duration: Some(http.max_stream_duration.map_or(secs(0), pb::duration)),
+            ..Default::default()
+        })
+    }
+
+    fn timeouts(&self) -> bool {
+        !self.0.real || self.0.timeouts_configured
+    }
 }
 
 /// Kuma 2.x policies by listener tags, computed once per tag set.

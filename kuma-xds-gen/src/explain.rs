@@ -149,7 +149,7 @@ fn explain_table(table: &RouteTable<'_>, snapshot: &GatewaySnapshot, request: &R
     match (entry.action, envoy_route) {
         (EntryAction::Forward, Some((vh, r))) => {
             forward(vh, r, snapshot, ex);
-            policies(host, entry, ex);
+            policies(table, host, entry, ex);
         }
         (_, Some((_, r))) => answer(r, ex),
         (_, None) => ex.step("   (not in the rendered config: please report this)".into()),
@@ -304,17 +304,9 @@ fn forward(
 
 /// The policies the route table chose for an entry, and for the clusters
 /// of its backends.
-fn policies(host: &TableHost<'_>, entry: &RouteEntry<'_>, ex: &mut Explanation) {
+fn policies(table: &RouteTable<'_>, host: &TableHost<'_>, entry: &RouteEntry<'_>, ex: &mut Explanation) {
     for p in entry.policies.legacy.iter() {
         ex.step(format!("   policy {} {} (route)", p.spec.kind(), p.meta.name));
-    }
-    for b in &entry.backends {
-        for kind in [Kind::Timeout, Kind::CircuitBreaker, Kind::HealthCheck] {
-            if let Some(p) = host.legacy.for_destination(kind, &b.destination) {
-                let service = b.destination.get(SERVICE_TAG).map_or("", String::as_str);
-                ex.step(format!("   policy {kind} {} (cluster of {service})", p.meta.name));
-            }
-        }
     }
     for p in &host.policies.origins {
         ex.step(format!("   policy {p} (listener)"));
@@ -329,6 +321,23 @@ fn policies(host: &TableHost<'_>, entry: &RouteEntry<'_>, ex: &mut Explanation) 
     for (kind, conf) in chosen {
         if let Some(conf) = conf {
             ex.step(format!("   {kind} of the route: {conf}"));
+        }
+    }
+    for b in entry.backends.iter().filter(|b| b.permitted) {
+        let Some(choice) = table.clusters.get(&(b.destination.clone(), host.tags().clone())) else { continue };
+        let service = b.destination.get(SERVICE_TAG).map_or("", String::as_str);
+        for p in choice.legacy() {
+            ex.step(format!("   policy {} {} (cluster of {service})", p.spec.kind(), p.meta.name));
+        }
+        let confs: [(Kind, Option<String>); 3] = [
+            (Kind::MeshCircuitBreaker, choice.circuit_breaker.as_deref().map(compact_json)),
+            (Kind::MeshHealthCheck, choice.health_check.as_deref().map(compact_json)),
+            (Kind::MeshLoadBalancingStrategy, choice.load_balancing.as_deref().map(compact_json)),
+        ];
+        for (kind, conf) in confs {
+            if let Some(conf) = conf {
+                ex.step(format!("   {kind} of the cluster of {service}: {conf}"));
+            }
         }
     }
 }

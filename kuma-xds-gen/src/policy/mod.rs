@@ -21,7 +21,7 @@ pub(crate) mod traffic_trace;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteAction};
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
-use kuma_model::{Kind, ResourceSet, Tags};
+use kuma_model::{Kind, ResourceSet};
 pub(crate) use kuma_policy::host_policies::HostPolicies;
 use kuma_policy::host_policies::RoutePolicies;
 
@@ -45,15 +45,16 @@ pub(crate) fn apply_route_filters(chosen: &RoutePolicies<'_>, route: &mut Route)
     }
 }
 
-/// Cluster-level policies of the cluster for `destination`.
-pub(crate) fn apply_cluster(policies: &HostPolicies<'_>, destination: &Tags, cluster: &mut Cluster) {
-    if let Some(p) = policies.for_destination(Kind::Timeout, destination) {
+/// The connection policies chosen for a cluster (connect and idle
+/// timeouts, circuit breaker, health check).
+pub(crate) fn apply_cluster(choice: &kuma_policy::cluster_choice::ClusterChoice<'_>, cluster: &mut Cluster) {
+    if let Some(p) = choice.legacy_timeout {
         timeout::cluster(p, cluster);
     }
-    if let Some(p) = policies.for_destination(Kind::CircuitBreaker, destination) {
+    if let Some(p) = choice.legacy_circuit_breaker {
         circuit_breaker::cluster(p, cluster);
     }
-    if let Some(p) = policies.for_destination(Kind::HealthCheck, destination) {
+    if let Some(p) = choice.legacy_health_check {
         health_check::cluster(p, cluster);
     }
 }
