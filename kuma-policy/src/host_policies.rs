@@ -74,8 +74,7 @@ impl<'a> HostPolicies<'a> {
     /// The route-level policies of an HTTP route forwarding to
     /// `destinations` (none when it has no destinations).
     pub fn http_route(&self, destinations: &[Tags]) -> RoutePolicies<'a> {
-        let route_kinds = [Kind::Timeout, Kind::Retry, Kind::RateLimit, Kind::FaultInjection];
-        if destinations.is_empty() || !route_kinds.iter().any(|k| self.by_kind.contains_key(k)) {
+        if destinations.is_empty() || !self.has_route_policies() {
             return RoutePolicies::default();
         }
         // FaultInjection destinations must name an HTTP protocol (Kuma's
@@ -94,6 +93,12 @@ impl<'a> HostPolicies<'a> {
             rate_limit: self.for_route(Kind::RateLimit, destinations),
             fault_injection: self.for_route(Kind::FaultInjection, &http),
         }
+    }
+
+    /// Whether any policy that applies per route (Timeout, Retry,
+    /// RateLimit, FaultInjection) matched the host.
+    pub fn has_route_policies(&self) -> bool {
+        [Kind::Timeout, Kind::Retry, Kind::RateLimit, Kind::FaultInjection].iter().any(|k| self.by_kind.contains_key(k))
     }
 
     /// The route-level policies of a TCP route (Timeout and Retry).

@@ -312,33 +312,34 @@ impl<'a> RouteTable<'a> {
             .into_iter()
             .map(|r| (r.name.clone(), r.service_name().to_string()))
             .collect();
-        let mut clusters = BTreeMap::new();
+        // Every (host, destination) sent to, in order; entries repeat
+        // them, so keys are cloned once, when first seen.
+        let mut sends: Vec<(&TableHost<'a>, &Tags)> = Vec::new();
         for chain in self.ports.iter().flat_map(|p| p.chains.iter()) {
-            let mut add = |host: &TableHost<'a>, destination: &Tags| {
-                let key = (destination.clone(), host.tags().clone());
-                if clusters.contains_key(&key) {
-                    return;
-                }
-                let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
-                let (name, is_real) = real.get(service).map_or((service, false), |s| (s.as_str(), true));
-                let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, name, is_real);
-                clusters.insert(key, choice);
-            };
             for host in &chain.hosts {
                 for e in host.entries.iter().filter(|e| e.action == EntryAction::Forward) {
-                    for b in e.backends.iter().filter(|b| b.permitted) {
-                        add(host, &b.destination);
-                    }
+                    sends.extend(e.backends.iter().filter(|b| b.permitted).map(|b| (host, &b.destination)));
                     let mirror = e.rule().filters.iter().rev().find_map(|f| f.mirror.as_ref());
                     let mirrored = mirror.filter(|m| m.percentage.unwrap_or(100.0) > 0.0);
                     if let Some(backend) = mirrored.and_then(|m| m.backend.as_ref()) {
-                        add(host, &backend.destination);
+                        sends.push((host, &backend.destination));
                     }
                 }
             }
             for (i, b) in chain.tcp.backends.iter().filter(|(_, b)| b.permitted) {
-                add(&chain.hosts[*i], &b.destination);
+                sends.push((&chain.hosts[*i], &b.destination));
             }
+        }
+        let mut seen: std::collections::BTreeSet<(&Tags, &Tags)> = std::collections::BTreeSet::new();
+        let mut clusters = BTreeMap::new();
+        for (host, destination) in sends {
+            if !seen.insert((destination, host.tags())) {
+                continue;
+            }
+            let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
+            let (name, is_real) = real.get(service).map_or((service, false), |s| (s.as_str(), true));
+            let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, name, is_real);
+            clusters.insert((destination.clone(), host.tags().clone()), choice);
         }
         self.clusters = clusters;
     }
@@ -469,7 +470,12 @@ fn entry_policies<'a>(
     };
     let balancing = &policies.load_balancing;
     EntryPolicies {
-        legacy: legacy.http_route(&entry.destinations()),
+        // Most hosts have no connection policies: no destination list then.
+        legacy: if legacy.has_route_policies() {
+            legacy.http_route(&entry.destinations())
+        } else {
+            RoutePolicies::default()
+        },
         timeout: policies.timeout.route_shared(hash).cloned(),
         retry: policies.retry.route_shared(hash).cloned(),
         rate_limit: policies.rate_limit.route_shared(hash).cloned(),

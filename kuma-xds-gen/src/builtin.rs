@@ -67,8 +67,8 @@ impl<'a> Builtin<'a, '_> {
         let mut clusters = ClusterPlans::new(self.set, self.mesh, &self.gateway.meta.name, self.tags);
         let mut limits = Vec::new();
         let mut any_cross_mesh = false;
-        let table = RouteTable::build(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec);
-        clusters.with_choices(table.clusters.clone());
+        let mut table = RouteTable::build(self.set, self.mesh, self.tags, &self.gateway.meta.name, self.spec);
+        clusters.with_choices(std::mem::take(&mut table.clusters));
         for port in &table.ports {
             let name = names::listener(&self.gateway.meta.name, port.protocol.as_str(), port.port);
             let cross_mesh = port.cross_mesh();
