@@ -297,9 +297,11 @@ pub const BACKEND_KINDS: &[TargetKind] = &[
     TargetKind::MeshMultiZoneService,
 ];
 
-/// The backend name Kuma uses for an unresolved backend; allowed although
-/// it breaks the name charset.
-pub const UNRESOLVED_BACKEND: &str = "kuma-unresolved-backend";
+/// The service name Kuma gives a backend it could not resolve (Kuma's
+/// Gateway API conversion writes it into MeshHTTPRoutes); allowed although
+/// it breaks the name charset. Routes to it get no cluster, so Envoy
+/// answers 500 (cluster not found).
+pub const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
 
 impl MeshHttpRouteSpec {
     /// The top-level target (`Mesh` when unset).

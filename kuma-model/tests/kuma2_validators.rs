@@ -618,3 +618,24 @@ fn non_system_policies_cannot_target_gateways() {
     let system = k8s("MeshRetry", "{kind: MeshGateway, name: edge}").replace("workload-owner", "system");
     assert_eq!(kuma(&system), Vec::<String>::new());
 }
+
+#[test]
+fn the_unresolved_backend_name_kumas_gateway_api_conversion_writes_is_valid() {
+    assert_valid(
+        "MeshHTTPRoute",
+        &format!(
+            "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules:\n    - matches: [{{path: {{type: PathPrefix, value: /}}}}]\n      default: {{backendRefs: [{{kind: MeshService, name: kuma.io/unresolved-backend}}]}}\n"
+        ),
+    );
+    assert_eq!(
+        kuma(&doc(
+            "MeshHTTPRoute",
+            &format!(
+                "{GATEWAY}  to:\n  - targetRef: {{kind: Mesh}}\n    rules:\n    - matches: [{{path: {{type: PathPrefix, value: /}}}}]\n      default: {{backendRefs: [{{kind: MeshService, name: kuma/other}}]}}\n"
+            )
+        )),
+        [
+            "to[0].rules[0].default.backendRefs[0].name: invalid characters: must consist of lower case alphanumeric characters, '-', '.' and '_'."
+        ]
+    );
+}

@@ -333,10 +333,11 @@ impl<'a> RouteTable<'a> {
         let mut seen: std::collections::BTreeSet<(&Tags, &Tags)> = std::collections::BTreeSet::new();
         let mut clusters = BTreeMap::new();
         for (host, destination) in sends {
-            if !seen.insert((destination, host.tags())) {
+            let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
+            // Kuma makes no cluster for a backend it could not resolve.
+            if service == kuma_model::mesh_http_route::UNRESOLVED_BACKEND || !seen.insert((destination, host.tags())) {
                 continue;
             }
-            let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
             let (name, is_real) = real.get(service).map_or((service, false), |s| (s.as_str(), true));
             let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, name, is_real);
             clusters.insert((destination.clone(), host.tags().clone()), choice);

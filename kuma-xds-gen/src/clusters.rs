@@ -35,7 +35,7 @@ use kuma_policy::cluster_choice::ClusterChoice;
 
 /// The service name Kuma gives backends it could not resolve: routes point at
 /// it, and no cluster is made, so Envoy answers 500 (cluster not found).
-pub(crate) const UNRESOLVED_BACKEND: &str = "kuma.io/unresolved-backend";
+pub(crate) use kuma_model::mesh_http_route::UNRESOLVED_BACKEND;
 
 /// The service name of a zone egress: its SPIFFE id is `spiffe://<mesh>/zone-egress`.
 pub(crate) const ZONE_EGRESS_SERVICE: &str = "zone-egress";
