@@ -320,11 +320,12 @@ impl DocReader<'_> {
             self.envelope_error(&extra, "unknown field");
             return None;
         }
-        let name = match namespace {
-            Some(ns) if kind.is_namespaced() && !ns.is_empty() => format!("{name}.{ns}"),
-            _ => name,
+        let namespace = namespace.filter(|ns| kind.is_namespaced() && !ns.is_empty());
+        let name = match &namespace {
+            Some(ns) => format!("{name}.{ns}"),
+            None => name,
         };
-        let mut meta = Meta { name, labels, ..Meta::default() };
+        let mut meta = Meta { name, labels, namespace, ..Meta::default() };
         meta.creation_time = self.timestamp("metadata.creationTimestamp", creation);
         meta.mesh = self.mesh_of(kind, mesh, &meta.labels);
         if meta.name.is_empty() {

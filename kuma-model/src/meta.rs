@@ -113,6 +113,9 @@ pub struct Meta {
     pub creation_time: Option<Timestamp>,
     /// Labels (Universal `labels`, Kubernetes `metadata.labels`).
     pub labels: BTreeMap<String, String>,
+    /// The Kubernetes namespace of a namespaced resource read in the
+    /// Kubernetes form (its name here is then `<name>.<namespace>`).
+    pub namespace: Option<String>,
     /// Where the resource was read from (its document's first line).
     pub location: Location,
     /// Load order, set by [`crate::ResourceSet`]. It never decides anything

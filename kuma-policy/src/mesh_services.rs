@@ -24,13 +24,12 @@ pub struct RealService<'a> {
     pub name: String,
 }
 
-/// The name and namespace Kuma identifies a `MeshService` by: on
-/// Kubernetes `<name>.<namespace>` is the resource name here.
+/// The name and namespace Kuma identifies a `MeshService` by: read in the
+/// Kubernetes form, the resource is named `<name>.<namespace>` here.
 fn identity(resource: &Resource) -> (&str, &str) {
     let name = resource.meta.name.as_str();
-    let namespace = resource.meta.labels.get("k8s.kuma.io/namespace").map_or("", String::as_str);
-    if !namespace.is_empty()
-        && let Some(short) = name.strip_suffix(&format!(".{namespace}"))
+    if let Some(namespace) = resource.meta.namespace.as_deref()
+        && let Some(short) = name.strip_suffix(namespace).and_then(|n| n.strip_suffix('.'))
     {
         return (short, namespace);
     }
@@ -151,6 +150,19 @@ mod tests {
     fn endpoints(set: &ResourceSet, service: &str) -> Vec<(String, u32)> {
         let real = all(set, "default").into_iter().find(|r| r.name == service).expect(service);
         real.endpoints(set, "default").iter().map(|e| (e.address.to_string(), e.port)).collect()
+    }
+
+    #[test]
+    fn a_kubernetes_meshservice_is_named_by_name_and_namespace() {
+        let yaml = "apiVersion: kuma.io/v1alpha1\nkind: MeshService\nmetadata: {name: backend, namespace: kuma-demo, labels: {kuma.io/mesh: default}}\nspec:\n  selector: {dataplaneTags: {app: backend}}\n  ports: [{port: 80, targetPort: 5000}]\n";
+        let set = ResourceSet::load([("t.yaml", yaml)], UnknownFields::Reject).unwrap().0;
+        let names: Vec<String> = all(&set, "default").into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["default_backend_kuma-demo__msvc_80"]);
+        let b: BackendRef = serde_json::from_value(
+            serde_json::json!({"kind": "MeshService", "name": "backend", "namespace": "kuma-demo", "port": 80}),
+        )
+        .unwrap();
+        assert_eq!(resolve(&set, "default", &b).map(|r| r.name).as_deref(), Some("default_backend_kuma-demo__msvc_80"));
     }
 
     #[test]
