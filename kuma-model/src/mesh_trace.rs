@@ -177,6 +177,10 @@ pub struct CollectorUrl {
     pub port: u16,
     /// The path as written (empty when none is).
     pub path: String,
+    /// `host[:port]` as written (Kuma's `collector_hostname`).
+    pub authority: String,
+    /// True when the URL names its port.
+    pub port_written: bool,
 }
 
 impl CollectorUrl {
@@ -205,16 +209,9 @@ impl CollectorUrl {
             host: host.to_string(),
             port: port.unwrap_or(if tls { 443 } else { 80 }),
             path: path.to_string(),
+            authority: authority.to_string(),
+            port_written: port.is_some(),
         })
-    }
-
-    /// `host:port` as written in Envoy's `collector_hostname`.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
     }
 }
 
@@ -289,9 +286,7 @@ fn validate_backend(path: &FieldPath, b: &TraceBackend, out: &mut Violations) {
                     if u.tls {
                         out.add(&url, "scheme must be http");
                     }
-                    let written_port = d.url.trim_start_matches("http://").trim_start_matches("https://");
-                    let authority = written_port.split('/').next().unwrap_or_default();
-                    if !authority.rsplit_once(':').is_some_and(|(h, _)| !h.contains(':') || h.ends_with(']')) {
+                    if !u.port_written {
                         out.add(&url, "port must be defined");
                     }
                     if !u.path.is_empty() {

@@ -8,10 +8,11 @@ use kuma_model::mesh_circuit_breaker::CircuitBreakerConf;
 use kuma_model::mesh_health_check::HealthCheckConf;
 use kuma_model::mesh_load_balancing_strategy::LoadBalancingConf;
 use kuma_model::mesh_timeout::TimeoutConf;
-use kuma_model::{Kind, Resource, Tags};
+use kuma_model::{Kind, Resource, SERVICE_TAG, Tags};
 
 use crate::host_policies::HostPolicies;
 use crate::mesh_policies::ListenerPolicies;
+use crate::mesh_services::RealService;
 
 /// The policies chosen for one cluster.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,18 +43,21 @@ pub struct ClusterChoice<'a> {
 
 impl<'a> ClusterChoice<'a> {
     /// The choice for `destination` from a listener whose Kuma 2.x policies
-    /// are `policies` and connection policies `legacy`; `service` is the
-    /// name `to` entries select it by.
+    /// are `policies` and connection policies `legacy`; `real`: the
+    /// `MeshService` port the destination stands for, if any.
     pub fn new(
         policies: &ListenerPolicies,
         legacy: &HostPolicies<'a>,
         destination: &Tags,
-        service: &str,
-        real: bool,
+        real: Option<&RealService<'_>>,
     ) -> Self {
+        let service = match real {
+            Some(r) => r.service_name(),
+            None => destination.get(SERVICE_TAG).map_or("", String::as_str),
+        };
         ClusterChoice {
             service: service.to_string(),
-            real,
+            real: real.is_some(),
             legacy_timeout: legacy.for_destination(Kind::Timeout, destination),
             legacy_circuit_breaker: legacy.for_destination(Kind::CircuitBreaker, destination),
             legacy_health_check: legacy.for_destination(Kind::HealthCheck, destination),

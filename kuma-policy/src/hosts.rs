@@ -42,15 +42,6 @@ impl<'a> AttachedRoute<'a> {
         AttachedRoute { resource, spec: RouteSpec::Written(spec), part: 0, rule_paths: None }
     }
 
-    /// The field path of rule `index` in the resource.
-    pub fn rule_path(&self, index: usize) -> String {
-        match &self.rule_paths {
-            Some(paths) => paths.get(index).cloned().unwrap_or_default(),
-            None if self.spec.conf.as_ref().is_some_and(|c| c.tcp.is_some()) => format!("conf.tcp.rules[{index}]"),
-            None => format!("conf.http.rules[{index}]"),
-        }
-    }
-
     fn same(&self, other: &Self) -> bool {
         std::ptr::eq(self.resource, other.resource) && self.part == other.part
     }

@@ -308,10 +308,8 @@ impl<'a> RouteTable<'a> {
     /// Every destination an entry, mirror or TCP chain sends to, and the
     /// policies chosen for its cluster.
     fn choose_clusters(&mut self, set: &'a ResourceSet, mesh: &str) {
-        let real: BTreeMap<String, String> = crate::mesh_services::all(set, mesh)
-            .into_iter()
-            .map(|r| (r.name.clone(), r.service_name().to_string()))
-            .collect();
+        let real: BTreeMap<String, crate::mesh_services::RealService<'a>> =
+            crate::mesh_services::all(set, mesh).into_iter().map(|r| (r.name.clone(), r)).collect();
         // Every (host, destination) sent to, in order; entries repeat
         // them, so keys are cloned once, when first seen.
         let mut sends: Vec<(&TableHost<'a>, &Tags)> = Vec::new();
@@ -338,8 +336,7 @@ impl<'a> RouteTable<'a> {
             if service == kuma_model::mesh_http_route::UNRESOLVED_BACKEND || !seen.insert((destination, host.tags())) {
                 continue;
             }
-            let (name, is_real) = real.get(service).map_or((service, false), |s| (s.as_str(), true));
-            let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, name, is_real);
+            let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, real.get(service));
             clusters.insert((destination.clone(), host.tags().clone()), choice);
         }
         self.clusters = clusters;

@@ -80,13 +80,6 @@ pub(crate) struct ClusterPlan<'a> {
     /// The `ExternalService`s are reached through the zone egress (mesh
     /// mTLS with `routing.zoneEgress`): an EDS cluster to the ZoneEgress.
     pub via_egress: bool,
-    /// The name policies' `to` entries of kind `MeshService` select the
-    /// cluster by: its `kuma.io/service`, or for a `MeshService` port the
-    /// MeshService's name.
-    pub policy_service: String,
-    /// A `MeshService` port: Kuma sets no connect or idle timeouts on its
-    /// clusters unless a `MeshTimeout` does (Envoy's defaults apply).
-    pub real: bool,
 }
 
 /// The clusters a translation needs, by name.
@@ -179,7 +172,6 @@ impl<'a> ClusterPlans<'a> {
                 .or_else(|| self.index.real_service(service).and_then(|r| r.port.app_protocol.as_deref()))
                 .and_then(UpstreamProtocol::from_tag)
                 .unwrap_or(fallback);
-            let real = self.index.real_service(service);
             let plan = ClusterPlan {
                 name: name.clone(),
                 destination: destination.clone(),
@@ -187,8 +179,6 @@ impl<'a> ClusterPlans<'a> {
                 via_egress,
                 protocol,
                 external,
-                policy_service: real.map_or(service, |r| r.service_name()).to_string(),
-                real: real.is_some(),
             };
             self.plans.insert(name.clone(), plan);
         }
@@ -216,7 +206,8 @@ impl<'a> ClusterPlans<'a> {
                     let legacy = policies
                         .entry(&plan.source_tags)
                         .or_insert_with(|| HostPolicies::new(set, mesh, &plan.source_tags));
-                    ClusterChoice::new(targeted.policies(), legacy, &plan.destination, &plan.policy_service, plan.real)
+                    let service = plan.destination.get(SERVICE_TAG).map_or("", String::as_str);
+                    ClusterChoice::new(targeted.policies(), legacy, &plan.destination, self.index.real_service(service))
                 }
             };
             let settings = defaults::ClusterSettings(&choice);

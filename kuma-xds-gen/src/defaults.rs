@@ -46,17 +46,6 @@ impl Targeted {
         &self.0
     }
 
-    /// The route timeout and stream idle timeout of a route (`hash`: the
-    /// route's MeshHTTPRoute matches hash), when a `MeshTimeout` applies.
-    pub(crate) fn route_timeouts(&self, hash: Option<&str>) -> Option<(Duration, Option<Duration>)> {
-        self.0.timeout.route(hash).map(route_timeouts)
-    }
-
-    /// The route retry policy, if a `MeshRetry` gives one.
-    pub(crate) fn retry_policy(&self, hash: Option<&str>) -> Option<RetryPolicy> {
-        retry_policy(self.0.retry.route(hash)?)
-    }
-
     /// TCP proxy connect attempts, if set.
     pub(crate) fn tcp_max_connect_attempts(&self) -> Option<u32> {
         self.0.retry.mesh.as_deref()?.tcp.as_ref()?.max_connect_attempt

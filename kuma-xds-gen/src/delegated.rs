@@ -92,8 +92,8 @@ fn route_configuration(name: &str, service: &str, cluster: &str, targeted: &defa
                 }),
                 action: Some(route::Action::Route(RouteAction {
                     cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
-                    timeout: targeted.route_timeouts(None).map(|(timeout, _)| timeout),
-                    retry_policy: targeted.retry_policy(None),
+                    timeout: targeted.policies().timeout.mesh.as_deref().map(|c| defaults::route_timeouts(c).0),
+                    retry_policy: targeted.policies().retry.mesh.as_deref().and_then(defaults::retry_policy),
                     ..Default::default()
                 })),
                 ..Default::default()

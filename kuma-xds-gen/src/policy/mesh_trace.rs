@@ -63,13 +63,7 @@ pub(crate) fn tracing(conf: &TraceConf, mesh: &str, service: &str) -> Option<Tra
                 collector_endpoint_version: version as i32,
                 shared_span_context: pb::boolv(z.shared_span_context.unwrap_or(true)),
                 // As written: Envoy sends it as the collector's Host header.
-                collector_hostname: z
-                    .url
-                    .split("://")
-                    .nth(1)
-                    .and_then(|r| r.split(['/', '?', '#']).next())
-                    .unwrap_or_default()
-                    .into(),
+                collector_hostname: url.authority.clone(),
                 split_spans_for_request: true,
                 ..Default::default()
             };
