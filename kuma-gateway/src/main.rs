@@ -3,11 +3,11 @@
 
 mod admin;
 mod envoy;
-mod files;
 mod logging;
 mod serve;
+mod store;
+mod store_commands;
 mod token;
-mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use files::{Loaded, Loader, collect_files};
-use kuma_model::{ResourceSet, Severity, Spec};
+use kuma_model::{ResourceSet, Spec};
 use kuma_xds_gen::render;
 use logging::LogFormat;
 
@@ -43,9 +42,8 @@ enum Format {
 /// The resources and the gateway data plane a command works on.
 #[derive(clap::Args)]
 pub(crate) struct Target {
-    /// Files or folders.
-    #[arg(required = true)]
-    pub(crate) paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) resources: store::Resources,
     /// The data plane (or a MeshGatewayInstance, `<name>.<namespace>`).
     #[arg(long)]
     pub(crate) dataplane: String,
@@ -56,11 +54,11 @@ pub(crate) struct Target {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check resources: files, or folders searched for *.yaml, *.yml, *.json.
+    /// Check resources: files, folders searched for *.yaml, *.yml, *.json,
+    /// or a store.
     Validate {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        resources: store::Resources,
     },
     /// Print the Envoy config of a gateway data plane (BUILTIN or DELEGATED).
     Render {
@@ -82,11 +80,11 @@ enum Command {
         #[arg(long, default_value = "ca-start")]
         issued_at: String,
     },
-    /// Serve the resources over ADS (State of the World), following file changes.
+    /// Serve the resources over ADS (State of the World), following changes
+    /// to the files or the store.
     Serve {
-        /// Files or folders.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        resources: store::Resources,
         /// Address of the gRPC server.
         #[arg(long, default_value = "127.0.0.1:5678")]
         xds_address: SocketAddr,
@@ -106,9 +104,10 @@ enum Command {
         #[arg(long, default_value = "default")]
         mesh: String,
         /// Address of `serve`: `host:port` (with TLS, the certificate must
-        /// name the host).
+        /// name the host). Repeat it for each control-plane replica: Envoy
+        /// connects to one and fails over to the others.
         #[arg(long, default_value = "127.0.0.1:5678")]
-        xds_address: String,
+        xds_address: Vec<String>,
         /// Admin interface port on 127.0.0.1.
         #[arg(long)]
         admin_port: Option<u16>,
@@ -125,6 +124,19 @@ enum Command {
     },
     /// Serve the resources and run Envoy for one data plane (what kuma-dp does).
     Run(RunArgs),
+    /// Create or replace resources in a store, all or nothing, after
+    /// validating the whole resulting set (as `kumactl apply`).
+    Apply(store_commands::ApplyArgs),
+    /// List or print resources (as `kumactl get`).
+    Get(store_commands::GetArgs),
+    /// Remove a resource, unless what remains would be invalid.
+    Delete(store_commands::DeleteArgs),
+    /// Print every resource as YAML that `apply` takes back unchanged
+    /// (Secrets included: keep the output safe).
+    Export {
+        #[command(flatten)]
+        resources: store::Resources,
+    },
     /// Dataplane tokens: signing keys and tokens, as Kuma makes them.
     Token {
         #[command(subcommand)]
@@ -167,7 +179,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
@@ -191,13 +203,13 @@ async fn shutdown_signal() {
 fn run(cli: Cli) -> Result<ExitCode> {
     let log_format = cli.log_format;
     match cli.command {
-        Command::Validate { paths } => validate(&paths),
+        Command::Validate { resources } => validate(&resources),
         Command::Render { target, format, bootstrap, admin_port, issued_at } => {
             render_cmd(target, format, (bootstrap, admin_port), &issued_at)
         }
-        Command::Serve { paths, xds_address, admin_address, security } => {
+        Command::Serve { resources, xds_address, admin_address, security } => {
             logging::init(log_format);
-            runtime()?.block_on(serve::serve(paths, xds_address, admin_address, security, None, shutdown_signal()))?;
+            runtime()?.block_on(serve::serve(resources, xds_address, admin_address, security, None, shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap { dataplane, mesh, xds_address, admin_port, token_file, xds_ca, format } => {
@@ -206,12 +218,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let token = token_file.as_ref().map(|p| read(p, "token-file")).transpose()?;
             let ca = xds_ca.as_ref().map(|p| read(p, "xds-ca")).transpose()?;
-            let (host, port) = split_host_port(&xds_address)?;
+            let addresses = xds_address.iter().map(|a| split_host_port(a)).collect::<Result<Vec<_>>>()?;
             let b = render::ads_bootstrap(&render::AdsBootstrap {
                 dataplane: &dataplane,
                 mesh: &mesh,
-                xds_host: host,
-                xds_port: port,
+                xds_addresses: &addresses,
                 admin_port,
                 token: token.as_deref().map(str::trim),
                 xds_ca_pem: ca.as_deref(),
@@ -219,13 +230,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(&render::bootstrap_value(&b)?, format);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Apply(args) => store_commands::apply(args),
+        Command::Get(args) => store_commands::get(args),
+        Command::Delete(args) => store_commands::delete(args),
+        Command::Export { resources } => store_commands::export(&resources),
         Command::Token { command } => {
             token::run(command)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Explain { target, port, host, sni, path, method, headers } => {
-            let Target { paths, dataplane, mesh } = target;
-            let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
+            let Target { resources, dataplane, mesh } = target;
+            let Some((set, _)) = store::load(&resources)? else { return Ok(ExitCode::from(1)) };
             let headers = headers
                 .iter()
                 .map(|h| {
@@ -302,43 +317,11 @@ fn print(value: &serde_json::Value, format: Format) {
     }
 }
 
-/// Loads and validates; on failure prints the report on stderr.
-fn load(paths: Vec<PathBuf>) -> Result<Option<ResourceSet>> {
-    let mut loader = Loader::new(paths);
-    match loader.load()? {
-        Loaded::Valid(set, warnings) => {
-            for w in warnings.iter().chain(&kuma_xds_gen::ignored_resources(&set)) {
-                eprintln!("{w}");
-            }
-            Ok(Some(set))
-        }
-        Loaded::Invalid(e) => {
-            for d in &e.diagnostics {
-                eprintln!("{d}");
-            }
-            let errors = e.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-            eprintln!("{errors} errors");
-            Ok(None)
-        }
-    }
-}
-
-fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
-    let files = collect_files(paths)?.0.len();
-    let Some(set) = load(paths.to_vec())? else { return Ok(ExitCode::from(1)) };
-    // Generate every gateway's config too: what only generation reads
-    // (certificate and key contents, CAs, ProxyTemplate patches) fails here
-    // rather than at `render` or `serve`.
-    let mut problems = std::collections::BTreeSet::new();
-    for (mesh, name) in gateway_dataplanes(&set) {
-        if let Err(e) = kuma_xds_gen::translate(&set, &mesh, &name) {
-            let key = e.resource();
-            let at = set.get(key.kind, &key.mesh, &key.name).map(|r| format!("{}: ", r.meta.location));
-            problems.insert(format!("{}{e}", at.unwrap_or_default()));
-        }
-    }
+fn validate(resources: &store::Resources) -> Result<ExitCode> {
+    let Some((set, described)) = store::load(resources)? else { return Ok(ExitCode::from(1)) };
+    let problems = gateway_problems(&set);
     if problems.is_empty() {
-        println!("{} resources in {files} files: valid", set.len());
+        println!("{} resources in {described}: valid", set.len());
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {
@@ -346,6 +329,21 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode> {
     }
     eprintln!("{} error{}", problems.len(), if problems.len() == 1 { "" } else { "s" });
     Ok(ExitCode::from(1))
+}
+
+/// What only generation finds, for every gateway: certificate and key
+/// contents, CAs, ProxyTemplate patches. `validate` and `apply` report them
+/// rather than `render` or `serve` later.
+pub(crate) fn gateway_problems(set: &ResourceSet) -> Vec<String> {
+    let mut problems = std::collections::BTreeSet::new();
+    for (mesh, name) in gateway_dataplanes(set) {
+        if let Err(e) = kuma_xds_gen::translate(set, &mesh, &name) {
+            let key = e.resource();
+            let at = set.get(key.kind, &key.mesh, &key.name).map(|r| format!("{}: ", r.meta.location));
+            problems.insert(format!("{}{e}", at.unwrap_or_default()));
+        }
+    }
+    problems.into_iter().collect()
 }
 
 /// `(mesh, name)` of every gateway data plane: gateway Dataplanes, and
@@ -380,9 +378,9 @@ fn render_cmd(
     (bootstrap, admin_port): (bool, Option<u16>),
     issued_at: &str,
 ) -> Result<ExitCode> {
-    let Target { paths, dataplane, mesh } = target;
+    let Target { resources, dataplane, mesh } = target;
     let at = issuance_time(issued_at)?;
-    let Some(set) = load(paths)? else { return Ok(ExitCode::from(1)) };
+    let Some((set, _)) = store::load(&resources)? else { return Ok(ExitCode::from(1)) };
     let translated = match at {
         Some(at) => kuma_xds_gen::translate_at(&set, &mesh, &dataplane, at),
         None => kuma_xds_gen::translate(&set, &mesh, &dataplane),
@@ -407,7 +405,7 @@ fn render_cmd(
 async fn run_cmd(args: RunArgs) -> Result<()> {
     let RunArgs { target, envoy_bin, xds_address: xds, admin_port, admin_address, base_id, security, xds_ca } = args;
     let bin = envoy::find(envoy_bin.as_deref())?;
-    let Target { paths, dataplane, mesh } = target;
+    let Target { resources, dataplane, mesh } = target;
     // Its own Envoy's token, signed with a key that lives only in this
     // process (its id is not a number, so no Secret's key can take it).
     let key = kuma_xds_server::tokens::SigningKey::generate("kuma-gateway-run")?;
@@ -427,8 +425,7 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
     let bootstrap = render::ads_bootstrap(&render::AdsBootstrap {
         dataplane: &dataplane,
         mesh: &mesh,
-        xds_host: &host,
-        xds_port: xds.port(),
+        xds_addresses: &[(&host, xds.port())],
         admin_port: Some(admin_port),
         token: Some(&token),
         xds_ca_pem: ca.as_deref(),
@@ -450,7 +447,7 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
     let server =
-        tokio::spawn(serve::serve(paths, xds, admin_address, security, Some((mesh.clone(), key)), async move {
+        tokio::spawn(serve::serve(resources, xds, admin_address, security, Some((mesh.clone(), key)), async move {
             let _ = stop_server.wait_for(|s| *s).await;
         }));
     // Give the server a moment to report bad input before Envoy starts.

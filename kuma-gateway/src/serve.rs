@@ -1,34 +1,88 @@
-//! `serve`: the ADS server of `kuma-xds-server`, fed by a file watcher.
+//! `serve`: the ADS server of `kuma-xds-server`, fed by a store.
 //!
-//! The watcher ([`crate::watch`]) reloads once changes settle, re-parsing
-//! only changed files; a valid load replaces the resource set
-//! ([`ResourceSetSource::publish`]), an invalid one is reported and the last
+//! The store says when its content may have changed (files: once edits
+//! settle; PostgreSQL: a notification, a reconnection, or the periodic
+//! resync); the content is read again, re-parsing only what changed, and a
+//! valid set replaces the served one ([`ResourceSetSource::publish`]). An
+//! invalid set, or a store that cannot be reached, is reported and the last
 //! good set keeps being served.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use kuma_model::ResourceSet;
+use kuma_store::ResourceStore;
 use kuma_xds_server::tokens::SigningKey;
 use kuma_xds_server::{Limits, ResourceSetSource, XdsServer};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::admin::Telemetry;
-use crate::files::{Loaded, Loader};
+use crate::admin::{ReloadMetrics, Telemetry};
+use crate::store::{AnyStore, Resources};
 
-/// Loads `paths` once: the set, or an error carrying the whole report.
-fn initial_load(loader: &mut Loader) -> Result<ResourceSet> {
-    match loader.load()? {
-        Loaded::Valid(set, warnings) => {
+/// Reads the store once: the set and its revision, or an error carrying the
+/// whole report.
+async fn initial_load(store: &AnyStore) -> Result<(ResourceSet, u64, String)> {
+    let content = store.read().await?;
+    let described = store.describe(&content);
+    match content.assemble() {
+        Ok((set, warnings)) => {
             for w in warnings {
                 warn!("{w}");
             }
-            Ok(set)
+            Ok((set, content.revision, described))
         }
-        Loaded::Invalid(e) => bail!("invalid resources:\n{e}"),
+        Err(e) => bail!("invalid resources in {described}:\n{e}"),
+    }
+}
+
+/// Follows the store: every change is read, and a valid set is published.
+async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: ReloadMetrics, mut revision: u64) {
+    let mut changes = store.changes();
+    let mut unreachable = false;
+    while changes.changed().await.is_ok() {
+        let started = Instant::now();
+        let content = match store.read().await {
+            Ok(c) => c,
+            Err(e) => {
+                if !unreachable {
+                    metrics.invalid();
+                    error!("cannot read the resources, still serving the last good config: {e}");
+                }
+                unreachable = true;
+                continue;
+            }
+        };
+        unreachable = false;
+        // A periodic resync of an unchanged store publishes nothing.
+        if content.revision == revision && matches!(*store, AnyStore::Postgres(_)) {
+            continue;
+        }
+        revision = content.revision;
+        match content.assemble() {
+            Ok((set, warnings)) => {
+                for w in warnings {
+                    warn!("{w}");
+                }
+                let resources = set.len();
+                let generation = source.publish(set);
+                metrics.valid(resources);
+                info!(
+                    generation,
+                    resources,
+                    revision,
+                    took_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "reloaded"
+                );
+            }
+            Err(e) => {
+                metrics.invalid();
+                error!("invalid change, still serving the last good config:\n{e}")
+            }
+        }
     }
 }
 
@@ -69,12 +123,12 @@ impl XdsSecurity {
     }
 }
 
-/// Serves `paths` over ADS on `address` until `shutdown` completes, with
+/// Serves the resources over ADS on `address` until `shutdown` completes, with
 /// the admin endpoint on `admin`. `extra_key` is a signing key held in
 /// memory (by mesh) whose tokens are accepted too (`run` signs its own
 /// Envoy's token with one).
 pub(crate) async fn serve(
-    paths: Vec<PathBuf>,
+    resources: Resources,
     address: SocketAddr,
     admin: SocketAddr,
     security: XdsSecurity,
@@ -85,15 +139,18 @@ pub(crate) async fn serve(
     let telemetry = Telemetry::new();
     // First, so that /ready answers (not ready) while the files load.
     telemetry.serve(admin).await?;
-    let mut loader = Loader::new(paths);
-    let set = initial_load(&mut loader)?;
-    info!(resources = set.len(), files = loader.file_count(), "loaded");
+    let store = Arc::new(resources.open().await?);
+    if let AnyStore::Files(files) = &*store {
+        files.follow()?;
+    }
+    let (set, revision, described) = initial_load(&store).await?;
+    info!(resources = set.len(), from = %described, "loaded");
     telemetry.reloads.valid(set.len());
     let source = Arc::new(ResourceSetSource::new(set));
     if let Some((mesh, key)) = extra_key {
         source.add_signing_key(&mesh, key);
     }
-    let _watch = crate::watch::watch_files(loader, source.clone(), telemetry.reloads.clone())?;
+    let follower = tokio::spawn(follow(store, source.clone(), telemetry.reloads.clone(), revision));
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
@@ -118,6 +175,8 @@ pub(crate) async fn serve(
         server = server.allow_unauthenticated();
     }
     telemetry.set_ready();
-    server.serve(listener, shutdown).await?;
+    let served = server.serve(listener, shutdown).await;
+    follower.abort();
+    served?;
     Ok(())
 }

@@ -50,8 +50,8 @@ pub(crate) fn run(command: TokenCommand) -> Result<()> {
             println!("type: Secret\nmesh: {mesh}\nname: {SIGNING_KEY_PREFIX}{mesh}-{serial}\ndata: {data}");
             Ok(())
         }
-        TokenCommand::Generate { target: crate::Target { paths, dataplane, mesh }, valid_for, tags } => {
-            let Some(set) = crate::load(paths)? else { bail!("the resources are invalid") };
+        TokenCommand::Generate { target: crate::Target { resources, dataplane, mesh }, valid_for, tags } => {
+            let Some((set, _)) = crate::store::load(&resources)? else { bail!("the resources are invalid") };
             let (keys, problems) = tokens::signing_keys(&set, &mesh);
             for p in problems {
                 eprintln!("{p}");

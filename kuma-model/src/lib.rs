@@ -27,6 +27,7 @@
 pub mod dataplane;
 pub mod datasource;
 pub mod diagnostic;
+mod document;
 pub mod duration;
 pub mod external_service;
 #[cfg(feature = "arbitrary")]

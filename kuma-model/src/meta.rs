@@ -92,6 +92,54 @@ impl Timestamp {
 }
 
 // Howard Hinnant's days-from-civil algorithm.
+impl Timestamp {
+    /// The time `nanos` nanoseconds after the Unix epoch (before it when
+    /// negative).
+    pub fn from_unix_nanos(nanos: i128) -> Timestamp {
+        Timestamp(nanos)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC (`2024-01-02T03:04:05.5Z`), the fraction only as long
+    /// as it needs to be: what [`Timestamp::parse`] reads back to the same time.
+    ///
+    /// ```
+    /// use kuma_model::Timestamp;
+    /// for text in ["2024-01-02T03:04:05Z", "1969-12-31T23:59:59.000000001Z", "2000-02-29T12:00:00.5Z"] {
+    ///     assert_eq!(Timestamp::parse(text).unwrap().to_string(), text);
+    /// }
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
+        let days = self.0.div_euclid(NANOS_PER_DAY);
+        let of_day = self.0.rem_euclid(NANOS_PER_DAY);
+        let (y, m, d) = civil_from_days(days as i64);
+        let secs = of_day / 1_000_000_000;
+        let nanos = of_day % 1_000_000_000;
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)?;
+        if nanos != 0 {
+            let digits = format!("{nanos:09}");
+            write!(f, ".{}", digits.trim_end_matches('0'))?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// The civil date of a day count since 1970-01-01 (the inverse of
+/// [`days_from_civil`], proleptic Gregorian calendar).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = if y >= 0 { y } else { y - 399 } / 400;

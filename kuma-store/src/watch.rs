@@ -17,14 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use kuma_xds_server::ResourceSetSource;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
-use tracing::{error, info, warn};
 
-use crate::admin::ReloadMetrics;
-use crate::files::{Loaded, Loader};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+use tracing::warn;
+
+use crate::StoreError;
 
 /// How long the files must stay unchanged before they are read.
 pub(crate) const QUIET: Duration = Duration::from_millis(100);
@@ -37,17 +35,11 @@ pub(crate) struct FileWatch {
     _watcher: Arc<Mutex<RecommendedWatcher>>,
 }
 
-/// Watches the loader's paths and publishes every valid change to `source`.
-pub(crate) fn watch_files(
-    mut loader: Loader,
-    source: Arc<ResourceSetSource>,
-    metrics: ReloadMetrics,
-) -> Result<FileWatch> {
-    let roots: Vec<PathBuf> = loader
-        .paths()
-        .iter()
-        .map(|p| std::path::absolute(p).with_context(|| format!("{}", p.display())))
-        .collect::<Result<_>>()?;
+/// Watches `paths` and moves `changes` once each burst of edits settles.
+pub(crate) fn watch_files(paths: &[PathBuf], changes: watch::Sender<u64>) -> Result<FileWatch, StoreError> {
+    let io = |p: &Path, source| StoreError::Io { path: p.display().to_string(), source };
+    let roots: Vec<PathBuf> =
+        paths.iter().map(|p| std::path::absolute(p).map_err(|e| io(p, e))).collect::<Result<_, _>>()?;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<notify::Event>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(e) = event
@@ -56,13 +48,13 @@ pub(crate) fn watch_files(
             let _ = events_tx.send(e);
         }
     })
-    .context("starting the file watcher")?;
+    .map_err(|e| StoreError::Io { path: "the file watcher".into(), source: std::io::Error::other(e) })?;
     let watcher = Arc::new(Mutex::new(watcher));
     for root in &roots {
         let parent = root.parent().unwrap_or(root);
         lock(&watcher)
             .watch(parent, RecursiveMode::NonRecursive)
-            .with_context(|| format!("watching {}", parent.display()))?;
+            .map_err(|e| io(parent, std::io::Error::other(e)))?;
         watch_folder(&watcher, root);
     }
     let task_watcher = watcher.clone();
@@ -89,7 +81,7 @@ pub(crate) fn watch_files(
             for root in &roots {
                 watch_folder(&task_watcher, root);
             }
-            reload(&mut loader, &source, &metrics);
+            changes.send_modify(|c| *c += 1);
         }
     });
     Ok(FileWatch { _watcher: watcher })
@@ -105,35 +97,6 @@ fn watch_folder(watcher: &Mutex<RecommendedWatcher>, root: &Path) {
         && let Err(e) = lock(watcher).watch(root, RecursiveMode::Recursive)
     {
         warn!(path = %root.display(), "cannot watch: {e}");
-    }
-}
-
-fn reload(loader: &mut Loader, source: &ResourceSetSource, metrics: &ReloadMetrics) {
-    let started = Instant::now();
-    match loader.load() {
-        Ok(Loaded::Valid(set, warnings)) => {
-            for w in warnings {
-                warn!("{w}");
-            }
-            let resources = set.len();
-            let generation = source.publish(set);
-            metrics.valid(resources);
-            info!(
-                generation,
-                resources,
-                files = loader.file_count(),
-                took_ms = started.elapsed().as_secs_f64() * 1e3,
-                "reloaded"
-            );
-        }
-        Ok(Loaded::Invalid(e)) => {
-            metrics.invalid();
-            error!("invalid change, still serving the last good config:\n{e}")
-        }
-        Err(e) => {
-            metrics.invalid();
-            error!("reload failed, still serving the last good config: {e:#}")
-        }
     }
 }
 
