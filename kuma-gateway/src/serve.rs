@@ -50,7 +50,7 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
             Err(e) => {
                 if !unreachable {
                     metrics.invalid();
-                    error!("cannot read the resources, still serving the last good config: {e}");
+                    error!("reload failed, still serving the last good config: {e}");
                 }
                 unreachable = true;
                 continue;

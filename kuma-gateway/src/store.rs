@@ -42,7 +42,7 @@ impl Resources {
     /// it is down).
     pub(crate) async fn open(&self) -> Result<AnyStore> {
         Ok(match self.store_url()? {
-            Some(url) => AnyStore::Postgres(PgStore::connect(&url, PgStoreOptions::default()).await?),
+            Some(url) => AnyStore::Postgres(Box::new(PgStore::connect(&url, PgStoreOptions::default()).await?)),
             None => AnyStore::Files(FileStore::new(self.paths.clone())),
         })
     }
@@ -54,7 +54,7 @@ pub(crate) enum AnyStore {
     /// PATHs.
     Files(FileStore),
     /// `--store`.
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl AnyStore {

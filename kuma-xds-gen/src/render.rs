@@ -365,17 +365,18 @@ pub struct AdsBootstrap<'a> {
     pub dataplane: &'a str,
     /// The mesh: node metadata `mesh`.
     pub mesh: &'a str,
-    /// The ADS server's host (an IP address or a DNS name).
-    pub xds_host: &'a str,
-    /// The ADS server's port.
-    pub xds_port: u16,
+    /// The ADS servers: host (an IP address or a DNS name) and port of each
+    /// control-plane replica. Envoy connects to one; when it goes away,
+    /// Envoy connects to another and keeps serving what it has meanwhile.
+    pub xds_addresses: &'a [(&'a str, u16)],
     /// The admin interface port on 127.0.0.1, if any.
     pub admin_port: Option<u16>,
     /// A dataplane token, sent as gRPC metadata `authorization` on the ADS
     /// stream (as kuma-dp sends it).
     pub token: Option<&'a str>,
     /// PEM CA certificates: the ADS server is reached over TLS and its
-    /// certificate must chain to them and name `xds_host` (SNI and SAN).
+    /// certificate must chain to them and name one of the `xds_addresses`
+    /// hosts (SAN; the first host name is sent as SNI).
     pub xds_ca_pem: Option<&'a str>,
 }
 
@@ -403,7 +404,10 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         HttpProtocolOptions,
         http_protocol_options::{ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig},
     };
-    let is_ip = b.xds_host.parse::<std::net::IpAddr>().is_ok();
+    let is_ip = |host: &str| host.parse::<std::net::IpAddr>().is_ok();
+    let all_ips = b.xds_addresses.iter().all(|(host, _)| is_ip(host));
+    let mut hosts: Vec<&str> = b.xds_addresses.iter().map(|(host, _)| *host).collect();
+    hosts.dedup();
     let http2 = HttpProtocolOptions {
         upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
             protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())),
@@ -419,14 +423,17 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
         let validation = CertificateValidationContext {
             trusted_ca: Some(DataSource { specifier: Some(Specifier::InlineString(ca.into())), ..Default::default() }),
-            match_typed_subject_alt_names: vec![SubjectAltNameMatcher {
-                san_type: if is_ip { SanType::IpAddress } else { SanType::Dns } as i32,
-                r#matcher: Some(StringMatcher {
-                    match_pattern: Some(MatchPattern::Exact(b.xds_host.into())),
+            match_typed_subject_alt_names: hosts
+                .iter()
+                .map(|host| SubjectAltNameMatcher {
+                    san_type: if is_ip(host) { SanType::IpAddress } else { SanType::Dns } as i32,
+                    r#matcher: Some(StringMatcher {
+                        match_pattern: Some(MatchPattern::Exact((*host).into())),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }],
+                })
+                .collect(),
             ..Default::default()
         };
         let context = UpstreamTlsContext {
@@ -436,7 +443,7 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
                 ..Default::default()
             }),
             // SNI must be a host name; an IP address is matched by SAN only.
-            sni: if is_ip { String::new() } else { b.xds_host.into() },
+            sni: hosts.iter().find(|h| !is_ip(h)).map(|h| h.to_string()).unwrap_or_default(),
             ..Default::default()
         };
         pb::transport_socket("envoy.transport_sockets.tls", &context)
@@ -444,7 +451,7 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
     let ads_cluster = Cluster {
         name: ADS_CLUSTER.into(),
         transport_socket,
-        cluster_discovery_type: Some(ClusterDiscoveryType::Type(if is_ip {
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(if all_ips {
             DiscoveryType::Static
         } else {
             DiscoveryType::StrictDns
@@ -453,13 +460,17 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: ADS_CLUSTER.into(),
             endpoints: vec![LocalityLbEndpoints {
-                lb_endpoints: vec![LbEndpoint {
-                    host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
-                        address: Some(pb::socket_address(b.xds_host, b.xds_port.into())),
+                lb_endpoints: b
+                    .xds_addresses
+                    .iter()
+                    .map(|(host, port)| LbEndpoint {
+                        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+                            address: Some(pb::socket_address(host, (*port).into())),
+                            ..Default::default()
+                        })),
                         ..Default::default()
-                    })),
-                    ..Default::default()
-                }],
+                    })
+                    .collect(),
                 ..Default::default()
             }],
             ..Default::default()

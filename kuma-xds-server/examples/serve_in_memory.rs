@@ -87,11 +87,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     for dataplane in gateways(&set) {
         let snapshot = kuma_xds_gen::translate(&set, &dataplane.mesh, &dataplane.name)?;
+        let host = bound.ip().to_string();
         let bootstrap = render::ads_bootstrap(&render::AdsBootstrap {
             dataplane: &dataplane.name,
             mesh: &dataplane.mesh,
-            xds_host: &bound.ip().to_string(),
-            xds_port: bound.port(),
+            xds_addresses: &[(&host, bound.port())],
             admin_port: None,
             token: None,
             xds_ca_pem: None,

@@ -146,6 +146,11 @@ impl PgStore {
         Ok(guard)
     }
 
+    /// Forgets the command connection.
+    async fn reset(&self) {
+        *self.client.lock().await = None;
+    }
+
     fn error(&self, e: &tokio_postgres::Error) -> StoreError {
         if e.is_closed() || e.as_db_error().is_none() {
             unavailable(&self.described, e)
@@ -300,11 +305,27 @@ impl PgStore {
 
 impl ResourceStore for PgStore {
     async fn read(&self) -> Result<StoreContent, StoreError> {
-        self.read_rows().await
+        match self.read_rows().await {
+            // A connection cut since its last use (a PostgreSQL restart, a
+            // proxy's idle timeout) is replaced once before giving up.
+            Err(StoreError::Unavailable(_)) => {
+                self.reset().await;
+                self.read_rows().await
+            }
+            other => other,
+        }
     }
 
     async fn commit(&self, change: ChangeSet) -> Result<u64, StoreError> {
-        self.commit_change(change).await
+        match self.commit_change(change.clone()).await {
+            // Trying again is safe: had the lost commit been made, the
+            // revision moved and this one is a conflict.
+            Err(StoreError::Unavailable(_)) => {
+                self.reset().await;
+                self.commit_change(change).await
+            }
+            other => other,
+        }
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

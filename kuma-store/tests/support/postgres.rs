@@ -14,11 +14,11 @@ use std::process::{Command, Stdio};
 const NOBODY: u32 = 65534;
 
 /// A running private cluster.
-pub struct Postgres {
+pub(crate) struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     /// Its port on 127.0.0.1.
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 fn is_root() -> bool {
@@ -56,7 +56,7 @@ fn free_port() -> u16 {
 
 impl Postgres {
     /// Starts a new cluster.
-    pub fn start() -> Postgres {
+    pub(crate) fn start() -> Postgres {
         let bin = find_bin();
         let dir = tempfile::Builder::new().prefix("kuma-pg-").tempdir().expect("a temporary folder");
         let root = is_root();
@@ -105,12 +105,12 @@ impl Postgres {
     }
 
     /// The connection URL of database `postgres`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
     /// Stops the server (fast shutdown: connections are cut).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let _ = pg_command(&self.bin, "pg_ctl", is_root())
             .arg("-D")
             .arg(self.data())
@@ -120,13 +120,13 @@ impl Postgres {
     }
 
     /// Starts it again on the same port.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let port = self.port;
         self.start_on(port);
     }
 
     /// Runs SQL with `psql` when it is there (it is a client only).
-    pub fn psql(&self, sql: &str) -> String {
+    pub(crate) fn psql(&self, sql: &str) -> String {
         let psql = if self.bin.join("psql").is_file() { self.bin.join("psql") } else { PathBuf::from("psql") };
         let out = Command::new(psql)
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres", "-Atc", sql])
