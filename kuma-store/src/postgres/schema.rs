@@ -67,6 +67,8 @@ pub(crate) const CHANNEL: &str = "kuma_gateway_resources";
 pub(crate) async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+    // "already exists, skipping" is the expected case, not news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS kuma_gateway_migrations (
             version int PRIMARY KEY,

@@ -1,0 +1,357 @@
+//! Several control-plane replicas on one PostgreSQL store (a private
+//! cluster started for the test), with real Envoys: `apply` reaches every
+//! Envoy, an Envoy fails over when its replica dies, PostgreSQL stopping
+//! fails no request, and `export` then `apply` gives the same config.
+
+mod support;
+#[path = "../../kuma-store/tests/support/postgres.rs"]
+mod postgres;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use postgres::Postgres;
+use support::{backend, capture_stderr, envoy_bin, free_port, http_get, temp_dir};
+
+fn kuma_gateway(args: &[&str], store: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+        .args(args)
+        .env("KUMA_GATEWAY_STORE", store)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn apply_text(dir: &Path, store: &str, name: &str, text: &str) -> Output {
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    kuma_gateway(&["apply", "-f", file.to_str().unwrap()], store)
+}
+
+fn gateway_yaml(http: u16, one: u16, two: u16) -> String {
+    format!(
+        "type: Dataplane\nname: gw\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}\n---\n\
+type: MeshGateway\nname: gw\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}]}}\n---\n\
+type: Dataplane\nname: backends\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - {{port: {one}, tags: {{kuma.io/service: one, kuma.io/protocol: http}}}}\n  - {{port: {two}, tags: {{kuma.io/service: two, kuma.io/protocol: http}}}}\n---\n\
+type: MeshGatewayRoute\nname: root\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /}}}}], backends: [{{destination: {{kuma.io/service: one}}}}]}}]}}}}\n"
+    )
+}
+
+/// A route sending exactly `marker` to backend two.
+fn marker_yaml(marker: &str) -> String {
+    format!(
+        "type: MeshGatewayRoute\nname: marker\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: EXACT, value: {marker}}}}}], backends: [{{destination: {{kuma.io/service: two}}}}]}}]}}}}\n"
+    )
+}
+
+/// A `serve --store` replica.
+struct Replica {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    xds: u16,
+}
+
+impl Replica {
+    fn start(store: &str) -> Replica {
+        let xds = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+            .args(["serve", "--store", store, "--xds-address", &format!("127.0.0.1:{xds}")])
+            .args(["--admin-address", "127.0.0.1:0", "--allow-unauthenticated"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = capture_stderr(&mut child);
+        let replica = Replica { child, log, xds };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", xds)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(20), "replica not serving; log:\n{}", replica.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        replica
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An Envoy bootstrapped with `replicas`' addresses.
+struct Envoy {
+    child: Child,
+    admin: u16,
+}
+
+impl Envoy {
+    fn start(dir: &Path, name: &str, replicas: &[u16], base_id: u32) -> Envoy {
+        let admin = free_port();
+        let mut args = vec!["bootstrap".to_string(), "--dataplane".into(), "gw".into()];
+        for port in replicas {
+            args.extend(["--xds-address".to_string(), format!("127.0.0.1:{port}")]);
+        }
+        args.extend(["--admin-port".to_string(), admin.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let bootstrap = ok(kuma_gateway(&args, ""));
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, bootstrap).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&file)
+            .args(["--base-id", &base_id.to_string(), "-l", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Envoy { child, admin }
+    }
+
+    /// The replica (xDS port) its ADS stream is on now.
+    fn connected_to(&self) -> Option<u16> {
+        let clusters = http_get(self.admin, "localhost", "/clusters")?.body;
+        clusters.lines().find_map(|l| {
+            let rest = l.strip_prefix("ads_cluster::127.0.0.1:")?;
+            let (port, stat) = rest.split_once("::")?;
+            (stat == "cx_active::1").then(|| port.parse().ok()).flatten()
+        })
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+fn serves(http: u16, marker: &str) -> bool {
+    http_get(http, "x", marker).is_some_and(|r| r.status == 200 && r.body.starts_with("two"))
+}
+
+/// Requests to `/` in a loop; every one must be answered 200 by backend one.
+struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    fn start(port: u16) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let (s, n, f) = (stop.clone(), sent.clone(), failures.clone());
+        let thread = std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let reply = http_get(port, "x", "/");
+                n.fetch_add(1, Ordering::Relaxed);
+                match reply {
+                    Some(r) if r.status == 200 && r.body.starts_with("one") => {}
+                    other => f.lock().unwrap().push(format!("{:?}", other.map(|r| (r.status, r.body)))),
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        ClientLoop { stop, sent, failures, thread: Some(thread) }
+    }
+
+    fn finish(mut self, phase: &str, min: usize) {
+        let start = Instant::now();
+        while self.sent.load(Ordering::Relaxed) < min && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let sent = self.sent.load(Ordering::Relaxed);
+        let failures = self.failures.lock().unwrap();
+        assert!(failures.is_empty(), "{phase}: {} of {sent} requests failed: {:?}", failures.len(), &failures[..]);
+        assert!(sent >= min, "{phase}: only {sent} requests");
+        eprintln!("{phase}: {sent} requests, all 200");
+    }
+}
+
+#[test]
+fn replicas_on_postgres_serve_every_apply_and_survive_failures() {
+    let mut pg = Postgres::start();
+    let store = pg.url();
+    let dir = temp_dir("replicas");
+    let (one, two) = (backend("one"), backend("two"));
+    let (http_a, http_b) = (free_port(), free_port());
+    // Two gateways, one per Envoy: the same resources, each its own port.
+    let text = gateway_yaml(http_a, one, two);
+    let out = ok(apply_text(&dir, &store, "gateway.yaml", &text));
+    assert!(out.contains("MeshGateway default/gw created"), "{out}");
+    let second = format!(
+        "type: Dataplane\nname: gw-b\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw-b}}}}\n---\n\
+type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw-b}}}}]\nconf: {{listeners: [{{port: {http_b}, protocol: HTTP}}]}}\n"
+    );
+    ok(apply_text(&dir, &store, "gateway-b.yaml", &second));
+    let routes_b = "type: MeshGatewayRoute\nname: root-b\nmesh: default\nselectors: [{match: {kuma.io/service: gw-b}}]\nconf: {http: {rules: [{matches: [{path: {match: PREFIX, value: /}}], backends: [{destination: {kuma.io/service: one}}]}]}}\n---\ntype: MeshGatewayRoute\nname: marker-b\nmesh: default\nselectors: [{match: {kuma.io/service: gw-b}}]\nconf: {http: {rules: [{matches: [{path: {match: EXACT, value: /b-0}}], backends: [{destination: {kuma.io/service: two}}]}]}}\n";
+    ok(apply_text(&dir, &store, "routes-b.yaml", routes_b));
+
+    let mut r1 = Replica::start(&store);
+    let mut r2 = Replica::start(&store);
+    // Envoy A knows both replicas; Envoy B (data plane gw-b) only the second.
+    let envoy_a = Envoy::start(&dir, "a", &[r1.xds, r2.xds], 61);
+    let envoy_b = {
+        let admin = free_port();
+        let bootstrap = ok(kuma_gateway(
+            &["bootstrap", "--dataplane", "gw-b", "--xds-address", &format!("127.0.0.1:{}", r2.xds), "--admin-port", &admin.to_string()],
+            "",
+        ));
+        let file = dir.join("b.yaml");
+        std::fs::write(&file, bootstrap).unwrap();
+        let child = Command::new(envoy_bin())
+            .arg("-c")
+            .arg(&file)
+            .args(["--base-id", "62", "-l", "warning"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Envoy { child, admin }
+    };
+    wait("Envoy A serving", Duration::from_secs(30), || http_get(http_a, "x", "/").is_some_and(|r| r.status == 200));
+    wait("Envoy B serving", Duration::from_secs(30), || http_get(http_b, "x", "/").is_some_and(|r| r.status == 200));
+
+    // 1. An apply reaches both Envoys, whichever replica each is on.
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        let marker = format!("/a-{i}");
+        let applied = Instant::now();
+        ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml(&marker)));
+        let b_marker = format!("/b-{}", i + 1);
+        ok(apply_text(&dir, &store, "marker-b.yaml", &routes_b.replace("/b-0", &b_marker)));
+        wait("the route on Envoy A", Duration::from_secs(10), || serves(http_a, &marker));
+        wait("the route on Envoy B", Duration::from_secs(10), || serves(http_b, &b_marker));
+        latencies.push(applied.elapsed());
+    }
+    eprintln!("apply -> served on both Envoys: {latencies:?}");
+
+    // 2. The replica Envoy A is on dies during a request loop.
+    let on = wait("Envoy A's ADS connection", Duration::from_secs(10), || envoy_a.connected_to().is_some());
+    let _ = on;
+    let victim = envoy_a.connected_to().unwrap();
+    let client = ClientLoop::start(http_a);
+    std::thread::sleep(Duration::from_millis(200));
+    let survivor_port = if victim == r1.xds {
+        r1.kill();
+        r2.xds
+    } else {
+        r2.kill();
+        r1.xds
+    };
+    client.finish("replica killed", 300);
+    wait("Envoy A on the other replica", Duration::from_secs(30), || envoy_a.connected_to() == Some(survivor_port));
+    ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml("/after-failover")));
+    wait("a later apply through the other replica", Duration::from_secs(15), || serves(http_a, "/after-failover"));
+
+    // 3. PostgreSQL stops during a request loop: nothing fails, apply fails
+    //    clearly; when it is back, apply works and propagates.
+    let client = ClientLoop::start(http_a);
+    pg.stop();
+    let refused = kuma_gateway(&["apply", "-f", dir.join("marker.yaml").to_str().unwrap()], &store);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{}/postgres", pg.port)), "{message}");
+    assert!(!message.contains("postgres://"), "the URL is not repeated: {message}");
+    std::thread::sleep(Duration::from_millis(500));
+    client.finish("PostgreSQL stopped", 300);
+    pg.restart();
+    ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml("/after-restart")));
+    wait("an apply after PostgreSQL came back", Duration::from_secs(20), || serves(http_a, "/after-restart"));
+    let survivor = if r1.child.try_wait().unwrap().is_none() { &r1 } else { &r2 };
+    let log = survivor.log();
+    assert!(log.contains("lost the store's notification connection"), "{log}");
+    assert!(log.contains("store reachable again"), "{log}");
+    drop(envoy_b);
+}
+
+#[test]
+fn export_then_apply_into_an_empty_store_renders_the_same() {
+    let first = Postgres::start();
+    let second = Postgres::start();
+    let examples = support::root().join("examples/edge-gateway");
+    ok(kuma_gateway(&["apply", "-f", examples.to_str().unwrap()], &first.url()));
+    // Apply is idempotent: everything unchanged the second time.
+    let again = ok(kuma_gateway(&["apply", "-f", examples.to_str().unwrap()], &first.url()));
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+    let exported = ok(kuma_gateway(&["export"], &first.url()));
+    let dir = temp_dir("export");
+    std::fs::write(dir.join("export.yaml"), &exported).unwrap();
+    ok(kuma_gateway(&["apply", "-f", dir.join("export.yaml").to_str().unwrap()], &second.url()));
+    assert_eq!(ok(kuma_gateway(&["export"], &second.url())), exported, "export is a fixed point");
+    let render = |url: &str| ok(kuma_gateway(&["render", "--dataplane", "gateway-instance-1"], url));
+    let from_files = ok(kuma_gateway(&["render", examples.to_str().unwrap(), "--dataplane", "gateway-instance-1"], ""));
+    assert_eq!(render(&first.url()), render(&second.url()));
+    assert_eq!(render(&first.url()), from_files, "the store renders what the files render");
+    assert!(ok(kuma_gateway(&["validate"], &second.url())).contains(": valid"));
+
+    // get, and delete refused while something still needs the resource.
+    let table = ok(kuma_gateway(&["get", "meshgateways"], &second.url()));
+    assert!(table.starts_with("TYPE") && table.contains("MeshGateway"), "{table}");
+    let yaml = ok(kuma_gateway(&["get", "MeshGateway", "edge-gateway", "-o", "yaml"], &second.url()));
+    assert!(yaml.contains("type: MeshGateway"), "{yaml}");
+
+    // An HTTPS listener needs its certificate Secret: deleting it is refused.
+    let certs = support::root().join("testdata/certs");
+    let cert = std::fs::read_to_string(certs.join("ec.crt")).unwrap();
+    let key = std::fs::read_to_string(certs.join("ec.key")).unwrap();
+    let bundle = support::base64(format!("{cert}{key}").as_bytes());
+    let https = format!(
+        "type: Secret\nname: tls-cert\nmesh: default\ndata: {bundle}\n---\n\
+type: MeshGateway\nname: edge-gateway\nmesh: default\nselectors: [{{match: {{kuma.io/service: edge-gateway}}}}]\nconf: {{listeners: [{{port: 8443, protocol: HTTPS, hostname: secure.example.com, tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}}}]}}\n"
+    );
+    let out = ok(apply_text(&dir, &second.url(), "https.yaml", &https));
+    assert!(out.contains("Secret default/tls-cert created") && out.contains("MeshGateway default/edge-gateway configured"), "{out}");
+    let refused = kuma_gateway(&["delete", "secret", "tls-cert"], &second.url());
+    assert_eq!(refused.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&refused.stderr);
+    assert!(report.contains("tls-cert") && report.contains("nothing was changed"), "{report}");
+    assert!(!report.contains(&bundle), "no key material in messages");
+    assert!(ok(kuma_gateway(&["get", "secrets"], &second.url())).contains("tls-cert"));
+    // Without the listener that needs it, it can go.
+    ok(kuma_gateway(&["apply", "-f", examples.join("gateway.yaml").to_str().unwrap()], &second.url()));
+    assert!(ok(kuma_gateway(&["delete", "secret", "tls-cert"], &second.url())).contains("deleted"));
+}
