@@ -209,7 +209,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve { resources, xds_address, admin_address, security } => {
             logging::init(log_format);
-            runtime()?.block_on(serve::serve(resources, xds_address, admin_address, security, None, shutdown_signal()))?;
+            runtime()?.block_on(serve::serve(
+                resources,
+                xds_address,
+                admin_address,
+                security,
+                None,
+                shutdown_signal(),
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bootstrap { dataplane, mesh, xds_address, admin_port, token_file, xds_ca, format } => {

@@ -70,13 +70,7 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
                 let resources = set.len();
                 let generation = source.publish(set);
                 metrics.valid(resources);
-                info!(
-                    generation,
-                    resources,
-                    revision,
-                    took_ms = started.elapsed().as_secs_f64() * 1e3,
-                    "reloaded"
-                );
+                info!(generation, resources, revision, took_ms = started.elapsed().as_secs_f64() * 1e3, "reloaded");
             }
             Err(e) => {
                 metrics.invalid();

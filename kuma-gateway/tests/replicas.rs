@@ -3,167 +3,17 @@
 //! Envoy, an Envoy fails over when its replica dies, PostgreSQL stopping
 //! fails no request, and `export` then `apply` gives the same config.
 
-mod support;
 #[path = "../../kuma-store/tests/support/postgres.rs"]
 mod postgres;
+mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::Postgres;
-use support::{backend, capture_stderr, envoy_bin, free_port, http_get, temp_dir};
-
-fn kuma_gateway(args: &[&str], store: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
-        .args(args)
-        .env("KUMA_GATEWAY_STORE", store)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn apply_text(dir: &Path, store: &str, name: &str, text: &str) -> Output {
-    let file = dir.join(name);
-    std::fs::write(&file, text).unwrap();
-    kuma_gateway(&["apply", "-f", file.to_str().unwrap()], store)
-}
-
-fn gateway_yaml(http: u16, one: u16, two: u16) -> String {
-    format!(
-        "type: Dataplane\nname: gw\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}\n---\n\
-type: MeshGateway\nname: gw\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{listeners: [{{port: {http}, protocol: HTTP}}]}}\n---\n\
-type: Dataplane\nname: backends\nmesh: default\nnetworking:\n  address: 127.0.0.1\n  inbound:\n  - {{port: {one}, tags: {{kuma.io/service: one, kuma.io/protocol: http}}}}\n  - {{port: {two}, tags: {{kuma.io/service: two, kuma.io/protocol: http}}}}\n---\n\
-type: MeshGatewayRoute\nname: root\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: /}}}}], backends: [{{destination: {{kuma.io/service: one}}}}]}}]}}}}\n"
-    )
-}
-
-/// A route sending exactly `marker` to backend two.
-fn marker_yaml(marker: &str) -> String {
-    format!(
-        "type: MeshGatewayRoute\nname: marker\nmesh: default\nselectors: [{{match: {{kuma.io/service: gw}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: EXACT, value: {marker}}}}}], backends: [{{destination: {{kuma.io/service: two}}}}]}}]}}}}\n"
-    )
-}
-
-/// A `serve --store` replica.
-struct Replica {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    xds: u16,
-}
-
-impl Replica {
-    fn start(store: &str) -> Replica {
-        let xds = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
-            .args(["serve", "--store", store, "--xds-address", &format!("127.0.0.1:{xds}")])
-            .args(["--admin-address", "127.0.0.1:0", "--allow-unauthenticated"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = capture_stderr(&mut child);
-        let replica = Replica { child, log, xds };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", xds)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "replica not serving; log:\n{}", replica.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        replica
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// An Envoy bootstrapped with `replicas`' addresses.
-struct Envoy {
-    child: Child,
-    admin: u16,
-}
-
-impl Envoy {
-    fn start(dir: &Path, name: &str, replicas: &[u16], base_id: u32) -> Envoy {
-        let admin = free_port();
-        let mut args = vec!["bootstrap".to_string(), "--dataplane".into(), "gw".into()];
-        for port in replicas {
-            args.extend(["--xds-address".to_string(), format!("127.0.0.1:{port}")]);
-        }
-        args.extend(["--admin-port".to_string(), admin.to_string()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let bootstrap = ok(kuma_gateway(&args, ""));
-        let file = dir.join(format!("{name}.yaml"));
-        std::fs::write(&file, bootstrap).unwrap();
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&file)
-            .args(["--base-id", &base_id.to_string(), "-l", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Envoy { child, admin }
-    }
-
-    /// The replica (xDS port) its ADS stream is on now.
-    fn connected_to(&self) -> Option<u16> {
-        let clusters = http_get(self.admin, "localhost", "/clusters")?.body;
-        clusters.lines().find_map(|l| {
-            let rest = l.strip_prefix("ads_cluster::127.0.0.1:")?;
-            let (port, stat) = rest.split_once("::")?;
-            (stat == "cx_active::1").then(|| port.parse().ok()).flatten()
-        })
-    }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
-
-fn serves(http: u16, marker: &str) -> bool {
-    http_get(http, "x", marker).is_some_and(|r| r.status == 200 && r.body.starts_with("two"))
-}
+use support::replicas::{Envoy, Replica, apply_text, gateway_yaml, kuma_gateway, marker_yaml, ok, serves, wait};
+use support::{backend, free_port, http_get, temp_dir};
 
 /// Requests to `/` in a loop; every one must be answered 200 by backend one.
 struct ClientLoop {
@@ -233,25 +83,8 @@ type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/ser
     let mut r1 = Replica::start(&store);
     let mut r2 = Replica::start(&store);
     // Envoy A knows both replicas; Envoy B (data plane gw-b) only the second.
-    let envoy_a = Envoy::start(&dir, "a", &[r1.xds, r2.xds], 61);
-    let envoy_b = {
-        let admin = free_port();
-        let bootstrap = ok(kuma_gateway(
-            &["bootstrap", "--dataplane", "gw-b", "--xds-address", &format!("127.0.0.1:{}", r2.xds), "--admin-port", &admin.to_string()],
-            "",
-        ));
-        let file = dir.join("b.yaml");
-        std::fs::write(&file, bootstrap).unwrap();
-        let child = Command::new(envoy_bin())
-            .arg("-c")
-            .arg(&file)
-            .args(["--base-id", "62", "-l", "warning"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Envoy { child, admin }
-    };
+    let envoy_a = Envoy::start(&dir, "gw", &[r1.xds, r2.xds], 61);
+    let envoy_b = Envoy::start(&dir, "gw-b", &[r2.xds], 62);
     wait("Envoy A serving", Duration::from_secs(30), || http_get(http_a, "x", "/").is_some_and(|r| r.status == 200));
     wait("Envoy B serving", Duration::from_secs(30), || http_get(http_b, "x", "/").is_some_and(|r| r.status == 200));
 
@@ -344,7 +177,10 @@ fn export_then_apply_into_an_empty_store_renders_the_same() {
 type: MeshGateway\nname: edge-gateway\nmesh: default\nselectors: [{{match: {{kuma.io/service: edge-gateway}}}}]\nconf: {{listeners: [{{port: 8443, protocol: HTTPS, hostname: secure.example.com, tls: {{mode: TERMINATE, certificates: [{{secret: tls-cert}}]}}}}]}}\n"
     );
     let out = ok(apply_text(&dir, &second.url(), "https.yaml", &https));
-    assert!(out.contains("Secret default/tls-cert created") && out.contains("MeshGateway default/edge-gateway configured"), "{out}");
+    assert!(
+        out.contains("Secret default/tls-cert created") && out.contains("MeshGateway default/edge-gateway configured"),
+        "{out}"
+    );
     let refused = kuma_gateway(&["delete", "secret", "tls-cert"], &second.url());
     assert_eq!(refused.status.code(), Some(1));
     let report = String::from_utf8_lossy(&refused.stderr);

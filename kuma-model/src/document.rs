@@ -68,4 +68,3 @@ impl Resource {
 fn labels(resource: &Resource) -> Value {
     Value::Object(resource.meta.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
-

@@ -38,12 +38,7 @@ struct Cache {
 impl FileStore {
     /// A store of `paths` (files or folders).
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        FileStore {
-            paths,
-            state: Arc::default(),
-            changes: watch::channel(0).0,
-            watch: Mutex::new(None),
-        }
+        FileStore { paths, state: Arc::default(), changes: watch::channel(0).0, watch: Mutex::new(None) }
     }
 
     /// The paths given.

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
@@ -52,9 +51,7 @@ pub(crate) fn watch_files(paths: &[PathBuf], changes: watch::Sender<u64>) -> Res
     let watcher = Arc::new(Mutex::new(watcher));
     for root in &roots {
         let parent = root.parent().unwrap_or(root);
-        lock(&watcher)
-            .watch(parent, RecursiveMode::NonRecursive)
-            .map_err(|e| io(parent, std::io::Error::other(e)))?;
+        lock(&watcher).watch(parent, RecursiveMode::NonRecursive).map_err(|e| io(parent, std::io::Error::other(e)))?;
         watch_folder(&watcher, root);
     }
     let task_watcher = watcher.clone();

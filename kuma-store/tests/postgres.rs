@@ -91,8 +91,11 @@ async fn create_update_delete_with_versions_and_conflicts() {
     };
     assert!(matches!(store.commit(stale).await, Err(StoreError::Conflict { .. })));
     // And so is a row whose version moved, even at the current revision.
-    let stale_row =
-        ChangeSet { base: now.revision, puts: vec![Put { resource: resource.clone(), version: Some(1) }], deletes: vec![] };
+    let stale_row = ChangeSet {
+        base: now.revision,
+        puts: vec![Put { resource: resource.clone(), version: Some(1) }],
+        deletes: vec![],
+    };
     assert!(matches!(store.commit(stale_row).await, Err(StoreError::Conflict { .. })));
     // Creating what exists is a conflict too.
     let twice = ChangeSet { base: now.revision, puts: vec![Put { resource, version: None }], deletes: vec![] };

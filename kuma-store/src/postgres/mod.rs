@@ -216,8 +216,7 @@ impl PgStore {
                     creation_time: r.get(8),
                 };
                 let parsed = parse_file(&row.location(), &row.document(), UnknownFields::Reject);
-                let cached =
-                    Cached { xmin: r.get(4), version: r.get(3), key: row.key(), parsed: Arc::new(parsed) };
+                let cached = Cached { xmin: r.get(4), version: r.get(3), key: row.key(), parsed: Arc::new(parsed) };
                 fetched.insert((row.kind, row.mesh, row.name), cached);
             }
         }
