@@ -15,7 +15,8 @@ impl Resource {
     /// ```
     /// use kuma_model::{parse_file, UnknownFields};
     /// let text = "type: MeshGateway\nname: edge\nmesh: default\nselectors:\n- match:\n    kuma.io/service: edge\nconf:\n  listeners:\n  - port: 8080\n    protocol: HTTP\n";
-    /// let resource = &parse_file("gw.yaml", text, UnknownFields::Reject).resources()[0];
+    /// let parsed = parse_file("gw.yaml", text, UnknownFields::Reject);
+    /// let resource = &parsed.resources()[0];
     /// let document = resource.to_document();
     /// assert_eq!(document["type"], "MeshGateway");
     /// let again = parse_file("again.json", &document.to_string(), UnknownFields::Reject);

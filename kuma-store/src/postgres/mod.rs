@@ -152,7 +152,11 @@ impl PgStore {
     }
 
     fn error(&self, e: &tokio_postgres::Error) -> StoreError {
-        if e.is_closed() || e.as_db_error().is_none() {
+        // SQLSTATE classes 08 (connection exception) and 57 (operator
+        // intervention: a shutdown, a terminated backend) mean the server
+        // went away, not that it refused the statement.
+        let gone = e.as_db_error().is_some_and(|db| matches!(&db.code().code()[..2], "08" | "57"));
+        if gone || e.is_closed() || e.as_db_error().is_none() {
             unavailable(&self.described, e)
         } else {
             database(&self.described, e)
