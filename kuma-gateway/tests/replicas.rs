@@ -108,15 +108,24 @@ type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/ser
     let victim = envoy_a.connected_to().unwrap();
     let client = ClientLoop::start(http_a);
     std::thread::sleep(Duration::from_millis(200));
-    let survivor_port = if victim == r1.xds {
+    let (survivor_port, sent_before) = if victim == r1.xds {
+        let sent = r2.responses_sent();
         r1.kill();
-        r2.xds
+        (r2.xds, sent)
     } else {
+        let sent = r1.responses_sent();
         r2.kill();
-        r1.xds
+        (r1.xds, sent)
     };
     client.finish("replica killed", 300);
     wait("Envoy A on the other replica", Duration::from_secs(30), || envoy_a.connected_to() == Some(survivor_port));
+    // Envoy named the versions it runs, which are the current ones (content
+    // hashes): the new replica sent it nothing.
+    let survivor = if survivor_port == r1.xds { &r1 } else { &r2 };
+    wait("Envoy A's requests seen", Duration::from_secs(10), || {
+        survivor.log().contains("Envoy already has the current version")
+    });
+    assert_eq!(survivor.responses_sent(), sent_before, "nothing resent after the failover");
     ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml("/after-failover")));
     wait("a later apply through the other replica", Duration::from_secs(15), || serves(http_a, "/after-failover"));
 

@@ -31,6 +31,13 @@ use crate::history::NodeHistory;
 pub enum RequestKind {
     /// A first request, or a new subscription for the type.
     Subscribe,
+    /// A first request naming the version Envoy already runs, which is the
+    /// current one (an Envoy that reconnected, to this control plane or
+    /// another replica): nothing is sent until something changes.
+    Resume {
+        /// The version Envoy runs.
+        version: String,
+    },
     /// Envoy accepted the version.
     Ack {
         /// The accepted version.
@@ -167,6 +174,16 @@ impl AdsStream {
         if request.response_nonce.is_empty() {
             state.names = names;
             let resources = self.content(t, snapshot);
+            let version = version_of(&resources);
+            if !request.version_info.is_empty() && request.version_info == version {
+                // Versions are content hashes: Envoy has exactly this.
+                self.history.accept(t, &version, &resources);
+                let state = self.types.entry(t).or_default();
+                state.sent = Some((version.clone(), String::new()));
+                state.sent_resources = resources;
+                state.acked = Some(version.clone());
+                return outcome(RequestKind::Resume { version }, Vec::new());
+            }
             let response = self.respond(t, resources);
             return outcome(RequestKind::Subscribe, vec![response]);
         }
@@ -293,6 +310,33 @@ mod tests {
         assert_eq!(ads.acked(ResourceType::Cluster), Some(r.version_info.as_str()));
         // The same content again sends nothing.
         assert!(ads.handle_snapshot(&snap, &snapshot(&["a", "b"], &[])).is_empty());
+    }
+
+    #[test]
+    fn a_reconnecting_envoy_that_has_the_current_version_gets_nothing_until_a_change() {
+        let snap = snapshot(&["a", "b"], &[]);
+        let version = AdsStream::new().handle_request(&request(ResourceType::Cluster, &[], "", ""), &snap).responses
+            [0]
+        .version_info
+        .clone();
+        // A new stream (another replica), Envoy naming what it runs.
+        let mut ads = AdsStream::new();
+        let out = ads.handle_request(&request(ResourceType::Cluster, &[], &version, ""), &snap);
+        assert_eq!(out.kind, RequestKind::Resume { version: version.clone() });
+        assert!(out.responses.is_empty(), "nothing Envoy already has");
+        assert_eq!(ads.acked(ResourceType::Cluster), Some(version.as_str()));
+        // An older version is answered at once.
+        let mut other = AdsStream::new();
+        let out = other.handle_request(&request(ResourceType::Cluster, &[], "old", ""), &snap);
+        assert_eq!(out.kind, RequestKind::Subscribe);
+        assert_eq!(out.responses.len(), 1);
+        // A change reaches the resumed stream, and its ACK is matched.
+        let changed = snapshot(&["a", "c"], &[]);
+        let sent = ads.handle_snapshot(&snap, &changed);
+        let last = sent.last().expect("the change is sent");
+        assert_eq!(names(last), ["a", "c"]);
+        let ack = ads.handle_request(&request(ResourceType::Cluster, &[], &last.version_info, &last.nonce), &changed);
+        assert_eq!(ack.kind, RequestKind::Ack { version: last.version_info.clone() });
     }
 
     #[test]

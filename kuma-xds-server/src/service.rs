@@ -289,6 +289,9 @@ async fn run_stream<S: SnapshotSource>(
                         metrics.ack(&request.type_url);
                         info!(dataplane = %id.name, r#type = type_url, %version, "ACK")
                     }
+                    RequestKind::Resume { version } => {
+                        info!(dataplane = %id.name, r#type = type_url, %version, "Envoy already has the current version: nothing sent")
+                    }
                     _ => {}
                 }
                 for response in outcome.responses {

@@ -85,6 +85,24 @@ impl Replica {
         self.log.lock().unwrap().clone()
     }
 
+    /// Discovery responses it has sent, all types together (its
+    /// `/metrics`, on the admin port its log names).
+    pub(crate) fn responses_sent(&self) -> f64 {
+        let log = self.log();
+        let admin: u16 = log
+            .lines()
+            .find_map(|l| {
+                l.split("admin endpoint listening").nth(1)?.split("address=127.0.0.1:").nth(1)?.trim().parse().ok()
+            })
+            .expect("the admin endpoint's address in the log");
+        let metrics = http_get(admin, "localhost", "/metrics").expect("/metrics answers").body;
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("xds_responses_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
