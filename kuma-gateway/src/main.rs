@@ -302,6 +302,13 @@ struct RunArgs {
     /// Envoy's admin port on 127.0.0.1.
     #[arg(long, default_value_t = 9901)]
     admin_port: u16,
+    /// Another control-plane replica on the same --store (`host:port` of
+    /// its xDS server), repeatable: Envoy may connect to any of them and
+    /// fails over between them. Its token is then signed with the mesh's
+    /// signing key from the store, which every replica accepts. With TLS,
+    /// --xds-ca must verify every replica's certificate.
+    #[arg(long, value_name = "HOST:PORT")]
+    replica_address: Vec<String>,
     /// Address of the control plane's admin endpoint (/metrics, /ready,
     /// /healthy); port 0 picks a free port.
     #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
@@ -408,14 +415,44 @@ fn render_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A token for `claims` signed with the newest signing key of `mesh` in the
+/// store (`token signing-key` makes one).
+async fn store_signed_token(
+    resources: &store::Resources,
+    mesh: &str,
+    claims: &kuma_xds_server::tokens::DataplaneClaims,
+) -> Result<String> {
+    use kuma_store::ResourceStore;
+    if resources.store_url()?.is_none() {
+        anyhow::bail!("--replica-address needs the replicas' shared store: --store URL (or KUMA_GATEWAY_STORE)");
+    }
+    let store = resources.open().await?;
+    let content = store.read().await?;
+    let (set, _) = content.assemble().map_err(|e| anyhow::anyhow!("invalid resources:\n{e}"))?;
+    let (keys, _) = kuma_xds_server::tokens::signing_keys(&set, mesh);
+    let key = keys.first().with_context(|| {
+        format!(
+            "--replica-address: the other replicas accept only tokens signed with a key in the store, and mesh {mesh:?} has none; add one with: kuma-gateway token signing-key --mesh {mesh} | kuma-gateway apply -f -"
+        )
+    })?;
+    Ok(key.issue(claims)?)
+}
+
 /// `admin`: Envoy's admin port and the control plane's admin address.
 async fn run_cmd(args: RunArgs) -> Result<()> {
-    let RunArgs { target, envoy_bin, xds_address: xds, admin_port, admin_address, base_id, security, xds_ca } = args;
+    let RunArgs {
+        target,
+        envoy_bin,
+        xds_address: xds,
+        admin_port,
+        replica_address,
+        admin_address,
+        base_id,
+        security,
+        xds_ca,
+    } = args;
     let bin = envoy::find(envoy_bin.as_deref())?;
     let Target { resources, dataplane, mesh } = target;
-    // Its own Envoy's token, signed with a key that lives only in this
-    // process (its id is not a number, so no Secret's key can take it).
-    let key = kuma_xds_server::tokens::SigningKey::generate("kuma-gateway-run")?;
     let claims = kuma_xds_server::tokens::DataplaneClaims::new(
         &dataplane,
         &mesh,
@@ -423,16 +460,28 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
         std::time::SystemTime::now(),
         std::time::Duration::from_secs(10 * 365 * 24 * 3600),
     );
-    let token = key.issue(&claims)?;
+    let (token, key) = if replica_address.is_empty() {
+        // Its own Envoy's token, signed with a key that lives only in this
+        // process (its id is not a number, so no Secret's key can take it).
+        let key = kuma_xds_server::tokens::SigningKey::generate("kuma-gateway-run")?;
+        (key.issue(&claims)?, Some((mesh.clone(), key)))
+    } else {
+        // Other replicas know only the store's keys.
+        (store_signed_token(&resources, &mesh, &claims).await?, None)
+    };
     let ca = match xds_ca.as_ref().or(security.tls_cert.as_ref()) {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?),
         None => None,
     };
     let host = xds.ip().to_string();
+    let mut addresses = vec![(host.as_str(), xds.port())];
+    for replica in &replica_address {
+        addresses.push(split_host_port(replica)?);
+    }
     let bootstrap = render::ads_bootstrap(&render::AdsBootstrap {
         dataplane: &dataplane,
         mesh: &mesh,
-        xds_addresses: &[(&host, xds.port())],
+        xds_addresses: &addresses,
         admin_port: Some(admin_port),
         token: Some(&token),
         xds_ca_pem: ca.as_deref(),
@@ -453,10 +502,9 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
     tracing::info!(path = %config.display(), "Envoy bootstrap written");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut stop_server = stop_rx.clone();
-    let server =
-        tokio::spawn(serve::serve(resources, xds, admin_address, security, Some((mesh.clone(), key)), async move {
-            let _ = stop_server.wait_for(|s| *s).await;
-        }));
+    let server = tokio::spawn(serve::serve(resources, xds, admin_address, security, key, async move {
+        let _ = stop_server.wait_for(|s| *s).await;
+    }));
     // Give the server a moment to report bad input before Envoy starts.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     if server.is_finished() {

@@ -200,3 +200,89 @@ type: MeshGateway\nname: edge-gateway\nmesh: default\nselectors: [{{match: {{kum
     ok(kuma_gateway(&["apply", "-f", examples.join("gateway.yaml").to_str().unwrap()], &second.url()));
     assert!(ok(kuma_gateway(&["delete", "secret", "tls-cert"], &second.url())).contains("deleted"));
 }
+
+#[test]
+fn run_with_replica_addresses_signs_its_token_with_the_store_key() {
+    let pg = Postgres::start();
+    let store = pg.url();
+    let dir = temp_dir("run-replicas");
+    let (one, two) = (backend("one"), backend("two"));
+    let http = free_port();
+    ok(apply_text(&dir, &store, "gateway.yaml", &gateway_yaml(http, one, two)));
+    // Without a signing key in the store, other replicas could not accept
+    // run's Envoy: refused before anything starts.
+    let r2 = Replica::start_with(&store, &[]);
+    let replica = format!("127.0.0.1:{}", r2.xds);
+    let xds = format!("127.0.0.1:{}", free_port());
+    let run_args = |admin: u16| {
+        vec![
+            "run".to_string(),
+            "--dataplane".into(),
+            "gw".into(),
+            "--replica-address".into(),
+            replica.clone(),
+            "--xds-address".into(),
+            xds.clone(),
+            "--admin-port".into(),
+            admin.to_string(),
+            "--admin-address".into(),
+            "127.0.0.1:0".into(),
+            "--base-id".into(),
+            "63".into(),
+            "--envoy-bin".into(),
+            support::envoy_bin().display().to_string(),
+        ]
+    };
+    let args = run_args(free_port());
+    let refused = kuma_gateway(&args.iter().map(String::as_str).collect::<Vec<_>>(), &store);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("token signing-key --mesh default"), "{refused:?}");
+
+    let key = ok(kuma_gateway(&["token", "signing-key", "--mesh", "default"], ""));
+    ok(apply_text(&dir, &store, "key.yaml", &key));
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+        .args(run_args(free_port()))
+        .env("KUMA_GATEWAY_STORE", &store)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = support::capture_stderr(&mut run);
+    wait("run's Envoy serving", Duration::from_secs(30), || http_get(http, "x", "/").is_some_and(|r| r.status == 200));
+    // Its bootstrap lists both replicas ...
+    let path = log
+        .lock()
+        .unwrap()
+        .lines()
+        .find_map(|l| Some(l.split("Envoy bootstrap written path=").nth(1)?.trim().to_string()))
+        .expect("the bootstrap's path in the log");
+    let mut bootstrap: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let endpoints = &mut bootstrap["staticResources"]["clusters"][0]["loadAssignment"]["endpoints"][0]["lbEndpoints"];
+    assert_eq!(endpoints.as_array().unwrap().len(), 2, "{endpoints}");
+    // ... and its token is accepted by the other replica, which checks
+    // tokens: an Envoy with the same bootstrap, pointed at that replica
+    // only, gets its config from it.
+    endpoints.as_array_mut().unwrap().remove(0);
+    bootstrap["admin"]["address"]["socketAddress"]["portValue"] = serde_json::json!(free_port());
+    let copy = dir.join("copy.json");
+    std::fs::write(&copy, bootstrap.to_string()).unwrap();
+    let mut envoy = std::process::Command::new(support::envoy_bin())
+        .arg("-c")
+        .arg(&copy)
+        .args(["--base-id", "64", "-l", "warning"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait("the other replica serving run's data plane", Duration::from_secs(30), || {
+        r2.log().lines().any(|l| l.contains("ACK") && l.contains("dataplane=gw"))
+    });
+    assert!(!r2.log().contains("unauthenticated"), "{}", r2.log());
+    let _ = envoy.kill();
+    let _ = envoy.wait();
+    // SIGTERM, so that `run` stops its Envoy too.
+    let _ = std::process::Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
+    let _ = run.wait();
+}

@@ -315,10 +315,9 @@ mod tests {
     #[test]
     fn a_reconnecting_envoy_that_has_the_current_version_gets_nothing_until_a_change() {
         let snap = snapshot(&["a", "b"], &[]);
-        let version = AdsStream::new().handle_request(&request(ResourceType::Cluster, &[], "", ""), &snap).responses
-            [0]
-        .version_info
-        .clone();
+        let version = AdsStream::new().handle_request(&request(ResourceType::Cluster, &[], "", ""), &snap).responses[0]
+            .version_info
+            .clone();
         // A new stream (another replica), Envoy naming what it runs.
         let mut ads = AdsStream::new();
         let out = ads.handle_request(&request(ResourceType::Cluster, &[], &version, ""), &snap);

@@ -61,10 +61,16 @@ pub(crate) struct Replica {
 
 impl Replica {
     pub(crate) fn start(store: &str) -> Replica {
+        Replica::start_with(store, &["--allow-unauthenticated"])
+    }
+
+    /// A replica with `extra` arguments (none: Envoys need tokens).
+    pub(crate) fn start_with(store: &str, extra: &[&str]) -> Replica {
         let xds = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
             .args(["serve", "--store", store, "--xds-address", &format!("127.0.0.1:{xds}")])
-            .args(["--admin-address", "127.0.0.1:0", "--allow-unauthenticated"])
+            .args(["--admin-address", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
