@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use kuma_model::{ResourceSet, Severity};
 use kuma_store::{ChangeSet, FileStore, PgStore, PgStoreOptions, ResourceStore, StoreContent, StoreError};
 use tokio::sync::watch;
@@ -42,7 +42,16 @@ impl Resources {
     /// it is down).
     pub(crate) async fn open(&self) -> Result<AnyStore> {
         Ok(match self.store_url()? {
-            Some(url) => AnyStore::Postgres(Box::new(PgStore::connect(&url, PgStoreOptions::default()).await?)),
+            Some(url) => {
+                let mut options = PgStoreOptions::default();
+                // libpq's variable: the CA certificates for sslmode=require.
+                if let Some(path) = std::env::var_os("PGSSLROOTCERT") {
+                    let pem = std::fs::read(&path)
+                        .with_context(|| format!("PGSSLROOTCERT {}", std::path::Path::new(&path).display()))?;
+                    options.ca_pem = Some(pem);
+                }
+                AnyStore::Postgres(Box::new(PgStore::connect(&url, options).await?))
+            }
             None => AnyStore::Files(FileStore::new(self.paths.clone())),
         })
     }

@@ -6,7 +6,8 @@
 //! - [`PgStore`]: a PostgreSQL database shared by several control-plane
 //!   replicas, as Kuma keeps its resources in Universal mode. Writes are
 //!   transactions with optimistic concurrency; every replica learns of them
-//!   through `LISTEN/NOTIFY` and a periodic full read.
+//!   through `LISTEN/NOTIFY` and a periodic full read. `sslmode=require`
+//!   speaks TLS and verifies the server.
 //!
 //! A store hands out [`StoreContent`]: what it holds, parsed with
 //! `kuma-model`'s rules and cached per file or row, so a re-read parses only

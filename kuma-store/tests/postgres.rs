@@ -240,3 +240,30 @@ async fn postgres_going_away_and_coming_back() {
     kuma_store::apply(&store, &yaml(&secret("s", "x")), no_check).await.unwrap();
     assert_eq!(store.read().await.unwrap().entries.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_speaks_tls_and_verifies_the_server() {
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/certs");
+    // A server certificate for IP:127.0.0.1, issued by a test CA.
+    let pg = Postgres::start_tls(&certs.join("postgres.crt"), &certs.join("postgres.key"));
+    let url = format!("{}?sslmode=require", pg.url());
+    let mut options = PgStoreOptions::default();
+    options.ca_pem = Some(std::fs::read(certs.join("postgres-ca.crt")).unwrap());
+    let store = PgStore::connect(&url, options.clone()).await.expect("TLS connection");
+    kuma_store::apply(&store, &mesh(), no_check).await.unwrap();
+    let mut connected = store.connected();
+    tokio::time::timeout(Duration::from_secs(10), connected.wait_for(|c| *c)).await.unwrap().unwrap();
+    let ssl = pg.psql("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE ssl AND application_name = 'kuma-gateway'");
+    assert_eq!(ssl.trim(), "2", "the command and the notification connections are both TLS");
+
+    // A server whose certificate the CA given did not sign is refused.
+    options.ca_pem = Some(std::fs::read(certs.join("rsa.crt")).unwrap());
+    let refused = PgStore::connect(&url, options).await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(_))), "{refused:?}");
+    // And sslmode=require never falls back to plain text.
+    let plain = Postgres::start();
+    let mut options = PgStoreOptions::default();
+    options.ca_pem = Some(std::fs::read(certs.join("postgres-ca.crt")).unwrap());
+    let refused = PgStore::connect(&format!("{}?sslmode=require", plain.url()), options).await;
+    assert!(refused.is_err(), "{refused:?}");
+}

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio::sync::watch;
+use tokio_postgres::Config;
 use tracing::{info, warn};
 
+use super::connect::Transport;
 use super::schema::CHANNEL;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -18,6 +19,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// aborted.
 pub(crate) async fn listen(
     config: Config,
+    transport: Transport,
     described: Arc<str>,
     changes: watch::Sender<u64>,
     connected: watch::Sender<bool>,
@@ -28,23 +30,8 @@ pub(crate) async fn listen(
     let mut was_up = true;
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
     loop {
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                // The connection is driven here; notifications come out of it.
-                let driver = tokio::spawn(async move {
-                    while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                        match message {
-                            Ok(AsyncMessage::Notification(_)) => {
-                                if tx.send(()).is_err() {
-                                    return;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(_) => return,
-                        }
-                    }
-                });
+        match transport.listening(&config).await {
+            Ok((client, mut rx, driver)) => {
                 if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
                     if !was_up {
                         info!(store = %described, "store reachable again: reading everything");

@@ -15,6 +15,7 @@
 //!   reconnection and every [`PgStoreOptions::resync`], so a notification
 //!   lost while disconnected costs at most one period.
 
+mod connect;
 mod listen;
 mod rows;
 mod schema;
@@ -25,9 +26,10 @@ use std::time::{Duration, SystemTime};
 
 use kuma_model::{ParsedFile, ResourceKey, UnknownFields, parse_file};
 use tokio::sync::watch;
-use tokio_postgres::{Client, Config, IsolationLevel, NoTls};
+use tokio_postgres::{Client, Config, IsolationLevel};
 use tracing::{debug, info};
 
+use self::connect::Transport;
 use self::rows::Row;
 use crate::{ChangeSet, Entry, ResourceStore, StoreContent, StoreError};
 
@@ -43,11 +45,19 @@ pub struct PgStoreOptions {
     /// Whether to create and upgrade the tables (one replica is enough,
     /// and any number may: they wait for each other).
     pub migrate: bool,
+    /// CA certificates (PEM) to verify the server with when the URL says
+    /// `sslmode=require`; the system's when `None`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for PgStoreOptions {
     fn default() -> Self {
-        PgStoreOptions { connect_timeout: Duration::from_secs(5), resync: Duration::from_secs(30), migrate: true }
+        PgStoreOptions {
+            connect_timeout: Duration::from_secs(5),
+            resync: Duration::from_secs(30),
+            migrate: true,
+            ca_pem: None,
+        }
     }
 }
 
@@ -55,6 +65,7 @@ impl Default for PgStoreOptions {
 #[derive(Debug)]
 pub struct PgStore {
     config: Config,
+    transport: Transport,
     described: Arc<str>,
     client: tokio::sync::Mutex<Option<Client>>,
     cache: Mutex<BTreeMap<(String, String, String), Cached>>,
@@ -93,9 +104,8 @@ impl PgStore {
             .keepalives_idle(Duration::from_secs(10))
             .application_name("kuma-gateway");
         let described: Arc<str> = describe(&config).into();
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| unavailable(&described, &e))?;
-        spawn_connection(connection, described.clone());
-        let mut client = client;
+        let transport = Transport::for_config(&config, options.ca_pem.as_deref())?;
+        let mut client = transport.client(&config, described.clone()).await.map_err(|e| unavailable(&described, &e))?;
         if options.migrate {
             let ran = schema::migrate(&mut client).await.map_err(|e| database(&described, &e))?;
             if ran > 0 {
@@ -106,6 +116,7 @@ impl PgStore {
         let (connected_tx, connected) = watch::channel(false);
         let listener = tokio::spawn(listen::listen(
             config.clone(),
+            transport.clone(),
             described.clone(),
             changes.clone(),
             connected_tx,
@@ -113,6 +124,7 @@ impl PgStore {
         ));
         Ok(PgStore {
             config,
+            transport,
             described,
             client: tokio::sync::Mutex::new(Some(client)),
             cache: Mutex::default(),
@@ -138,9 +150,11 @@ impl PgStore {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = None;
-            let (client, connection) =
-                self.config.connect(NoTls).await.map_err(|e| unavailable(&self.described, &e))?;
-            spawn_connection(connection, self.described.clone());
+            let client = self
+                .transport
+                .client(&self.config, self.described.clone())
+                .await
+                .map_err(|e| unavailable(&self.described, &e))?;
             *guard = Some(client);
         }
         Ok(guard)
@@ -343,19 +357,6 @@ fn system_time(t: kuma_model::Timestamp) -> SystemTime {
     } else {
         SystemTime::UNIX_EPOCH - Duration::from_nanos(nanos.unsigned_abs() as u64)
     }
-}
-
-/// Drives a connection until it closes.
-fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>, described: Arc<str>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(store = %described, "connection closed: {e}");
-        }
-    });
 }
 
 /// `PostgreSQL at host:port/db as user`: the server, never the password.

@@ -19,6 +19,8 @@ pub(crate) struct Postgres {
     bin: PathBuf,
     /// Its port on 127.0.0.1.
     pub(crate) port: u16,
+    /// More server options (`-c name=value ...`).
+    extra: String,
 }
 
 fn is_root() -> bool {
@@ -57,6 +59,16 @@ fn free_port() -> u16 {
 impl Postgres {
     /// Starts a new cluster.
     pub(crate) fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// Starts a new cluster that also speaks TLS with this certificate and
+    /// key (PEM files).
+    pub(crate) fn start_tls(cert: &Path, key: &Path) -> Postgres {
+        Postgres::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Postgres {
         let bin = find_bin();
         let dir = tempfile::Builder::new().prefix("kuma-pg-").tempdir().expect("a temporary folder");
         let root = is_root();
@@ -71,7 +83,24 @@ impl Postgres {
             .output()
             .expect("running initdb");
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let mut pg = Postgres { dir, bin, port: 0 };
+        let mut extra = String::new();
+        if let Some((cert, key)) = tls {
+            // The server reads them as its own user; the key must be private.
+            use std::os::unix::fs::PermissionsExt;
+            for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+                let to = dir.path().join(name);
+                std::fs::copy(from, &to).expect("copying the TLS files");
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if root {
+                    std::os::unix::fs::chown(&to, Some(NOBODY), Some(NOBODY)).unwrap();
+                }
+            }
+            extra = format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                dir.path().display()
+            );
+        }
+        let mut pg = Postgres { dir, bin, port: 0, extra };
         pg.start_on(free_port());
         pg
     }
@@ -80,8 +109,9 @@ impl Postgres {
         self.port = port;
         let root = is_root();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off",
-            self.dir.path().display()
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off{}",
+            self.dir.path().display(),
+            self.extra
         );
         let out = pg_command(&self.bin, "pg_ctl", root)
             .arg("-D")
