@@ -147,6 +147,31 @@ type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/ser
     let log = survivor.log();
     assert!(log.contains("lost the store's notification connection"), "{log}");
     assert!(log.contains("store reachable again"), "{log}");
+
+    // 4. A row broken by hand: the replicas keep their last good set and
+    //    name the resource; apply refuses to build on it until it is fixed.
+    pg.psql(
+        "UPDATE kuma_gateway_resources SET spec = '{\"conf\": {\"listeners\": [{\"port\": 0, \"protocol\": \"HTTP\"}]}, \"selectors\": [{\"match\": {\"kuma.io/service\": \"gw\"}}]}' WHERE type = 'MeshGateway' AND name = 'gw'",
+    );
+    wait("the broken row reported", Duration::from_secs(10), || {
+        survivor.log().contains("invalid change, still serving the last good config")
+            && survivor.log().contains("postgres:MeshGateway/default/gw")
+    });
+    assert!(serves(http_a, "/after-restart"), "the last good config is still served");
+    let refused = apply_text(&dir, &store, "marker.yaml", &marker_yaml("/on-a-broken-store"));
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("postgres:MeshGateway/default/gw"));
+    ok(apply_text(&dir, &store, "gateway.yaml", &text));
+    ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml("/fixed")));
+    wait("an apply after the fix", Duration::from_secs(10), || serves(http_a, "/fixed"));
+
+    // 5. A replica cannot start without its store.
+    pg.stop();
+    let xds = format!("127.0.0.1:{}", free_port());
+    let down = kuma_gateway(&["serve", "--xds-address", &xds, "--admin-address", "127.0.0.1:0"], &store);
+    assert_eq!(down.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&down.stderr);
+    assert!(message.contains("cannot reach PostgreSQL at 127.0.0.1"), "{message}");
     drop(envoy_b);
 }
 
