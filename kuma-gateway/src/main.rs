@@ -5,6 +5,7 @@ mod admin;
 mod envoy;
 mod logging;
 mod serve;
+mod status;
 mod store;
 mod store_commands;
 mod token;
@@ -137,6 +138,14 @@ enum Command {
         #[command(flatten)]
         resources: store::Resources,
     },
+    /// What each Envoy connected to a running control plane has: versions
+    /// sent and accepted, rejections with Envoy's error. Exit 1 when one is
+    /// behind or rejected its last update.
+    Status {
+        /// The control plane's admin endpoint (`serve --admin-address`).
+        #[arg(long, default_value = DEFAULT_ADMIN_ADDRESS)]
+        admin_address: String,
+    },
     /// Dataplane tokens: signing keys and tokens, as Kuma makes them.
     Token {
         #[command(subcommand)]
@@ -241,6 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Get(args) => store_commands::get(args),
         Command::Delete(args) => store_commands::delete(args),
         Command::Export { resources } => store_commands::export(&resources),
+        Command::Status { admin_address } => status::status(&admin_address),
         Command::Token { command } => {
             token::run(command)?;
             Ok(ExitCode::SUCCESS)

@@ -48,6 +48,7 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
         let content = match store.read().await {
             Ok(c) => c,
             Err(e) => {
+                metrics.store_error(e.to_string());
                 if !unreachable {
                     metrics.invalid();
                     error!("reload failed, still serving the last good config: {e}");
@@ -56,6 +57,7 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
                 continue;
             }
         };
+        metrics.store_read();
         unreachable = false;
         // A periodic resync of an unchanged store publishes nothing.
         if content.revision == revision && matches!(*store, AnyStore::Postgres(_)) {
@@ -70,13 +72,33 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
                 let resources = set.len();
                 let generation = source.publish(set);
                 metrics.valid(resources);
+                metrics.took(started.elapsed().as_secs_f64());
                 info!(generation, resources, revision, took_ms = started.elapsed().as_secs_f64() * 1e3, "reloaded");
             }
             Err(e) => {
                 metrics.invalid();
+                metrics.took(started.elapsed().as_secs_f64());
                 error!("invalid change, still serving the last good config:\n{e}")
             }
         }
+    }
+}
+
+/// Counts the PostgreSQL store's notification connection coming and going.
+async fn count_connections(mut connected: tokio::sync::watch::Receiver<bool>, metrics: ReloadMetrics) {
+    let mut was = *connected.borrow_and_update();
+    let mut ever = was;
+    metrics.store_connection(was, false);
+    while connected.changed().await.is_ok() {
+        let now = *connected.borrow_and_update();
+        metrics.store_connection(now, now && !was && ever);
+        if was && !now {
+            metrics.store_lost(Some("the connection to the store was lost; reconnecting".into()));
+        } else if now {
+            metrics.store_lost(None);
+        }
+        ever |= now;
+        was = now;
     }
 }
 
@@ -144,6 +166,9 @@ pub(crate) async fn serve(
     if let Some((mesh, key)) = extra_key {
         source.add_signing_key(&mesh, key);
     }
+    if let AnyStore::Postgres(pg) = &*store {
+        tokio::spawn(count_connections(pg.connected(), telemetry.reloads.clone()));
+    }
     let follower = tokio::spawn(follow(store, source.clone(), telemetry.reloads.clone(), revision));
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(l) => l,
@@ -156,7 +181,10 @@ pub(crate) async fn serve(
     };
     let mut limits = Limits::default();
     limits.max_streams = security.max_streams;
-    let mut server = XdsServer::new(source).with_metrics(telemetry.xds.clone()).with_limits(limits);
+    let mut server = XdsServer::new(source)
+        .with_metrics(telemetry.xds.clone())
+        .with_connections(telemetry.connections.clone())
+        .with_limits(limits);
     if let (Some(cert), Some(key)) = (&security.tls_cert, &security.tls_key) {
         let read = |p: &PathBuf, what: &str| std::fs::read(p).with_context(|| format!("--{what} {}", p.display()));
         server = server.with_tls(read(cert, "tls-cert")?, read(key, "tls-key")?);

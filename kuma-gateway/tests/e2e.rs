@@ -177,9 +177,28 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     assert_eq!(gateway.metric("kuma_gateway_xds_streams", &[]), Some(1.0));
     assert!(gateway.metric("kuma_gateway_xds_acks_total", &[("resource_type", "Listener")]) >= Some(1.0));
+    // /dataplanes and `status` show the Envoy connected and up to date.
+    gateway.wait_for("up to date", Duration::from_secs(10), || gateway.dataplanes()[0]["up_to_date"] == true);
+    let planes = gateway.dataplanes();
+    assert_eq!(planes.as_array().unwrap().len(), 1, "{planes}");
+    assert_eq!((planes[0]["mesh"].as_str(), planes[0]["dataplane"].as_str()), (Some("default"), Some("gw")));
+    assert_eq!(planes[0]["protocol"], "sotw");
+    assert!(planes[0]["address"].as_str().unwrap().starts_with("127.0.0.1:"), "{planes}");
+    assert_eq!(planes[0]["types"]["Listener"]["sent"], planes[0]["types"]["Listener"]["acked"]);
+    let (code, table) = gateway.status();
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("default/gw") && table.contains("up to date"), "{table}");
+    let changes_acked = gateway.histogram_count("kuma_gateway_xds_change_to_ack_seconds");
+    let reloads_timed = gateway.histogram_count("kuma_gateway_reload_duration_seconds");
     // An edit arrives.
     std::fs::write(dir.join("route.yaml"), route("two")).unwrap();
     gateway.wait_for("route to two", Duration::from_secs(10), || ok_from(http_get(http, "x", "/"), "two"));
+    gateway.wait_for("the change ACKed", Duration::from_secs(10), || {
+        gateway.histogram_count("kuma_gateway_xds_change_to_ack_seconds") > changes_acked
+    });
+    assert!(gateway.histogram_count("kuma_gateway_reload_duration_seconds") > reloads_timed);
+    assert!(gateway.histogram_count("kuma_gateway_xds_translation_seconds") >= 1.0);
+    gateway.wait_for("up to date after the change", Duration::from_secs(10), || gateway.status().0 == 0);
     // An invalid edit is reported; traffic keeps flowing on the old config.
     std::fs::write(dir.join("route.yaml"), route("two").replace("PREFIX", "").replace("value: /", "value: no-slash"))
         .unwrap();
@@ -223,6 +242,25 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
             .metric("kuma_gateway_xds_nacks_total", &[("mesh", "default"), ("dataplane", "gw"), ("resource_type", t)])
     };
     assert!(nacks("Listener") >= Some(1.0) && nacks("RouteConfiguration") >= Some(1.0), "{:?}", gateway.metrics());
+    // And in /dataplanes and `status`, with Envoy's error.
+    let planes = gateway.dataplanes();
+    let routes = &planes[0]["types"]["RouteConfiguration"];
+    assert_eq!(routes["rejected"], true, "{planes}");
+    assert!(routes["last_nack"]["error"].as_str().unwrap().contains("missing ]"), "Envoy's own words: {planes}");
+    assert_eq!(planes[0]["up_to_date"], false);
+    let (code, table) = gateway.status();
+    assert_eq!(code, 1, "{table}");
+    assert!(table.contains("NACK") && table.contains("RouteConfiguration rejected (NACK)"), "{table}");
+    // Fixed: the template goes, the routes are accepted again.
+    std::fs::remove_file(dir.join("template.yaml")).unwrap();
+    let gw = std::fs::read_to_string(dir.join("gateway.yaml")).unwrap();
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        gw.replace(&format!(", {{port: {port}, protocol: HTTP, hostname: b.example.com}}"), ""),
+    )
+    .unwrap();
+    gateway.wait_for("recovered", Duration::from_secs(10), || gateway.status().0 == 0);
+    assert!(gateway.status().1.contains("up to date"));
     // Envoy crashes and `run` starts a new one, which asks for everything
     // again: it gets the last config an Envoy accepted, never the rejected
     // one, and the routes keep serving.

@@ -138,11 +138,21 @@ type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/ser
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{}/postgres", pg.port)), "{message}");
     assert!(!message.contains("postgres://"), "the URL is not repeated: {message}");
-    std::thread::sleep(Duration::from_millis(500));
+    // Every replica stays ready on its last good set, and says why.
+    let alive = if r1.child.try_wait().unwrap().is_none() { &r1 } else { &r2 };
+    wait("/ready to name the store", Duration::from_secs(10), || {
+        let ready = alive.admin_get("/ready");
+        ready.status == 200 && ready.body.contains("serving the last good resources")
+    });
+    assert_eq!(alive.metric_sum("kuma_gateway_store_connected"), 0.0);
     client.finish("PostgreSQL stopped", 300);
+    let reconnects = alive.metric_sum("kuma_gateway_store_reconnects_total");
     pg.restart();
     ok(apply_text(&dir, &store, "marker.yaml", &marker_yaml("/after-restart")));
     wait("an apply after PostgreSQL came back", Duration::from_secs(20), || serves(http_a, "/after-restart"));
+    wait("the store metrics", Duration::from_secs(10), || alive.metric_sum("kuma_gateway_store_connected") == 1.0);
+    assert!(alive.metric_sum("kuma_gateway_store_reconnects_total") > reconnects);
+    assert_eq!(alive.admin_get("/ready").body, "ready\n");
     let survivor = if r1.child.try_wait().unwrap().is_none() { &r1 } else { &r2 };
     let log = survivor.log();
     assert!(log.contains("lost the store's notification connection"), "{log}");

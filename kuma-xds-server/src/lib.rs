@@ -32,6 +32,7 @@
 //! ```
 
 mod ads;
+mod connections;
 mod history;
 mod limits;
 mod logsink;
@@ -43,6 +44,7 @@ mod source;
 pub mod tokens;
 
 pub use ads::{AdsStream, Outcome, RequestKind};
+pub use connections::{Connections, DataplaneStatus, Nack, TypeStatus};
 pub use history::NodeHistory;
 pub use limits::Limits;
 pub use logsink::LogsServiceServer;

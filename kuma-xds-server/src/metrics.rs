@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::source::NodeId;
@@ -27,7 +28,7 @@ struct NodeTypeLabels {
 /// Counters of the ADS streams. Cloning shares them; register them once with
 /// [`XdsMetrics::register`] (unregistered, they still count but nobody
 /// reads them).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct XdsMetrics {
     streams: Gauge,
     responses: Family<TypeLabels, Counter>,
@@ -35,6 +36,26 @@ pub struct XdsMetrics {
     nacks: Family<NodeTypeLabels, Counter>,
     log_queue_bytes: Gauge,
     log_dropped: Counter,
+    change_to_ack: Histogram,
+    translation: Histogram,
+}
+
+impl Default for XdsMetrics {
+    fn default() -> Self {
+        // 1 ms to about 16 s, doubling: a change reaches Envoy in
+        // milliseconds, a large route configuration takes seconds.
+        let buckets = || Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15));
+        XdsMetrics {
+            streams: Gauge::default(),
+            responses: Family::default(),
+            acks: Family::default(),
+            nacks: Family::default(),
+            log_queue_bytes: Gauge::default(),
+            log_dropped: Counter::default(),
+            change_to_ack: buckets(),
+            translation: buckets(),
+        }
+    }
 }
 
 impl XdsMetrics {
@@ -61,7 +82,27 @@ impl XdsMetrics {
             "Access-log lines dropped: backends behind, unreachable or too slow",
             m.log_dropped.clone(),
         );
+        registry.register_with_unit(
+            "xds_change_to_ack",
+            "From the moment a stream sees a change to its Envoy's ACK of the responses it caused",
+            prometheus_client::registry::Unit::Seconds,
+            m.change_to_ack.clone(),
+        );
+        registry.register_with_unit(
+            "xds_translation",
+            "Translating a data plane's resources into its Envoy config, per stream and change",
+            prometheus_client::registry::Unit::Seconds,
+            m.translation.clone(),
+        );
         m
+    }
+
+    pub(crate) fn change_acked(&self, seconds: f64) {
+        self.change_to_ack.observe(seconds);
+    }
+
+    pub(crate) fn translated(&self, seconds: f64) {
+        self.translation.observe(seconds);
     }
 
     pub(crate) fn log_queue_bytes(&self, bytes: usize) {
@@ -97,7 +138,7 @@ impl XdsMetrics {
 }
 
 /// `type.googleapis.com/envoy.config.cluster.v3.Cluster` → `Cluster`.
-fn short(type_url: &str) -> String {
+pub(crate) fn short(type_url: &str) -> String {
     type_url.rsplit(['/', '.']).next().unwrap_or_default().to_string()
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
+use crate::connections::Connections;
 use crate::limits::Limits;
 use crate::logsink::LogsServiceServer;
 use crate::metrics::XdsMetrics;
@@ -49,6 +50,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct XdsServer<S> {
     source: Arc<S>,
     metrics: XdsMetrics,
+    connections: Connections,
     tls: Option<tonic::transport::Identity>,
     authenticate: bool,
     limits: Limits,
@@ -57,7 +59,14 @@ pub struct XdsServer<S> {
 impl<S: SnapshotSource> XdsServer<S> {
     /// A server for `source`.
     pub fn new(source: Arc<S>) -> Self {
-        XdsServer { source, metrics: XdsMetrics::default(), tls: None, authenticate: true, limits: Limits::default() }
+        XdsServer {
+            source,
+            metrics: XdsMetrics::default(),
+            connections: Connections::default(),
+            tls: None,
+            authenticate: true,
+            limits: Limits::default(),
+        }
     }
 
     /// Applies `limits` instead of [`Limits::default`].
@@ -89,6 +98,13 @@ impl<S: SnapshotSource> XdsServer<S> {
         self
     }
 
+    /// Records what each connected Envoy has in `connections` (keep a
+    /// clone to read it: `/dataplanes`).
+    pub fn with_connections(mut self, connections: Connections) -> Self {
+        self.connections = connections;
+        self
+    }
+
     /// Serves ADS and the access-log sink on `listener` until `shutdown`
     /// completes. Then every stream is ended (connected Envoys keep their
     /// config and try to reconnect) and the server returns within a few
@@ -110,6 +126,7 @@ impl<S: SnapshotSource> XdsServer<S> {
         let (closing_tx, closing) = watch::channel(false);
         let mut service = AdsService::new(self.source.clone(), closing.clone())
             .with_metrics(self.metrics.clone())
+            .with_connections(self.connections.clone())
             .with_limits(self.limits.clone());
         let mut logs = LogsServiceServer::new(self.source.clone()).with_metrics(self.metrics);
         if !self.authenticate {

@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{error, info, warn};
 
 use crate::ads::{AdsStream, RequestKind};
+use crate::connections::Connections;
 use crate::history::NodeHistory;
 use crate::limits::Limits;
 use crate::metrics::XdsMetrics;
@@ -40,6 +41,8 @@ pub struct AdsService<S> {
     limits: Limits,
     /// Streams open now.
     open_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// What each connected Envoy has.
+    connections: Connections,
 }
 
 impl<S> Clone for AdsService<S> {
@@ -52,6 +55,7 @@ impl<S> Clone for AdsService<S> {
             authenticate: self.authenticate,
             limits: self.limits.clone(),
             open_streams: self.open_streams.clone(),
+            connections: self.connections.clone(),
         }
     }
 }
@@ -68,6 +72,7 @@ impl<S: SnapshotSource> AdsService<S> {
             authenticate: true,
             limits: Limits::default(),
             open_streams: Arc::default(),
+            connections: Connections::default(),
         }
     }
 
@@ -87,6 +92,12 @@ impl<S: SnapshotSource> AdsService<S> {
     /// Counts streams, responses, ACKs and NACKs in `metrics`.
     pub fn with_metrics(mut self, metrics: XdsMetrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Records each stream's state in `connections` (shared).
+    pub fn with_connections(mut self, connections: Connections) -> Self {
+        self.connections = connections;
         self
     }
 
@@ -200,9 +211,12 @@ fn token_of<T>(request: &Request<T>) -> Result<Option<String>, Status> {
 async fn run_stream<S: SnapshotSource>(
     service: AdsService<S>,
     mut inbound: Streaming<DiscoveryRequest>,
-    token: Option<String>,
+    (token, address): (Option<String>, String),
     out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
 ) {
+    let entry = service.connections.open(address);
+    // Responses a change caused, by nonce, with the moment it was seen.
+    let mut pending: HashMap<String, Instant> = HashMap::new();
     let source = service.source.clone();
     let metrics = service.metrics.clone();
     /// Counts the stream as open while it runs.
@@ -275,6 +289,18 @@ async fn run_stream<S: SnapshotSource>(
                     break;
                 }
                 let outcome = ads.handle_request(&request, &snapshot);
+                entry.update(id, &ads, outcome.resource_type.map(|t| (t, &outcome.kind)));
+                match &outcome.kind {
+                    RequestKind::Ack { .. } => {
+                        if let Some(seen_at) = pending.remove(&request.response_nonce) {
+                            metrics.change_acked(seen_at.elapsed().as_secs_f64());
+                        }
+                    }
+                    RequestKind::Nack { .. } => {
+                        pending.remove(&request.response_nonce);
+                    }
+                    _ => {}
+                }
                 let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
                 match &outcome.kind {
                     RequestKind::Nack { version, detail } => {
@@ -326,8 +352,16 @@ async fn run_stream<S: SnapshotSource>(
                 let new = with_token(new, token.as_deref());
                 known = true;
                 let translate_ms = started.elapsed().as_secs_f64() * 1e3;
+                metrics.translated(translate_ms / 1e3);
                 let responses = ads.handle_snapshot(&snapshot, &new);
                 snapshot = new;
+                entry.update(id, &ads, None);
+                // Responses never ACKed (a stream that stopped answering)
+                // are not kept past a few changes.
+                if pending.len() > 64 {
+                    pending.clear();
+                }
+                pending.extend(responses.iter().map(|r| (r.nonce.clone(), started)));
                 if !responses.is_empty() {
                     let diff_ms = started.elapsed().as_secs_f64() * 1e3 - translate_ms;
                     info!(dataplane = %id.name, generation, updates = responses.len(), translate_ms, diff_ms, "pushing");
@@ -353,6 +387,7 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let token = token_of(&request)?;
+        let address = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let open = Slot::take(&self.open_streams, self.limits.max_streams).ok_or_else(|| {
             warn!(limit = self.limits.max_streams, "stream refused: too many streams open");
             Status::resource_exhausted(format!("this server holds at most {} streams", self.limits.max_streams))
@@ -362,7 +397,7 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         let inbound = request.into_inner();
         tokio::spawn(async move {
             let _open = open;
-            run_stream(service, inbound, token, tx).await;
+            run_stream(service, inbound, (token, address), tx).await;
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

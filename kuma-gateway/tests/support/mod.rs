@@ -157,6 +157,42 @@ impl Gateway {
             })
     }
 
+    /// How many observations the histogram `name` (its base name, e.g.
+    /// `kuma_gateway_xds_change_to_ack_seconds`) holds.
+    pub(crate) fn histogram_count(&self, name: &str) -> f64 {
+        self.metrics()
+            .samples
+            .into_iter()
+            .find_map(|s| match s.value {
+                prometheus_parse::Value::Histogram(buckets) if s.metric == name => {
+                    Some(buckets.iter().map(|b| b.count).fold(0.0, f64::max))
+                }
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v)
+                    if s.metric == format!("{name}_count") =>
+                {
+                    Some(v)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no histogram {name} in the metrics"))
+    }
+
+    /// `/dataplanes`, parsed.
+    pub(crate) fn dataplanes(&self) -> serde_json::Value {
+        let reply = http_get(self.control_admin, "localhost", "/dataplanes").expect("/dataplanes answers");
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        serde_json::from_str(&reply.body).expect("JSON")
+    }
+
+    /// `kuma-gateway status` against this control plane: exit code, output.
+    pub(crate) fn status(&self) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+            .args(["status", "--admin-address", &format!("127.0.0.1:{}", self.control_admin)])
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Everything `kuma-gateway run` logged so far (Envoy's lines start with `[envoy]`).
     pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()

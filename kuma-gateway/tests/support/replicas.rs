@@ -91,22 +91,38 @@ impl Replica {
         self.log.lock().unwrap().clone()
     }
 
-    /// Discovery responses it has sent, all types together (its
-    /// `/metrics`, on the admin port its log names).
-    pub(crate) fn responses_sent(&self) -> f64 {
-        let log = self.log();
-        let admin: u16 = log
+    /// GET `path` from its admin endpoint (the port its log names).
+    pub(crate) fn admin_get(&self, path: &str) -> super::Reply {
+        let admin: u16 = self
+            .log()
             .lines()
             .find_map(|l| {
-                l.split("admin endpoint listening").nth(1)?.split("address=127.0.0.1:").nth(1)?.trim().parse().ok()
+                l.split("admin endpoint listening")
+                    .nth(1)?
+                    .split("address=127.0.0.1:")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
             })
             .expect("the admin endpoint's address in the log");
-        let metrics = http_get(admin, "localhost", "/metrics").expect("/metrics answers").body;
-        metrics
+        http_get(admin, "localhost", path).expect("the admin endpoint answers")
+    }
+
+    /// The sum of the samples of metric `name` (all labels).
+    pub(crate) fn metric_sum(&self, name: &str) -> f64 {
+        self.admin_get("/metrics")
+            .body
             .lines()
-            .filter(|l| l.starts_with("xds_responses_total"))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Discovery responses it has sent, all types together.
+    pub(crate) fn responses_sent(&self) -> f64 {
+        self.metric_sum("kuma_gateway_xds_responses_total")
     }
 
     pub(crate) fn kill(&mut self) {
