@@ -28,11 +28,18 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// A resource kind in a mesh (`mesh` is empty for a Mesh).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindMeshLabels {
+    kind: String,
+    mesh: String,
+}
+
 /// Counters of the reloads and of the store.
 #[derive(Debug, Clone)]
 pub(crate) struct ReloadMetrics {
     reloads: Family<ResultLabels, Counter>,
-    resources: Gauge,
+    resources: Family<KindMeshLabels, Gauge>,
     duration: Histogram,
     store_errors: Counter,
     store_reconnects: Counter,
@@ -45,7 +52,7 @@ impl Default for ReloadMetrics {
     fn default() -> Self {
         ReloadMetrics {
             reloads: Family::default(),
-            resources: Gauge::default(),
+            resources: Family::default(),
             // 1 ms to about 16 s, doubling.
             duration: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 15)),
             store_errors: Counter::default(),
@@ -57,10 +64,19 @@ impl Default for ReloadMetrics {
 }
 
 impl ReloadMetrics {
-    /// A reload that gave a valid set of `resources` resources.
-    pub(crate) fn valid(&self, resources: usize) {
+    /// A reload that gave the valid `set`: counted, and its resources
+    /// counted by kind and mesh (kinds and meshes are few: each is written
+    /// in the resources).
+    pub(crate) fn valid(&self, set: &kuma_model::ResourceSet) {
         self.reloads.get_or_create(&ResultLabels { result: "valid" }).inc();
-        self.resources.set(i64::try_from(resources).unwrap_or(i64::MAX));
+        let mut counts: std::collections::BTreeMap<(String, String), i64> = Default::default();
+        for r in set.iter() {
+            *counts.entry((r.spec.kind().to_string(), r.meta.mesh.clone())).or_default() += 1;
+        }
+        self.resources.clear();
+        for ((kind, mesh), n) in counts {
+            self.resources.get_or_create(&KindMeshLabels { kind, mesh }).set(n);
+        }
     }
 
     /// A reload that was refused (the last good set is still served).
@@ -114,7 +130,11 @@ impl Telemetry {
         let xds = XdsMetrics::register(&mut registry);
         let reloads = ReloadMetrics::default();
         registry.register("reloads", "Reloads of the resource files, by result", reloads.reloads.clone());
-        registry.register("resources", "Resources in the set being served", reloads.resources.clone());
+        registry.register(
+            "resources",
+            "Resources in the set being served, by kind and mesh",
+            reloads.resources.clone(),
+        );
         registry.register_with_unit(
             "reload_duration",
             "Reloads: reading, parsing and validating the resources, and publishing them",

@@ -70,8 +70,8 @@ async fn follow(store: Arc<AnyStore>, source: Arc<ResourceSetSource>, metrics: R
                     warn!("{w}");
                 }
                 let resources = set.len();
+                metrics.valid(&set);
                 let generation = source.publish(set);
-                metrics.valid(resources);
                 metrics.took(started.elapsed().as_secs_f64());
                 info!(generation, resources, revision, took_ms = started.elapsed().as_secs_f64() * 1e3, "reloaded");
             }
@@ -161,7 +161,7 @@ pub(crate) async fn serve(
     }
     let (set, revision, described) = initial_load(&store).await?;
     info!(resources = set.len(), from = %described, "loaded");
-    telemetry.reloads.valid(set.len());
+    telemetry.reloads.valid(&set);
     let source = Arc::new(ResourceSetSource::new(set));
     if let Some((mesh, key)) = extra_key {
         source.add_signing_key(&mesh, key);

@@ -177,6 +177,15 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
     assert_eq!(gateway.metric("kuma_gateway_xds_streams", &[]), Some(1.0));
     assert!(gateway.metric("kuma_gateway_xds_acks_total", &[("resource_type", "Listener")]) >= Some(1.0));
+    let acks = |gateway: &Gateway| {
+        gateway.metric(
+            "kuma_gateway_xds_acks_total",
+            &[("mesh", "default"), ("dataplane", "gw"), ("resource_type", "Listener")],
+        )
+    };
+    assert!(acks(&gateway) >= Some(1.0), "{:?}", gateway.metrics());
+    assert_eq!(gateway.metric("kuma_gateway_resources", &[("kind", "MeshGateway"), ("mesh", "default")]), Some(1.0));
+    assert_eq!(gateway.metric("kuma_gateway_resources", &[("kind", "Dataplane"), ("mesh", "default")]), Some(2.0));
     // /dataplanes and `status` show the Envoy connected and up to date.
     gateway.wait_for("up to date", Duration::from_secs(10), || gateway.dataplanes()[0]["up_to_date"] == true);
     let planes = gateway.dataplanes();
@@ -266,12 +275,16 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     // one, and the routes keep serving.
     let connected = |log: &str| log.matches("Envoy connected").count();
     let before = connected(&gateway.log());
+    let acks_before = acks(&gateway);
     // (`run` takes an Envoy that dies within 2 s of its first start for one
     // that cannot start, and gives up.)
     std::thread::sleep(Duration::from_secs(3));
     gateway.kill_envoy();
     gateway.wait_for("the new Envoy", Duration::from_secs(20), || connected(&gateway.log()) > before);
     gateway.wait_for("traffic after the restart", Duration::from_secs(20), || ok_from(http_get(http, "x", "/"), "one"));
+    // The reconnect, in the metrics: one stream again, and the new Envoy's ACKs.
+    gateway.wait_for("the new Envoy's ACK counted", Duration::from_secs(10), || acks(&gateway) > acks_before);
+    assert_eq!(gateway.metric("kuma_gateway_xds_streams", &[]), Some(1.0));
     let after_restart = gateway.log().split("Envoy connected").last().unwrap_or_default().to_string();
     assert!(!after_restart.contains("NACK"), "the new Envoy was sent nothing it rejects:\n{after_restart}");
 }

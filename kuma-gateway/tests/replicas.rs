@@ -83,8 +83,8 @@ type: MeshGateway\nname: gw-b\nmesh: default\nselectors: [{{match: {{kuma.io/ser
     let mut r1 = Replica::start(&store);
     let mut r2 = Replica::start(&store);
     // Envoy A knows both replicas; Envoy B (data plane gw-b) only the second.
-    let envoy_a = Envoy::start(&dir, "gw", &[r1.xds, r2.xds], 61);
-    let envoy_b = Envoy::start(&dir, "gw-b", &[r2.xds], 62);
+    let envoy_a = Envoy::start(&dir, "gw", &[r1.xds, r2.xds], 91);
+    let envoy_b = Envoy::start(&dir, "gw-b", &[r2.xds], 92);
     wait("Envoy A serving", Duration::from_secs(30), || http_get(http_a, "x", "/").is_some_and(|r| r.status == 200));
     wait("Envoy B serving", Duration::from_secs(30), || http_get(http_b, "x", "/").is_some_and(|r| r.status == 200));
 
@@ -263,7 +263,7 @@ fn run_with_replica_addresses_signs_its_token_with_the_store_key() {
             "--admin-address".into(),
             "127.0.0.1:0".into(),
             "--base-id".into(),
-            "63".into(),
+            "93".into(),
             "--envoy-bin".into(),
             support::envoy_bin().display().to_string(),
         ]
@@ -306,7 +306,7 @@ fn run_with_replica_addresses_signs_its_token_with_the_store_key() {
     let mut envoy = std::process::Command::new(support::envoy_bin())
         .arg("-c")
         .arg(&copy)
-        .args(["--base-id", "64", "-l", "warning"])
+        .args(["--base-id", "94", "-l", "warning"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -320,4 +320,33 @@ fn run_with_replica_addresses_signs_its_token_with_the_store_key() {
     // SIGTERM, so that `run` stops its Envoy too.
     let _ = std::process::Command::new("kill").args(["-TERM", &run.id().to_string()]).status();
     let _ = run.wait();
+}
+
+#[test]
+fn not_ready_until_the_store_is_read() {
+    // A "database" that accepts connections and never answers: the first
+    // read waits (up to the 5 s connect timeout), and /ready says so.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let admin = free_port();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
+        .args(["serve", "--store", &format!("postgres://kuma@127.0.0.1:{port}/kuma")])
+        .args(["--xds-address", &format!("127.0.0.1:{}", free_port()), "--admin-address"])
+        .arg(format!("127.0.0.1:{admin}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = support::capture_stderr(&mut serve);
+    let mut ready = None;
+    wait("/ready to answer", Duration::from_secs(5), || {
+        ready = http_get(admin, "localhost", "/ready");
+        ready.is_some()
+    });
+    let ready = ready.unwrap();
+    assert_eq!((ready.status, ready.body.as_str()), (503, "not ready: the resources are not loaded yet\n"));
+    let status = serve.wait().unwrap();
+    assert_eq!(status.code(), Some(2));
+    assert!(log.lock().unwrap().contains("cannot reach PostgreSQL at 127.0.0.1"), "{}", log.lock().unwrap());
+    drop(silent);
 }

@@ -164,7 +164,7 @@ where
         }
         match store.commit(changes).await {
             Ok(revision) => return Ok(Applied { revision, results, attempts: attempt, warnings }),
-            Err(StoreError::Conflict { .. }) => tokio::time::sleep(jitter(attempt)).await,
+            Err(StoreError::Conflict { .. } | StoreError::Contended(_)) => tokio::time::sleep(jitter(attempt)).await,
             Err(e) => return Err(e.into()),
         }
     }

@@ -17,6 +17,10 @@ pub enum StoreError {
         /// The store's revision now.
         now: u64,
     },
+    /// The database gave up on the change because of other writers (a
+    /// deadlock, a lock not granted in time): nothing was written; retry.
+    #[error("{0}")]
+    Contended(String),
     /// A row or file the store holds cannot be used as it is.
     #[error("{0}")]
     Corrupt(String),

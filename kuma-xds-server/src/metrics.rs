@@ -32,7 +32,7 @@ struct NodeTypeLabels {
 pub struct XdsMetrics {
     streams: Gauge,
     responses: Family<TypeLabels, Counter>,
-    acks: Family<TypeLabels, Counter>,
+    acks: Family<NodeTypeLabels, Counter>,
     nacks: Family<NodeTypeLabels, Counter>,
     log_queue_bytes: Gauge,
     log_dropped: Counter,
@@ -66,7 +66,11 @@ impl XdsMetrics {
         let m = XdsMetrics::default();
         registry.register("xds_streams", "ADS streams open now", m.streams.clone());
         registry.register("xds_responses", "Discovery responses sent, by resource type", m.responses.clone());
-        registry.register("xds_acks", "Responses Envoy accepted (ACK), by resource type", m.acks.clone());
+        registry.register(
+            "xds_acks",
+            "Responses Envoy accepted (ACK), by data plane and resource type",
+            m.acks.clone(),
+        );
         registry.register(
             "xds_nacks",
             "Responses Envoy rejected (NACK), by data plane and resource type; the rejected version is never sent again",
@@ -125,8 +129,11 @@ impl XdsMetrics {
         self.responses.get_or_create(&TypeLabels { resource_type: short(type_url) }).inc();
     }
 
-    pub(crate) fn ack(&self, type_url: &str) {
-        self.acks.get_or_create(&TypeLabels { resource_type: short(type_url) }).inc();
+    /// An ACK from `node`'s Envoy; `None` for a node the source does not
+    /// know (counted under an empty mesh and data plane).
+    pub(crate) fn ack(&self, node: Option<&NodeId>, type_url: &str) {
+        let (mesh, dataplane) = node.map(|n| (n.mesh.clone(), n.name.clone())).unwrap_or_default();
+        self.acks.get_or_create(&NodeTypeLabels { mesh, dataplane, resource_type: short(type_url) }).inc();
     }
 
     /// A NACK from `node`'s Envoy; `None` for a node the source does not

@@ -312,7 +312,7 @@ async fn run_stream<S: SnapshotSource>(
                         )
                     }
                     RequestKind::Ack { version } => {
-                        metrics.ack(&request.type_url);
+                        metrics.ack(known.then_some(id), &request.type_url);
                         info!(dataplane = %id.name, r#type = type_url, %version, "ACK")
                     }
                     RequestKind::Resume { version } => {

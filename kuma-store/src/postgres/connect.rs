@@ -24,6 +24,43 @@ pub(crate) enum Transport {
     Tls(MakeRustlsConnect),
 }
 
+/// Why a connection was not made.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    Postgres(tokio_postgres::Error),
+    /// The server accepted the connection but did not finish the start-up
+    /// (a wrong service, a stuck server) within the connect timeout.
+    TimedOut(std::time::Duration),
+}
+
+impl From<tokio_postgres::Error> for ConnectError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        ConnectError::Postgres(e)
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Postgres(e) => f.write_str(&super::detail(e)),
+            ConnectError::TimedOut(limit) => write!(f, "no answer within {limit:?}"),
+        }
+    }
+}
+
+/// `connect` as a whole, hand-shake included, bounded by the connect
+/// timeout (tokio-postgres bounds only the TCP connect).
+async fn bounded<T>(
+    config: &Config,
+    connect: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, ConnectError> {
+    let limit = config.get_connect_timeout().copied().unwrap_or(std::time::Duration::from_secs(5));
+    match tokio::time::timeout(limit, connect).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ConnectError::TimedOut(limit)),
+    }
+}
+
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -66,10 +103,10 @@ impl Transport {
     }
 
     /// A client whose connection is driven by a task of its own.
-    pub(crate) async fn client(&self, config: &Config, described: Arc<str>) -> Result<Client, tokio_postgres::Error> {
+    pub(crate) async fn client(&self, config: &Config, described: Arc<str>) -> Result<Client, ConnectError> {
         match self {
-            Transport::Plain => Ok(spawn_driver(config.connect(NoTls).await?, described)),
-            Transport::Tls(tls) => Ok(spawn_driver(config.connect(tls.clone()).await?, described)),
+            Transport::Plain => Ok(spawn_driver(bounded(config, config.connect(NoTls)).await?, described)),
+            Transport::Tls(tls) => Ok(spawn_driver(bounded(config, config.connect(tls.clone())).await?, described)),
         }
     }
 
@@ -78,10 +115,10 @@ impl Transport {
     pub(crate) async fn listening(
         &self,
         config: &Config,
-    ) -> Result<(Client, mpsc::UnboundedReceiver<()>, JoinHandle<()>), tokio_postgres::Error> {
+    ) -> Result<(Client, mpsc::UnboundedReceiver<()>, JoinHandle<()>), ConnectError> {
         match self {
-            Transport::Plain => Ok(spawn_listener(config.connect(NoTls).await?)),
-            Transport::Tls(tls) => Ok(spawn_listener(config.connect(tls.clone()).await?)),
+            Transport::Plain => Ok(spawn_listener(bounded(config, config.connect(NoTls)).await?)),
+            Transport::Tls(tls) => Ok(spawn_listener(bounded(config, config.connect(tls.clone())).await?)),
         }
     }
 }

@@ -54,7 +54,7 @@ pub(crate) async fn listen(
             }
             Err(e) => {
                 if was_up {
-                    warn!(store = %described, "store unreachable, serving the last good resources: {}", super::detail(&e));
+                    warn!(store = %described, "store unreachable, serving the last good resources: {e}");
                 }
             }
         }

@@ -103,9 +103,17 @@ impl PgStore {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(10))
             .application_name("kuma-gateway");
+        // A statement waiting on a lock someone holds by hand, or a server
+        // that stopped answering, fails instead of hanging a replica.
+        let limits = "-c statement_timeout=30s -c lock_timeout=10s -c idle_in_transaction_session_timeout=60s";
+        let session = match config.get_options() {
+            Some(own) if !own.is_empty() => format!("{limits} {own}"),
+            _ => limits.to_string(),
+        };
+        config.options(session);
         let described: Arc<str> = describe(&config).into();
         let transport = Transport::for_config(&config, options.ca_pem.as_deref())?;
-        let mut client = transport.client(&config, described.clone()).await.map_err(|e| unavailable(&described, &e))?;
+        let mut client = transport.client(&config, described.clone()).await.map_err(|e| unreachable(&described, &e))?;
         if options.migrate {
             let ran = schema::migrate(&mut client).await.map_err(|e| database(&described, &e))?;
             if ran > 0 {
@@ -154,7 +162,7 @@ impl PgStore {
                 .transport
                 .client(&self.config, self.described.clone())
                 .await
-                .map_err(|e| unavailable(&self.described, &e))?;
+                .map_err(|e| unreachable(&self.described, &e))?;
             *guard = Some(client);
         }
         Ok(guard)
@@ -169,7 +177,12 @@ impl PgStore {
         // SQLSTATE classes 08 (connection exception) and 57 (operator
         // intervention: a shutdown, a terminated backend) mean the server
         // went away, not that it refused the statement.
-        let gone = e.as_db_error().is_some_and(|db| matches!(&db.code().code()[..2], "08" | "57"));
+        let code = e.as_db_error().map(|db| db.code().code()).unwrap_or_default();
+        // Serialization failure, deadlock, lock not granted in time.
+        if matches!(code, "40001" | "40P01" | "55P03") {
+            return StoreError::Contended(database(&self.described, e).to_string());
+        }
+        let gone = code.len() == 5 && matches!(&code[..2], "08" | "57") && code != "57014";
         if gone || e.is_closed() || e.as_db_error().is_none() {
             unavailable(&self.described, e)
         } else {
@@ -393,6 +406,10 @@ fn detail(e: &tokio_postgres::Error) -> String {
             text
         }
     }
+}
+
+fn unreachable(described: &str, e: &connect::ConnectError) -> StoreError {
+    StoreError::Unavailable(format!("cannot reach {described}: {e}"))
 }
 
 fn unavailable(described: &str, e: &tokio_postgres::Error) -> StoreError {
