@@ -252,7 +252,9 @@ impl PgStore {
             }
         }
         tx.commit().await.map_err(|e| self.error(&e))?;
-        drop(guard);
+        // The command connection stays held until the cache is updated, so
+        // reads update it in the order they read: an older read finishing
+        // last cannot mix its rows into a newer one's content.
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let parsed = fetched.len();
         cache.extend(fetched);
@@ -263,6 +265,8 @@ impl PgStore {
             .values()
             .map(|c| Entry { key: c.key.clone(), version: Some(c.version), parsed: c.parsed.clone() })
             .collect();
+        drop(cache);
+        drop(guard);
         Ok(StoreContent { revision: revision as u64, entries, notes: Vec::new() })
     }
 
