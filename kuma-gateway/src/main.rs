@@ -8,6 +8,7 @@ mod serve;
 mod status;
 mod store;
 mod store_commands;
+mod table;
 mod token;
 
 use std::net::SocketAddr;

@@ -62,21 +62,7 @@ pub(crate) fn status(address: &str) -> Result<ExitCode> {
         };
         rows.push([name, text(p, "address"), text(p, "protocol"), text(p, "connected_since"), state]);
     }
-    let header = ["DATAPLANE", "ADDRESS", "PROTOCOL", "CONNECTED SINCE", "STATUS"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(&header.map(str::to_string));
-    for row in &rows {
-        line(row);
-    }
+    crate::table::print(["DATAPLANE", "ADDRESS", "PROTOCOL", "CONNECTED SINCE", "STATUS"], &rows);
     for p in &problems {
         println!("{p}");
     }

@@ -234,27 +234,10 @@ pub(crate) fn get(args: GetArgs) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            print_table(["TYPE", "MESH", "NAME", "VERSION"], &rows);
+            crate::table::print(["TYPE", "MESH", "NAME", "VERSION"], &rows);
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let text: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", text.join("  ").trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 /// `export`: everything, as `apply` takes it back.

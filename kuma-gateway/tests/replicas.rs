@@ -7,59 +7,11 @@
 mod postgres;
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::Postgres;
 use support::replicas::{Envoy, Replica, apply_text, gateway_yaml, kuma_gateway, marker_yaml, ok, serves, wait};
-use support::{backend, free_port, http_get, temp_dir};
-
-/// Requests to `/` in a loop; every one must be answered 200 by backend one.
-struct ClientLoop {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-    failures: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ClientLoop {
-    fn start(port: u16) -> ClientLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, n, f) = (stop.clone(), sent.clone(), failures.clone());
-        let thread = std::thread::spawn(move || {
-            for _ in 0..20_000 {
-                if s.load(Ordering::Relaxed) {
-                    break;
-                }
-                let reply = http_get(port, "x", "/");
-                n.fetch_add(1, Ordering::Relaxed);
-                match reply {
-                    Some(r) if r.status == 200 && r.body.starts_with("one") => {}
-                    other => f.lock().unwrap().push(format!("{:?}", other.map(|r| (r.status, r.body)))),
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        ClientLoop { stop, sent, failures, thread: Some(thread) }
-    }
-
-    fn finish(mut self, phase: &str, min: usize) {
-        let start = Instant::now();
-        while self.sent.load(Ordering::Relaxed) < min && start.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        let sent = self.sent.load(Ordering::Relaxed);
-        let failures = self.failures.lock().unwrap();
-        assert!(failures.is_empty(), "{phase}: {} of {sent} requests failed: {:?}", failures.len(), &failures[..]);
-        assert!(sent >= min, "{phase}: only {sent} requests");
-        eprintln!("{phase}: {sent} requests, all 200");
-    }
-}
+use support::{ClientLoop, backend, free_port, http_get, temp_dir};
 
 #[test]
 fn replicas_on_postgres_serve_every_apply_and_survive_failures() {

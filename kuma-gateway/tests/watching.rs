@@ -9,60 +9,9 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
-
-/// Requests `/` until stopped: (requests, failures).
-struct ClientLoop {
-    stop: Arc<AtomicBool>,
-    sent: Arc<AtomicUsize>,
-    failures: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ClientLoop {
-    fn start(port: u16) -> ClientLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(AtomicUsize::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, n, f) = (stop.clone(), sent.clone(), failures.clone());
-        let thread = std::thread::spawn(move || {
-            // Bounded: at most 20,000 requests, whatever happens.
-            for _ in 0..20_000 {
-                if s.load(Ordering::Relaxed) {
-                    break;
-                }
-                let reply = http_get(port, "x", "/");
-                n.fetch_add(1, Ordering::Relaxed);
-                match reply {
-                    Some(r) if r.status == 200 && r.body.starts_with("one") => {}
-                    other => f.lock().unwrap().push(format!("{:?}", other.map(|r| (r.status, r.body)))),
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        });
-        ClientLoop { stop, sent, failures, thread: Some(thread) }
-    }
-
-    /// Lets the loop reach `min` requests, stops it, and panics unless all
-    /// were answered 200.
-    fn finish(mut self, phase: &str, min: usize) {
-        let start = Instant::now();
-        while self.sent.load(Ordering::Relaxed) < min && start.elapsed() < Duration::from_secs(30) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap();
-        let sent = self.sent.load(Ordering::Relaxed);
-        let failures = self.failures.lock().unwrap();
-        assert!(failures.is_empty(), "{phase}: {} of {sent} requests failed: {:?}", failures.len(), &failures[..]);
-        assert!(sent >= min, "{phase}: only {sent} requests");
-        eprintln!("{phase}: {sent} requests, all 200");
-    }
-}
 
 fn gateway_yaml(http: u16, one: u16, two: u16) -> String {
     format!(

@@ -68,6 +68,7 @@ pub mod zone_egress;
 
 pub use datasource::DataSource;
 pub use diagnostic::{Diagnostic, LoadError, Severity};
+pub use document::DocumentParts;
 pub use duration::Duration;
 pub use load::{DEFAULT_MESH, ParsedFile, UnknownFields, parse_bytes, parse_file, read_file};
 pub use meta::{Location, Meta, Timestamp};

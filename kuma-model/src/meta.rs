@@ -98,6 +98,20 @@ impl Timestamp {
     pub fn from_unix_nanos(nanos: i128) -> Timestamp {
         Timestamp(nanos)
     }
+
+    /// A system time (before 1970 included).
+    pub fn from_system_time(t: std::time::SystemTime) -> Timestamp {
+        match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Timestamp(d.as_nanos() as i128),
+            Err(e) => Timestamp(-(e.duration().as_nanos() as i128)),
+        }
+    }
+
+    /// As a system time.
+    pub fn to_system_time(self) -> std::time::SystemTime {
+        let magnitude = std::time::Duration::from_nanos(self.0.unsigned_abs().min(u64::MAX as u128) as u64);
+        if self.0 >= 0 { std::time::UNIX_EPOCH + magnitude } else { std::time::UNIX_EPOCH - magnitude }
+    }
 }
 
 impl fmt::Display for Timestamp {

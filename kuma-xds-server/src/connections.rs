@@ -81,9 +81,7 @@ impl Connections {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.next += 1;
         let id = inner.next;
-        let since = kuma_model::Timestamp::from_unix_nanos(
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0),
-        );
+        let since = kuma_model::Timestamp::from_system_time(SystemTime::now());
         inner.streams.insert(
             id,
             DataplaneStatus {

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -126,13 +127,7 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         // The control plane's admin endpoint took a free port; its log says which.
-        gw.control_admin = gw
-            .log()
-            .lines()
-            .find_map(|l| {
-                l.split("admin endpoint listening").nth(1)?.split("address=127.0.0.1:").nth(1)?.trim().parse().ok()
-            })
-            .expect("the admin endpoint's address in the log");
+        gw.control_admin = admin_port_in(&gw.log()).expect("the admin endpoint's address in the log");
         gw
     }
 
@@ -387,4 +382,67 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Requests `/` until stopped: (requests, failures).
+pub(crate) struct ClientLoop {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    pub(crate) fn start(port: u16) -> ClientLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let (s, n, f) = (stop.clone(), sent.clone(), failures.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: at most 20,000 requests, whatever happens.
+            for _ in 0..20_000 {
+                if s.load(Ordering::Relaxed) {
+                    break;
+                }
+                let reply = http_get(port, "x", "/");
+                n.fetch_add(1, Ordering::Relaxed);
+                match reply {
+                    Some(r) if r.status == 200 && r.body.starts_with("one") => {}
+                    other => f.lock().unwrap().push(format!("{:?}", other.map(|r| (r.status, r.body)))),
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        ClientLoop { stop, sent, failures, thread: Some(thread) }
+    }
+
+    /// Lets the loop reach `min` requests, stops it, and panics unless all
+    /// were answered 200.
+    pub(crate) fn finish(mut self, phase: &str, min: usize) {
+        let start = Instant::now();
+        while self.sent.load(Ordering::Relaxed) < min && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap();
+        let sent = self.sent.load(Ordering::Relaxed);
+        let failures = self.failures.lock().unwrap();
+        assert!(failures.is_empty(), "{phase}: {} of {sent} requests failed: {:?}", failures.len(), &failures[..]);
+        assert!(sent >= min, "{phase}: only {sent} requests");
+        eprintln!("{phase}: {sent} requests, all 200");
+    }
+}
+
+/// The control plane's admin port, as its log names it.
+pub(crate) fn admin_port_in(log: &str) -> Option<u16> {
+    log.lines().find_map(|l| {
+        l.split("admin endpoint listening")
+            .nth(1)?
+            .split("address=127.0.0.1:")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
 }

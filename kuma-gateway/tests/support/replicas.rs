@@ -93,20 +93,7 @@ impl Replica {
 
     /// GET `path` from its admin endpoint (the port its log names).
     pub(crate) fn admin_get(&self, path: &str) -> super::Reply {
-        let admin: u16 = self
-            .log()
-            .lines()
-            .find_map(|l| {
-                l.split("admin endpoint listening")
-                    .nth(1)?
-                    .split("address=127.0.0.1:")
-                    .nth(1)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .expect("the admin endpoint's address in the log");
+        let admin = super::admin_port_in(&self.log()).expect("the admin endpoint's address in the log");
         http_get(admin, "localhost", path).expect("the admin endpoint answers")
     }
 

@@ -288,7 +288,7 @@ impl PgStore {
             let kind = r.spec.kind().as_str();
             let spec = r.spec.to_json().to_string();
             let labels = serde_json::to_string(&r.meta.labels).unwrap_or_else(|_| "{}".into());
-            let created: Option<SystemTime> = r.meta.creation_time.map(system_time);
+            let created: Option<SystemTime> = r.meta.creation_time.map(kuma_model::Timestamp::to_system_time);
             let written = match put.version {
                 Some(version) => {
                     tx.execute(
@@ -364,15 +364,6 @@ impl ResourceStore for PgStore {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
-    }
-}
-
-fn system_time(t: kuma_model::Timestamp) -> SystemTime {
-    let nanos = t.unix_nanos();
-    if nanos >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos as u64)
-    } else {
-        SystemTime::UNIX_EPOCH - Duration::from_nanos(nanos.unsigned_abs() as u64)
     }
 }
 

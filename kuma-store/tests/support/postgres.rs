@@ -141,10 +141,14 @@ impl Postgres {
 
     /// Stops the server (fast shutdown: connections are cut).
     pub(crate) fn stop(&self) {
+        self.pg_ctl_stop("fast");
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) {
         let _ = pg_command(&self.bin, "pg_ctl", is_root())
             .arg("-D")
             .arg(self.data())
-            .args(["-m", "fast", "-w", "stop"])
+            .args(["-m", mode, "-w", "stop"])
             .stdin(Stdio::null())
             .output();
     }
@@ -177,11 +181,6 @@ fn pg_command(bin: &Path, name: &str, as_nobody: bool) -> Command {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = pg_command(&self.bin, "pg_ctl", is_root())
-            .arg("-D")
-            .arg(self.data())
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdin(Stdio::null())
-            .output();
+        self.pg_ctl_stop("immediate");
     }
 }
