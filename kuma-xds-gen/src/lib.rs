@@ -23,6 +23,7 @@ mod canonical;
 mod clusters;
 mod defaults;
 mod delegated;
+mod encoded;
 pub mod explain;
 mod mtls;
 mod names;
@@ -44,6 +45,7 @@ pub use kuma_model;
 pub use kuma_policy;
 
 pub use builtin::LISTENER_RUNTIME;
+pub use encoded::{EncodedResource, EncodedResources, EncodedSnapshot};
 pub use policy::ignored as ignored_resources;
 pub use policy::traffic_log::TCP_ADDRESS_ATTRIBUTE as TCP_LOG_ADDRESS_ATTRIBUTE;
 pub use policy::traffic_log::TCP_DATAPLANE_ATTRIBUTE as TCP_LOG_DATAPLANE_ATTRIBUTE;

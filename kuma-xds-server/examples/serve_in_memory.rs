@@ -16,14 +16,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use kuma_xds_gen::kuma_model::{Kind, ResourceSet, Spec, UnknownFields};
-use kuma_xds_gen::{GatewaySnapshot, render};
+use kuma_xds_gen::{EncodedSnapshot, GatewaySnapshot, render};
 use kuma_xds_server::{NodeId, SnapshotSource, XdsServer};
 use tokio::sync::watch;
 
-/// Snapshots kept in memory, one per data plane.
+/// Snapshots kept in memory, one per data plane, encoded once and shared
+/// by all its streams.
 #[derive(Debug)]
 struct InMemory {
-    snapshots: Mutex<HashMap<NodeId, Arc<GatewaySnapshot>>>,
+    snapshots: Mutex<HashMap<NodeId, Arc<EncodedSnapshot>>>,
     changes: watch::Sender<u64>,
 }
 
@@ -34,7 +35,7 @@ impl InMemory {
 
     /// Stores `node`'s snapshot and tells the connected streams.
     fn put(&self, node: NodeId, snapshot: GatewaySnapshot) {
-        self.snapshots.lock().expect("lock").insert(node, Arc::new(snapshot));
+        self.snapshots.lock().expect("lock").insert(node, Arc::new(EncodedSnapshot::encode(&snapshot)));
         self.changes.send_modify(|generation| *generation += 1);
     }
 }
@@ -58,7 +59,7 @@ impl SnapshotSource for InMemory {
         self.changes.subscribe()
     }
 
-    fn snapshot(&self, node: &NodeId, _since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, Unknown> {
+    fn snapshot(&self, node: &NodeId, _since: Option<u64>) -> Result<Option<Arc<EncodedSnapshot>>, Unknown> {
         // Always the current one: the server sends only what differs from
         // what the Envoy has, so an unchanged snapshot costs no traffic.
         let snapshots = self.snapshots.lock().expect("lock");

@@ -18,10 +18,10 @@
 //! listeners and routes, and only then the clusters without the removed ones.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use kuma_xds_gen::envoy_types::pb::google::protobuf::Any;
-use kuma_xds_gen::{GatewaySnapshot, ResourceType, version_of};
+use kuma_xds_gen::{EncodedResources, EncodedSnapshot, ResourceType};
 
 use crate::history::NodeHistory;
 
@@ -56,16 +56,17 @@ pub enum RequestKind {
     UnknownType,
 }
 
-/// The outcome of one request.
+/// The outcome of one request: State of the World responses
+/// ([`AdsStream`]) or incremental ones ([`crate::DeltaStream`]).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct Outcome {
+pub struct Outcome<R = DiscoveryResponse> {
     /// The resource type, when known.
     pub resource_type: Option<ResourceType>,
     /// What the request was.
     pub kind: RequestKind,
     /// Responses to send, in order.
-    pub responses: Vec<DiscoveryResponse>,
+    pub responses: Vec<R>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -74,8 +75,9 @@ struct TypeState {
     names: BTreeSet<String>,
     /// Version and nonce of the last response.
     sent: Option<(String, String)>,
-    /// The resources of the last response, recorded as accepted on its ACK.
-    sent_resources: Vec<(String, Any)>,
+    /// The resources of the last response, recorded as accepted on its ACK
+    /// (shared with the snapshot when Envoy asked for all of them).
+    sent_resources: Arc<EncodedResources>,
     /// Last version Envoy acknowledged.
     acked: Option<String>,
     /// Last rejection: (version, detail).
@@ -109,11 +111,11 @@ impl AdsStream {
 
     /// What to send for `t` from `snapshot`: the subscribed names, unless
     /// that content was rejected before (then the last accepted one).
-    fn content(&self, t: ResourceType, snapshot: &GatewaySnapshot) -> Vec<(String, Any)> {
-        let names = self.types.get(&t).map(|s| &s.names);
-        let selected = match names {
-            Some(names) => Self::selected(names, snapshot.resources(t)),
-            None => snapshot.resources(t),
+    fn content(&self, t: ResourceType, snapshot: &EncodedSnapshot) -> Arc<EncodedResources> {
+        let all = snapshot.resources(t);
+        let selected = match self.types.get(&t).map(|s| &s.names) {
+            Some(names) => selected(names, all),
+            None => all.clone(),
         };
         self.history.servable(t, selected)
     }
@@ -133,38 +135,34 @@ impl AdsStream {
         self.types.get(&t).and_then(|s| s.sent.as_ref()).map(|(v, _)| v.as_str())
     }
 
-    fn selected(names: &BTreeSet<String>, all: Vec<(String, Any)>) -> Vec<(String, Any)> {
-        if names.is_empty() { all } else { all.into_iter().filter(|(n, _)| names.contains(n)).collect() }
-    }
-
-    fn respond(&mut self, t: ResourceType, resources: Vec<(String, Any)>) -> DiscoveryResponse {
+    fn respond(&mut self, t: ResourceType, resources: Arc<EncodedResources>) -> DiscoveryResponse {
         self.nonce += 1;
-        let version = version_of(&resources);
+        let version = resources.version().to_string();
         let nonce = self.nonce.to_string();
-        let state = self.types.entry(t).or_default();
-        state.sent = Some((version.clone(), nonce.clone()));
-        state.sent_resources = resources.clone();
-        DiscoveryResponse {
-            version_info: version,
-            resources: resources.into_iter().map(|(_, a)| a).collect(),
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: resources.items().iter().map(|r| r.any.clone()).collect(),
             type_url: t.type_url(),
-            nonce,
+            nonce: nonce.clone(),
             ..Default::default()
-        }
+        };
+        let state = self.types.entry(t).or_default();
+        state.sent = Some((version, nonce));
+        state.sent_resources = resources;
+        response
     }
 
     /// A response for `t` if what Envoy should have differs from what was sent.
-    fn respond_if_changed(&mut self, t: ResourceType, resources: Vec<(String, Any)>) -> Option<DiscoveryResponse> {
-        let version = version_of(&resources);
+    fn respond_if_changed(&mut self, t: ResourceType, resources: Arc<EncodedResources>) -> Option<DiscoveryResponse> {
         let state = self.types.get(&t)?;
-        if state.sent.as_ref().is_some_and(|(v, _)| *v == version) {
+        if state.sent.as_ref().is_some_and(|(v, _)| v == resources.version()) {
             return None;
         }
         Some(self.respond(t, resources))
     }
 
     /// Handles one request from Envoy against the current snapshot.
-    pub fn handle_request(&mut self, request: &DiscoveryRequest, snapshot: &GatewaySnapshot) -> Outcome {
+    pub fn handle_request(&mut self, request: &DiscoveryRequest, snapshot: &EncodedSnapshot) -> Outcome {
         let Some(t) = ResourceType::from_type_url(&request.type_url) else {
             return Outcome { resource_type: None, kind: RequestKind::UnknownType, responses: Vec::new() };
         };
@@ -174,10 +172,10 @@ impl AdsStream {
         if request.response_nonce.is_empty() {
             state.names = names;
             let resources = self.content(t, snapshot);
-            let version = version_of(&resources);
+            let version = resources.version().to_string();
             if !request.version_info.is_empty() && request.version_info == version {
                 // Versions are content hashes: Envoy has exactly this.
-                self.history.accept(t, &version, &resources);
+                self.history.accept(t, &resources);
                 let state = self.types.entry(t).or_default();
                 state.sent = Some((version.clone(), String::new()));
                 state.sent_resources = resources;
@@ -200,7 +198,7 @@ impl AdsStream {
                 RequestKind::Nack { version: request.version_info.clone(), detail: status.message.clone() }
             }
             None => {
-                self.history.accept(t, &request.version_info, &state.sent_resources);
+                self.history.accept(t, &state.sent_resources);
                 state.acked = Some(request.version_info.clone());
                 RequestKind::Ack { version: request.version_info.clone() }
             }
@@ -220,8 +218,8 @@ impl AdsStream {
     /// types it subscribed to, in make-before-break order.
     pub fn handle_snapshot(
         &mut self,
-        previous: &GatewaySnapshot,
-        snapshot: &GatewaySnapshot,
+        previous: &EncodedSnapshot,
+        snapshot: &EncodedSnapshot,
     ) -> Vec<DiscoveryResponse> {
         let mut out = Vec::new();
         let subscribed = |s: &Self, t| s.types.get(&t).is_some_and(|st| st.sent.is_some());
@@ -230,9 +228,16 @@ impl AdsStream {
             if !subscribed(self, t) {
                 continue;
             }
-            let mut merged: BTreeMap<String, Any> = self.content(t, previous).into_iter().collect();
-            merged.extend(self.content(t, snapshot));
-            out.extend(self.respond_if_changed(t, merged.into_iter().collect()));
+            let (old, new) = (self.content(t, previous), self.content(t, snapshot));
+            let merged = if old.items().iter().all(|r| new.get(&r.name).is_some()) {
+                new
+            } else {
+                // The new list, and the removed ones (EncodedResources::new
+                // keeps the last of equal names: the new ones).
+                let items = old.items().iter().chain(new.items()).cloned().collect();
+                Arc::new(EncodedResources::new(items))
+            };
+            out.extend(self.respond_if_changed(t, merged));
         }
         // 2. Everything that refers to clusters, new.
         for t in [ResourceType::Secret, ResourceType::Runtime, ResourceType::Listener, ResourceType::Route] {
@@ -252,6 +257,15 @@ impl AdsStream {
     }
 }
 
+/// Picks the resources named in `names` (all when empty); shares the list
+/// itself when every one is named.
+pub(crate) fn selected(names: &BTreeSet<String>, all: &Arc<EncodedResources>) -> Arc<EncodedResources> {
+    if names.is_empty() || all.items().iter().all(|r| names.contains(&r.name)) {
+        return all.clone();
+    }
+    Arc::new(EncodedResources::new(all.items().iter().filter(|r| names.contains(&r.name)).cloned().collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,8 +274,12 @@ mod tests {
     use kuma_xds_gen::envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
     use kuma_xds_gen::envoy_types::pb::google::rpc::Status;
 
-    fn snapshot(clusters: &[&str], routes: &[&str]) -> GatewaySnapshot {
-        let mut s = GatewaySnapshot::default();
+    fn snapshot(clusters: &[&str], routes: &[&str]) -> EncodedSnapshot {
+        EncodedSnapshot::encode(&decoded(clusters, routes))
+    }
+
+    fn decoded(clusters: &[&str], routes: &[&str]) -> kuma_xds_gen::GatewaySnapshot {
+        let mut s = kuma_xds_gen::GatewaySnapshot::default();
         for c in clusters {
             s.clusters.insert(c.to_string(), Cluster { name: c.to_string(), ..Default::default() });
         }
@@ -417,8 +435,9 @@ mod tests {
             ads.handle_request(&request(t, &[], "", ""), &old);
         }
         ads.handle_request(&request(ResourceType::Route, &["r"], "", ""), &old);
-        let mut new = snapshot(&["b"], &["r"]);
+        let mut new = decoded(&["b"], &["r"]);
         new.routes.get_mut("r").unwrap().virtual_hosts.push(Default::default());
+        let new = EncodedSnapshot::encode(&new);
         let sent: Vec<String> = ads
             .handle_snapshot(&old, &new)
             .iter()

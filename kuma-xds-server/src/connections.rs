@@ -9,7 +9,8 @@ use std::time::SystemTime;
 use kuma_xds_gen::ResourceType;
 use serde::Serialize;
 
-use crate::ads::{AdsStream, RequestKind};
+use crate::ads::RequestKind;
+use crate::protocol::Protocol;
 use crate::source::NodeId;
 
 /// The streams open now. Cloning shares them.
@@ -33,7 +34,7 @@ pub struct DataplaneStatus {
     pub dataplane: String,
     /// The peer address of its stream.
     pub address: String,
-    /// `sotw` (State of the World ADS).
+    /// `delta` (incremental ADS) or `sotw` (State of the World ADS).
     pub protocol: &'static str,
     /// When the stream opened (RFC 3339).
     pub connected_since: String,
@@ -77,7 +78,7 @@ impl Connections {
     }
 
     /// Records a new stream; it is forgotten when the handle drops.
-    pub(crate) fn open(&self, address: String) -> StreamEntry {
+    pub(crate) fn open(&self, address: String, protocol: &'static str) -> StreamEntry {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.next += 1;
         let id = inner.next;
@@ -88,7 +89,7 @@ impl Connections {
                 mesh: String::new(),
                 dataplane: String::new(),
                 address,
-                protocol: "sotw",
+                protocol,
                 connected_since: since.to_string(),
                 up_to_date: true,
                 types: BTreeMap::new(),
@@ -108,7 +109,7 @@ pub(crate) struct StreamEntry {
 impl StreamEntry {
     /// Refreshes the entry from the stream's state; `last` is what the
     /// latest request of `t` was, if one just came.
-    pub(crate) fn update(&self, node: &NodeId, ads: &AdsStream, last: Option<(ResourceType, &RequestKind)>) {
+    pub(crate) fn update<P: Protocol>(&self, node: &NodeId, ads: &P, last: Option<(ResourceType, &RequestKind)>) {
         let mut inner = self.connections.inner.lock().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = inner.streams.get_mut(&self.id) else { return };
         entry.mesh.clone_from(&node.mesh);

@@ -7,15 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use kuma_xds_gen::envoy_types::pb::google::protobuf::Any;
-use kuma_xds_gen::{ResourceType, version_of};
+use kuma_xds_gen::{EncodedResources, ResourceType};
 
 #[derive(Debug, Default)]
 struct TypeHistory {
     /// Versions an Envoy rejected.
     rejected: BTreeSet<String>,
-    /// The last version an Envoy accepted, with its resources.
-    accepted: Option<(String, Vec<(String, Any)>)>,
+    /// The last list an Envoy accepted (shared with the snapshot it came
+    /// from, not copied).
+    accepted: Option<Arc<EncodedResources>>,
     /// Rejections so far.
     rejections: u64,
 }
@@ -36,12 +36,12 @@ impl NodeHistory {
         f(&mut self.types.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Records that an Envoy accepted `version` of `t`, made of `resources`.
-    pub(crate) fn accept(&self, t: ResourceType, version: &str, resources: &[(String, Any)]) {
+    /// Records that an Envoy accepted `resources` of type `t`.
+    pub(crate) fn accept(&self, t: ResourceType, resources: &Arc<EncodedResources>) {
         self.with(|types| {
             let h = types.entry(t).or_default();
-            if h.accepted.as_ref().is_none_or(|(v, _)| v != version) {
-                h.accepted = Some((version.to_string(), resources.to_vec()));
+            if h.accepted.as_ref().is_none_or(|a| !Arc::ptr_eq(a, resources)) {
+                h.accepted = Some(resources.clone());
             }
         });
     }
@@ -57,13 +57,10 @@ impl NodeHistory {
 
     /// What to send for `t` when the current config is `resources`: those,
     /// unless an Envoy rejected their version and another one was accepted,
-    /// which is then sent instead. (The version is only computed for a type
-    /// that has had a rejection.)
-    pub(crate) fn servable(&self, t: ResourceType, resources: Vec<(String, Any)>) -> Vec<(String, Any)> {
+    /// which is then sent instead.
+    pub(crate) fn servable(&self, t: ResourceType, resources: Arc<EncodedResources>) -> Arc<EncodedResources> {
         self.with(|types| match types.get(&t) {
-            Some(TypeHistory { rejected, accepted: Some((_, good)), .. })
-                if !rejected.is_empty() && rejected.contains(&version_of(&resources)) =>
-            {
+            Some(TypeHistory { rejected, accepted: Some(good), .. }) if rejected.contains(resources.version()) => {
                 good.clone()
             }
             _ => resources,

@@ -33,10 +33,12 @@
 
 mod ads;
 mod connections;
+mod delta;
 mod history;
 mod limits;
 mod logsink;
 mod metrics;
+mod protocol;
 mod resources;
 mod server;
 mod service;
@@ -45,6 +47,7 @@ pub mod tokens;
 
 pub use ads::{AdsStream, Outcome, RequestKind};
 pub use connections::{Connections, DataplaneStatus, Nack, TypeStatus};
+pub use delta::DeltaStream;
 pub use history::NodeHistory;
 pub use limits::Limits;
 pub use logsink::LogsServiceServer;

@@ -3,12 +3,12 @@
 //! snapshot read has changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::SystemTime;
 
 use kuma_xds_gen::kuma_model::reads::Reads;
 use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
-use kuma_xds_gen::{GatewaySnapshot, TranslateError};
+use kuma_xds_gen::{EncodedResources, EncodedSnapshot, ResourceType, TranslateError};
 use tokio::sync::watch;
 
 use crate::source::{AuthError, NodeId, SnapshotSource};
@@ -47,6 +47,9 @@ impl Generation {
 /// What a node's last snapshot read, and the generations it is current for.
 #[derive(Debug)]
 struct NodeReads {
+    /// The snapshot, while a stream holds it: every stream of the node
+    /// gets this one, and it is freed with the last of them.
+    snapshot: Weak<EncodedSnapshot>,
     reads: Reads,
     /// When its identity certificate is due to be issued anew.
     refresh_at: Option<SystemTime>,
@@ -66,7 +69,12 @@ struct NodeReads {
 #[derive(Debug)]
 pub struct ResourceSetSource {
     current: RwLock<Generation>,
-    nodes: Mutex<HashMap<NodeId, NodeReads>>,
+    /// Per node; a node's streams wait for each other's translation.
+    nodes: Mutex<HashMap<NodeId, Arc<Mutex<Option<NodeReads>>>>>,
+    /// Every resource list a snapshot being served holds, by type and
+    /// version, so that equal lists (of two data planes of the same
+    /// gateway, or of a type a change did not touch) are held once.
+    lists: Mutex<HashMap<(ResourceType, String), Weak<EncodedResources>>>,
     changes: watch::Sender<u64>,
     /// Signing keys held in memory (by mesh), beside those in the resources.
     extra_keys: RwLock<Vec<(String, SigningKey)>>,
@@ -79,6 +87,7 @@ impl ResourceSetSource {
         ResourceSetSource {
             current: RwLock::new(Generation { set: Arc::new(set), number: 1, changed: VecDeque::new() }),
             nodes: Mutex::new(HashMap::new()),
+            lists: Mutex::default(),
             changes,
             extra_keys: RwLock::default(),
         }
@@ -119,8 +128,30 @@ impl ResourceSetSource {
         self.current.read().unwrap_or_else(|e| e.into_inner()).number
     }
 
-    fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeReads>> {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    /// The record of `node`, made empty when new.
+    fn node(&self, node: &NodeId) -> Arc<Mutex<Option<NodeReads>>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(node.clone()).or_default().clone()
+    }
+
+    /// `snapshot` with each of its lists replaced by an equal one already
+    /// held, if any (and recorded for the next ones).
+    fn share(&self, mut snapshot: EncodedSnapshot) -> EncodedSnapshot {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        for t in ResourceType::ALL {
+            let list = snapshot.resources(t);
+            let key = (t, list.version().to_string());
+            match lists.get(&key).and_then(Weak::upgrade) {
+                Some(held) if *held == **list => snapshot.set_resources(t, held),
+                _ => {
+                    lists.insert(key, Arc::downgrade(list));
+                }
+            }
+        }
+        // Forget the lists no snapshot holds any more, now and then.
+        if lists.len() > 64 && lists.len().is_power_of_two() {
+            lists.retain(|_, l| l.strong_count() > 0);
+        }
+        snapshot
     }
 }
 
@@ -131,21 +162,25 @@ impl SnapshotSource for ResourceSetSource {
         self.changes.subscribe()
     }
 
-    fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, TranslateError> {
+    fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<EncodedSnapshot>>, TranslateError> {
+        let slot = self.node(node);
+        // Held through the translation: the other streams of this node wait
+        // for it and share its result instead of translating again.
+        let mut record = slot.lock().unwrap_or_else(|e| e.into_inner());
         let (set, number) = {
             let current = self.current.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(since) = since {
-                let mut nodes = self.nodes();
-                // The stream holds the snapshot of `since`: when that is the
-                // node's last translation and nothing it read changed since,
-                // it is still current.
-                if let Some(n) = nodes.get_mut(node)
-                    && (n.translated_at..=n.current_through).contains(&since)
-                    && !current.changed_since(n.current_through, &n.reads)
-                    && n.refresh_at.is_none_or(|t| SystemTime::now() < t)
-                {
-                    n.current_through = current.number;
+            if let Some(n) = record.as_mut()
+                && !current.changed_since(n.current_through, &n.reads)
+                && n.refresh_at.is_none_or(|t| SystemTime::now() < t)
+            {
+                // Nothing it read changed since its last translation.
+                n.current_through = current.number;
+                // The stream holds that snapshot already.
+                if since.is_some_and(|s| (n.translated_at..=n.current_through).contains(&s)) {
                     return Ok(None);
+                }
+                if let Some(held) = n.snapshot.upgrade() {
+                    return Ok(Some(held));
                 }
             }
             (current.set.clone(), current.number)
@@ -153,17 +188,21 @@ impl SnapshotSource for ResourceSetSource {
         let (result, reads) = kuma_xds_gen::translate_with_reads(&set, &node.mesh, &node.name, SystemTime::now());
         match result {
             Ok(snapshot) => {
-                let record = NodeReads {
+                let encoded = Arc::new(self.share(EncodedSnapshot::encode(&snapshot)));
+                *record = Some(NodeReads {
+                    snapshot: Arc::downgrade(&encoded),
                     reads,
                     refresh_at: snapshot.refresh_at,
                     translated_at: number,
                     current_through: number,
-                };
-                self.nodes().insert(node.clone(), record);
-                Ok(Some(Arc::new(snapshot)))
+                });
+                Ok(Some(encoded))
             }
             Err(e) => {
-                self.nodes().remove(node);
+                *record = None;
+                drop(record);
+                // A name nobody serves is not kept (any client may claim any).
+                self.nodes.lock().unwrap_or_else(|e| e.into_inner()).remove(node);
                 Err(e)
             }
         }
@@ -377,6 +416,34 @@ type: Secret\nmesh: a\nname: unused\ndata: aGk=\n";
         assert!(!retranslated(&source, &b, &unused), "a Secret of mesh a that is no CA");
         let new_ca = format!("{}{}{gateway}", mesh("a", "rsa"), mesh("b", "rsa")).replace("data: aGk=", "data: aG8=");
         assert!(retranslated(&source, &b, &new_ca), "mesh a's CA, which the crossMesh listener trusts");
+    }
+
+    #[test]
+    fn streams_share_one_snapshot_and_equal_lists_are_held_once() {
+        let two = format!(
+            "{BASE}---\ntype: Dataplane\nmesh: a\nname: gw2\nnetworking: {{address: 127.0.0.1, gateway: {{type: BUILTIN, tags: {{kuma.io/service: gw}}}}}}\n"
+        );
+        let source = ResourceSetSource::new(set(&two));
+        let a = node("a");
+        let first = source.snapshot(&a, None).unwrap().unwrap();
+        let second = source.snapshot(&a, None).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "a second stream of the node gets the same snapshot");
+        // Another data plane of the same gateway: its own snapshot (it is
+        // translated), with the equal lists shared.
+        let other = source.snapshot(&NodeId { mesh: "a".into(), name: "gw2".into() }, None).unwrap().unwrap();
+        for t in [ResourceType::Cluster, ResourceType::Route, ResourceType::Listener] {
+            assert!(Arc::ptr_eq(first.resources(t), other.resources(t)), "{t:?}");
+        }
+        // A route change: the new snapshot shares the unchanged lists with the old.
+        let since = source.generation();
+        source.publish(set(&two.replace("value: /}", "value: /api}")));
+        let changed = source.snapshot(&a, Some(since)).unwrap().unwrap();
+        assert!(!Arc::ptr_eq(first.resources(ResourceType::Route), changed.resources(ResourceType::Route)));
+        assert!(Arc::ptr_eq(first.resources(ResourceType::Cluster), changed.resources(ResourceType::Cluster)));
+        // Once no stream holds it, it is freed.
+        let weak = Arc::downgrade(&changed);
+        drop((first, second, other, changed));
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use kuma_xds_gen::GatewaySnapshot;
+use kuma_xds_gen::EncodedSnapshot;
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
@@ -20,9 +20,11 @@ use tracing::{error, info, warn};
 
 use crate::ads::{AdsStream, RequestKind};
 use crate::connections::Connections;
+use crate::delta::DeltaStream;
 use crate::history::NodeHistory;
 use crate::limits::Limits;
 use crate::metrics::XdsMetrics;
+use crate::protocol::Protocol;
 use crate::source::{NodeId, SnapshotSource};
 
 /// The ADS service (State of the World) over a [`SnapshotSource`]. Add it
@@ -111,9 +113,33 @@ impl<S: SnapshotSource> AdsService<S> {
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+impl<S: SnapshotSource> AdsService<S> {
+    /// Takes a place among the open streams and runs one in its own task.
+    #[allow(clippy::result_large_err)]
+    fn spawn_stream<P: Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> Result<Response<ResponseStream<P::Response>>, Status> {
+        let token = token_of(&request)?;
+        let address = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let open = Slot::take(&self.open_streams, self.limits.max_streams).ok_or_else(|| {
+            warn!(limit = self.limits.max_streams, "stream refused: too many streams open");
+            Status::resource_exhausted(format!("this server holds at most {} streams", self.limits.max_streams))
+        })?;
+        let (tx, rx) = mpsc::channel(64);
+        let service = self.clone();
+        let inbound = request.into_inner();
+        tokio::spawn(async move {
+            let _open = open;
+            run_stream::<S, P>(service, inbound, (token, address), tx).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
 /// The node's snapshot from the source; on error, logged, and `None` so the
 /// stream keeps what it has.
-fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> Option<Arc<GatewaySnapshot>> {
+fn lookup<S: SnapshotSource>(source: &S, node: &NodeId, since: Option<u64>) -> Option<Arc<EncodedSnapshot>> {
     match source.snapshot(node, since) {
         Ok(s) => s,
         Err(e) => {
@@ -143,10 +169,10 @@ impl Drop for Slot {
 /// The next request; the first one must come by `first_by` (a client that
 /// opens streams and says nothing must not hold them). The deadline is
 /// fixed when the stream opens, so other events cannot push it back.
-async fn first_or_next(
-    inbound: &mut Streaming<DiscoveryRequest>,
+async fn first_or_next<R>(
+    inbound: &mut Streaming<R>,
     first_by: Option<tokio::time::Instant>,
-) -> Result<Option<DiscoveryRequest>, Status> {
+) -> Result<Option<R>, Status> {
     let Some(deadline) = first_by else { return inbound.message().await };
     match tokio::time::timeout_at(deadline, inbound.message()).await {
         Ok(m) => m,
@@ -169,7 +195,7 @@ enum Next {
 }
 
 /// Waits for the source's changes, or for `due` (the held snapshot's
-/// [`GatewaySnapshot::refresh_at`]), whichever comes first.
+/// [`EncodedSnapshot::refresh_at`]), whichever comes first.
 async fn next_event(changes: &mut watch::Receiver<u64>, due: Option<std::time::SystemTime>) -> Next {
     let wait = async {
         match due {
@@ -185,9 +211,10 @@ async fn next_event(changes: &mut watch::Receiver<u64>, due: Option<std::time::S
 }
 
 /// The snapshot this stream's Envoy gets: its access loggers to the log
-/// sink present the stream's own token.
-fn with_token(snapshot: Arc<GatewaySnapshot>, token: Option<&str>) -> Arc<GatewaySnapshot> {
-    match token.and_then(|t| kuma_xds_gen::with_log_credentials(&snapshot, t)) {
+/// sink present the stream's own token. (Only then is it a copy; all other
+/// streams share the source's.)
+fn with_token(snapshot: Arc<EncodedSnapshot>, token: Option<&str>) -> Arc<EncodedSnapshot> {
+    match token.and_then(|t| snapshot.with_log_credentials(t)) {
         Some(patched) => Arc::new(patched),
         None => snapshot,
     }
@@ -208,13 +235,13 @@ fn token_of<T>(request: &Request<T>) -> Result<Option<String>, Status> {
     }
 }
 
-async fn run_stream<S: SnapshotSource>(
+async fn run_stream<S: SnapshotSource, P: Protocol>(
     service: AdsService<S>,
-    mut inbound: Streaming<DiscoveryRequest>,
+    mut inbound: Streaming<P::Request>,
     (token, address): (Option<String>, String),
-    out: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    out: mpsc::Sender<Result<P::Response, Status>>,
 ) {
-    let entry = service.connections.open(address);
+    let entry = service.connections.open(address, P::NAME);
     // Responses a change caused, by nonce, with the moment it was seen.
     let mut pending: HashMap<String, Instant> = HashMap::new();
     let source = service.source.clone();
@@ -235,9 +262,13 @@ async fn run_stream<S: SnapshotSource>(
     let first_by = tokio::time::Instant::now() + service.limits.first_request_timeout;
     let mut closing = service.closing.clone();
     let mut changes = source.changes();
-    let mut ads = AdsStream::new();
+    let mut ads = P::with_history(NodeHistory::new());
     let mut node: Option<NodeId> = None;
-    let mut snapshot = Arc::new(GatewaySnapshot::default());
+    let mut snapshot = Arc::new(EncodedSnapshot::default());
+    // The source's snapshot, when `snapshot` is this stream's copy of it
+    // (with its token): held so that the source keeps sharing it with the
+    // node's other streams.
+    let mut _shared: Option<Arc<EncodedSnapshot>> = None;
     // The generation this stream last asked the source about.
     let mut seen = 0;
     loop {
@@ -257,7 +288,7 @@ async fn run_stream<S: SnapshotSource>(
                     }
                 };
                 if node.is_none() {
-                    let Some(n) = request.node.as_ref() else {
+                    let Some(n) = P::node(&request) else {
                         let _ = out.send(Err(Status::invalid_argument("the first request must carry node"))).await;
                         break;
                     };
@@ -270,10 +301,11 @@ async fn run_stream<S: SnapshotSource>(
                         break;
                     }
                     info!(mesh = %id.mesh, dataplane = %id.name, "Envoy connected");
-                    ads = AdsStream::with_history(service.history(&id));
+                    ads = P::with_history(service.history(&id));
                     seen = *changes.borrow_and_update();
                     if let Some(s) = lookup(&*source, &id, None) {
-                        snapshot = with_token(s, token.as_deref());
+                        snapshot = with_token(s.clone(), token.as_deref());
+                        _shared = Some(s);
                         known = true;
                     }
                     node = Some(id);
@@ -281,7 +313,7 @@ async fn run_stream<S: SnapshotSource>(
                 let id = node.as_ref().expect("set above");
                 // A stream speaks for one data plane: the one it was
                 // authenticated for.
-                if let Some(n) = request.node.as_ref()
+                if let Some(n) = P::node(&request)
                     && NodeId::of(n) != *id
                 {
                     warn!(mesh = %id.mesh, dataplane = %id.name, "stream closed: it named another node");
@@ -292,19 +324,19 @@ async fn run_stream<S: SnapshotSource>(
                 entry.update(id, &ads, outcome.resource_type.map(|t| (t, &outcome.kind)));
                 match &outcome.kind {
                     RequestKind::Ack { .. } => {
-                        if let Some(seen_at) = pending.remove(&request.response_nonce) {
+                        if let Some(seen_at) = pending.remove(P::response_nonce(&request)) {
                             metrics.change_acked(seen_at.elapsed().as_secs_f64());
                         }
                     }
                     RequestKind::Nack { .. } => {
-                        pending.remove(&request.response_nonce);
+                        pending.remove(P::response_nonce(&request));
                     }
                     _ => {}
                 }
-                let type_url = request.type_url.rsplit('/').next().unwrap_or_default();
+                let type_url = P::type_url(&request).rsplit('/').next().unwrap_or_default();
                 match &outcome.kind {
                     RequestKind::Nack { version, detail } => {
-                        metrics.nack(known.then_some(id), &request.type_url);
+                        metrics.nack(known.then_some(id), P::type_url(&request));
                         let rejections = outcome.resource_type.and_then(|t| ads.history().rejections().get(&t).copied()).unwrap_or_default();
                         warn!(
                             mesh = %id.mesh, dataplane = %id.name, r#type = type_url, kept_version = %version, rejections,
@@ -312,7 +344,7 @@ async fn run_stream<S: SnapshotSource>(
                         )
                     }
                     RequestKind::Ack { version } => {
-                        metrics.ack(known.then_some(id), &request.type_url);
+                        metrics.ack(known.then_some(id), P::type_url(&request));
                         info!(dataplane = %id.name, r#type = type_url, %version, "ACK")
                     }
                     RequestKind::Resume { version } => {
@@ -321,7 +353,7 @@ async fn run_stream<S: SnapshotSource>(
                     _ => {}
                 }
                 for response in outcome.responses {
-                    metrics.response(&response.type_url);
+                    metrics.response(P::response_type_url(&response));
                     if out.send(Ok(response)).await.is_err() {
                         return;
                     }
@@ -348,8 +380,9 @@ async fn run_stream<S: SnapshotSource>(
                 // nothing this data plane reads changed.
                 // (Due: translate anyway, the source cannot know which
                 // certificate this stream holds.)
-                let Some(new) = lookup(&*source, id, (!forced).then_some(since)) else { continue };
-                let new = with_token(new, token.as_deref());
+                let Some(shared) = lookup(&*source, id, (!forced).then_some(since)) else { continue };
+                let new = with_token(shared.clone(), token.as_deref());
+                _shared = Some(shared);
                 known = true;
                 let translate_ms = started.elapsed().as_secs_f64() * 1e3;
                 metrics.translated(translate_ms / 1e3);
@@ -361,13 +394,13 @@ async fn run_stream<S: SnapshotSource>(
                 if pending.len() > 64 {
                     pending.clear();
                 }
-                pending.extend(responses.iter().map(|r| (r.nonce.clone(), started)));
+                pending.extend(responses.iter().map(|r| (P::nonce(r).to_string(), started)));
                 if !responses.is_empty() {
                     let diff_ms = started.elapsed().as_secs_f64() * 1e3 - translate_ms;
                     info!(dataplane = %id.name, generation, updates = responses.len(), translate_ms, diff_ms, "pushing");
                 }
                 for response in responses {
-                    metrics.response(&response.type_url);
+                    metrics.response(P::response_type_url(&response));
                     if out.send(Ok(response)).await.is_err() {
                         return;
                     }
@@ -386,26 +419,13 @@ impl<S: SnapshotSource> AggregatedDiscoveryService for AdsService<S> {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let token = token_of(&request)?;
-        let address = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
-        let open = Slot::take(&self.open_streams, self.limits.max_streams).ok_or_else(|| {
-            warn!(limit = self.limits.max_streams, "stream refused: too many streams open");
-            Status::resource_exhausted(format!("this server holds at most {} streams", self.limits.max_streams))
-        })?;
-        let (tx, rx) = mpsc::channel(64);
-        let service = self.clone();
-        let inbound = request.into_inner();
-        tokio::spawn(async move {
-            let _open = open;
-            run_stream(service, inbound, (token, address), tx).await;
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.spawn_stream::<AdsStream>(request)
     }
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Err(Status::unimplemented("this server speaks State of the World ADS only"))
+        self.spawn_stream::<DeltaStream>(request)
     }
 }

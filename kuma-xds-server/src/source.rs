@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kuma_xds_gen::GatewaySnapshot;
+use kuma_xds_gen::EncodedSnapshot;
 use kuma_xds_gen::envoy_types::pb::envoy::config::core::v3::Node;
 use kuma_xds_gen::envoy_types::pb::google::protobuf::value::Kind as ValueKind;
 use tokio::sync::watch;
@@ -65,7 +65,7 @@ pub trait SnapshotSource: Send + Sync + 'static {
     /// The current snapshot of `node`; `Ok(None)` when it has not changed
     /// since generation `since` (`None` on a stream's first request, which
     /// must get a snapshot).
-    fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<GatewaySnapshot>>, Self::Error>;
+    fn snapshot(&self, node: &NodeId, since: Option<u64>) -> Result<Option<Arc<EncodedSnapshot>>, Self::Error>;
 
     /// True when the access-log sink may write records of a data plane of
     /// `mesh` to `address` (`host:port`): a `tcp` logging backend that

@@ -218,6 +218,27 @@ fn tcp_logger(address: &str, format: &str, ctx: LogContext<'_>) -> AccessLog {
 /// when the snapshot has no such logger. The server applies it to what it
 /// sends one Envoy; translation itself never sees a token.
 pub fn with_log_credentials(snapshot: &crate::GatewaySnapshot, token: &str) -> Option<crate::GatewaySnapshot> {
+    let mut out = snapshot.clone();
+    let mut changed = false;
+    for listener in out.listeners.values_mut() {
+        changed |= add_log_credentials(listener, token);
+    }
+    changed.then_some(out)
+}
+
+/// True when `bytes` (an encoded listener) may hold a logger to the sink:
+/// its name is written as is in the encoding, so a listener without it is
+/// never decoded.
+pub(crate) fn may_log_to_sink(bytes: &[u8]) -> bool {
+    bytes.windows(TCP_LOGGER.len()).any(|w| w == TCP_LOGGER.as_bytes())
+}
+
+/// Adds `token` to the loggers of `listener` that send to the log sink;
+/// true when there was one.
+pub(crate) fn add_log_credentials(
+    listener: &mut envoy_types::pb::envoy::config::listener::v3::Listener,
+    token: &str,
+) -> bool {
     use envoy_types::pb::envoy::config::listener::v3::filter;
     use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
     use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
@@ -241,27 +262,24 @@ pub fn with_log_credentials(snapshot: &crate::GatewaySnapshot, token: &str) -> O
         changed
     }
 
-    let mut out = snapshot.clone();
     let mut changed = false;
-    for listener in out.listeners.values_mut() {
-        for chain in &mut listener.filter_chains {
-            for f in &mut chain.filters {
-                let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else { continue };
-                if any.type_url == HttpConnectionManager::type_url() {
-                    let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
-                    if patch_logs(&mut hcm.access_log, token) {
-                        *any = crate::pb::any(&hcm);
-                        changed = true;
-                    }
-                } else if any.type_url == TcpProxy::type_url() {
-                    let Ok(mut proxy) = TcpProxy::decode(any.value.as_slice()) else { continue };
-                    if patch_logs(&mut proxy.access_log, token) {
-                        *any = crate::pb::any(&proxy);
-                        changed = true;
-                    }
+    for chain in &mut listener.filter_chains {
+        for f in &mut chain.filters {
+            let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else { continue };
+            if any.type_url == HttpConnectionManager::type_url() {
+                let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
+                if patch_logs(&mut hcm.access_log, token) {
+                    *any = crate::pb::any(&hcm);
+                    changed = true;
+                }
+            } else if any.type_url == TcpProxy::type_url() {
+                let Ok(mut proxy) = TcpProxy::decode(any.value.as_slice()) else { continue };
+                if patch_logs(&mut proxy.access_log, token) {
+                    *any = crate::pb::any(&proxy);
+                    changed = true;
                 }
             }
         }
     }
-    changed.then_some(out)
+    changed
 }
