@@ -120,6 +120,10 @@ enum Command {
         /// Envoy then connects over TLS.
         #[arg(long)]
         xds_ca: Option<PathBuf>,
+        /// The ADS variant Envoy speaks: `delta` (incremental: only changed
+        /// resources are sent) or `sotw` (State of the World).
+        #[arg(long, value_enum, default_value = "delta")]
+        xds_protocol: XdsProtocolArg,
         /// Output format.
         #[arg(long, value_enum, default_value = "yaml")]
         format: Format,
@@ -229,7 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bootstrap { dataplane, mesh, xds_address, admin_port, token_file, xds_ca, format } => {
+        Command::Bootstrap { dataplane, mesh, xds_address, admin_port, token_file, xds_ca, xds_protocol, format } => {
             let read = |p: &PathBuf, flag: &str| {
                 std::fs::read_to_string(p).with_context(|| format!("--{flag} {}", p.display()))
             };
@@ -243,6 +247,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 admin_port,
                 token: token.as_deref().map(str::trim),
                 xds_ca_pem: ca.as_deref(),
+                protocol: xds_protocol.into(),
             });
             print(&render::bootstrap_value(&b)?, format);
             Ok(ExitCode::SUCCESS)
@@ -333,6 +338,28 @@ struct RunArgs {
     /// the --tls-cert chain itself).
     #[arg(long, requires = "tls_cert")]
     xds_ca: Option<PathBuf>,
+    /// The ADS variant Envoy speaks: `delta` (incremental) or `sotw`
+    /// (State of the World).
+    #[arg(long, value_enum, default_value = "delta")]
+    xds_protocol: XdsProtocolArg,
+}
+
+/// `--xds-protocol`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum XdsProtocolArg {
+    /// Incremental xDS.
+    Delta,
+    /// State of the World.
+    Sotw,
+}
+
+impl From<XdsProtocolArg> for render::XdsProtocol {
+    fn from(p: XdsProtocolArg) -> Self {
+        match p {
+            XdsProtocolArg::Delta => render::XdsProtocol::Delta,
+            XdsProtocolArg::Sotw => render::XdsProtocol::StateOfTheWorld,
+        }
+    }
 }
 
 fn print(value: &serde_json::Value, format: Format) {
@@ -461,6 +488,7 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
         base_id,
         security,
         xds_ca,
+        xds_protocol,
     } = args;
     let bin = envoy::find(envoy_bin.as_deref())?;
     let Target { resources, dataplane, mesh } = target;
@@ -496,6 +524,7 @@ async fn run_cmd(args: RunArgs) -> Result<()> {
         admin_port: Some(admin_port),
         token: Some(&token),
         xds_ca_pem: ca.as_deref(),
+        protocol: xds_protocol.into(),
     });
     // A new folder only this user can read (mode 0700, a random name that
     // was not there before, so nothing planted in it is followed or reused),

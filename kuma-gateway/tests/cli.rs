@@ -88,6 +88,11 @@ fn bootstrap_points_envoy_at_serve() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["node"]["id"], "gw-1");
     assert_eq!(v["node"]["metadata"]["mesh"], "m");
+    assert_eq!(v["dynamicResources"]["adsConfig"]["apiType"], "DELTA_GRPC", "incremental xDS by default");
+    let (code, out, _) =
+        kuma_gateway(&["bootstrap", "--dataplane", "gw-1", "--xds-protocol", "sotw", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["dynamicResources"]["adsConfig"]["apiType"], "GRPC");
 }
 

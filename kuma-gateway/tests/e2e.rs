@@ -191,7 +191,7 @@ type: Dataplane\nname: backends\nnetworking:\n  address: 127.0.0.1\n  inbound:\n
     let planes = gateway.dataplanes();
     assert_eq!(planes.as_array().unwrap().len(), 1, "{planes}");
     assert_eq!((planes[0]["mesh"].as_str(), planes[0]["dataplane"].as_str()), (Some("default"), Some("gw")));
-    assert_eq!(planes[0]["protocol"], "sotw");
+    assert_eq!(planes[0]["protocol"], "delta", "the bootstrap's default");
     assert!(planes[0]["address"].as_str().unwrap().starts_with("127.0.0.1:"), "{planes}");
     assert_eq!(planes[0]["types"]["Listener"]["sent"], planes[0]["types"]["Listener"]["acked"]);
     let (code, table) = gateway.status();

@@ -378,6 +378,22 @@ pub struct AdsBootstrap<'a> {
     /// certificate must chain to them and name one of the `xds_addresses`
     /// hosts (SAN; the first host name is sent as SNI).
     pub xds_ca_pem: Option<&'a str>,
+    /// The variant of ADS Envoy speaks.
+    pub protocol: XdsProtocol,
+}
+
+/// The variant of the ADS protocol an Envoy speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum XdsProtocol {
+    /// Incremental xDS (`DELTA_GRPC`): each response carries only the
+    /// resources that changed and the names of those removed. The default,
+    /// as in Kuma 2.x's later releases and Kuma 3.0.
+    #[default]
+    Delta,
+    /// State of the World (`GRPC`): each response carries every resource of
+    /// its type.
+    StateOfTheWorld,
 }
 
 /// The gRPC metadata key that carries a dataplane token.
@@ -492,7 +508,10 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
         }),
         dynamic_resources: Some(DynamicResources {
             ads_config: Some(ApiConfigSource {
-                api_type: ApiType::Grpc as i32,
+                api_type: match b.protocol {
+                    XdsProtocol::Delta => ApiType::DeltaGrpc as i32,
+                    XdsProtocol::StateOfTheWorld => ApiType::Grpc as i32,
+                },
                 transport_api_version: ApiVersion::V3 as i32,
                 grpc_services: vec![GrpcService {
                     target_specifier: Some(TargetSpecifier::EnvoyGrpc(EnvoyGrpc {

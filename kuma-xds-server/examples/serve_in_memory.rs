@@ -96,6 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             admin_port: None,
             token: None,
             xds_ca_pem: None,
+            protocol: render::XdsProtocol::Delta,
         });
         let path = dir.join(format!("{}.{}.yaml", dataplane.mesh, dataplane.name));
         std::fs::write(&path, render::to_yaml(&render::bootstrap_value(&bootstrap)?))?;

@@ -74,6 +74,12 @@ impl TypeState {
     fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
     }
+
+    /// True when what Envoy has is `content` (the part it wants).
+    fn in_sync(&self, content: &EncodedResources) -> bool {
+        content.items().iter().filter(|r| self.wants(&r.name)).all(|r| self.known.get(&r.name) == Some(&r.version))
+            && self.known.keys().all(|n| content.get(n).is_some())
+    }
 }
 
 /// Which part of a type's difference a response carries.
@@ -171,6 +177,12 @@ impl DeltaStream {
             }
         }
         if changes.is_empty() && !always {
+            // Envoy has exactly this content (after a rejected response was
+            // taken back, say): nothing to send, and nothing outstanding.
+            if state.pending.is_empty() && state.in_sync(&content) {
+                state.sent = Some(content.version().to_string());
+                state.acked = state.sent.clone();
+            }
             return None;
         }
         let mut undo = Vec::with_capacity(changes.len());
@@ -415,6 +427,9 @@ mod tests {
         // The same bad content is not sent again; a new stream of the same
         // data plane gets the accepted content.
         assert!(ds.handle_snapshot(&bad).is_empty());
+        // Back to the good content: nothing to send, and Envoy is up to date.
+        assert!(ds.handle_snapshot(&good).is_empty());
+        assert_eq!(ds.sent_version(ResourceType::Cluster), ds.acked(ResourceType::Cluster));
         let mut other = DeltaStream::with_history(ds.history().clone());
         let out = other.handle_request(&request(ResourceType::Cluster, &[], ""), &bad);
         assert_eq!(out.responses[0].resources[0].version, good.resources(ResourceType::Cluster).items()[0].version);

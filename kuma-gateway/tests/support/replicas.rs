@@ -66,9 +66,15 @@ impl Replica {
 
     /// A replica with `extra` arguments (none: Envoys need tokens).
     pub(crate) fn start_with(store: &str, extra: &[&str]) -> Replica {
-        let xds = free_port();
+        Replica::serve(&["--store", store], free_port(), extra)
+    }
+
+    /// `serve SOURCE... --xds-address 127.0.0.1:XDS EXTRA...`.
+    pub(crate) fn serve(source: &[&str], xds: u16, extra: &[&str]) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-gateway"))
-            .args(["serve", "--store", store, "--xds-address", &format!("127.0.0.1:{xds}")])
+            .arg("serve")
+            .args(source)
+            .args(["--xds-address", &format!("127.0.0.1:{xds}")])
             .args(["--admin-address", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -112,6 +118,13 @@ impl Replica {
         self.metric_sum("kuma_gateway_xds_responses_total")
     }
 
+    /// Discovery responses it has sent of one type (`Cluster`, ...).
+    pub(crate) fn responses_of(&self, resource_type: &str) -> f64 {
+        let sample = format!("kuma_gateway_xds_responses_total{{resource_type=\"{resource_type}\"}} ");
+        let body = self.admin_get("/metrics").body;
+        body.lines().find_map(|l| l.strip_prefix(&sample)?.parse().ok()).unwrap_or(0.0)
+    }
+
     pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -132,8 +145,14 @@ pub(crate) struct Envoy {
 
 impl Envoy {
     pub(crate) fn start(dir: &Path, dataplane: &str, replicas: &[u16], base_id: u32) -> Envoy {
+        Envoy::start_with(dir, dataplane, replicas, base_id, &[])
+    }
+
+    /// With `extra` arguments to `kuma-gateway bootstrap`.
+    pub(crate) fn start_with(dir: &Path, dataplane: &str, replicas: &[u16], base_id: u32, extra: &[&str]) -> Envoy {
         let admin = free_port();
         let mut args = vec!["bootstrap".to_string(), "--dataplane".into(), dataplane.into()];
+        args.extend(extra.iter().map(|a| a.to_string()));
         for port in replicas {
             args.extend(["--xds-address".to_string(), format!("127.0.0.1:{port}")]);
         }
