@@ -34,6 +34,7 @@
 mod ads;
 mod connections;
 mod delta;
+mod grpc;
 mod history;
 mod limits;
 mod logsink;

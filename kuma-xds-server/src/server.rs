@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -133,8 +132,7 @@ impl<S: SnapshotSource> XdsServer<S> {
             service = service.allow_unauthenticated();
             logs = logs.allow_unauthenticated();
         }
-        let ads =
-            AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(self.limits.max_message_bytes);
+        let ads = crate::grpc::AdsGrpc::new(service, self.limits.max_message_bytes);
         let mut stopping = closing.clone();
         let mut builder = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(self.limits.keepalive_interval))

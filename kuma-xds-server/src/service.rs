@@ -114,12 +114,13 @@ impl<S: SnapshotSource> AdsService<S> {
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl<S: SnapshotSource> AdsService<S> {
-    /// Takes a place among the open streams and runs one in its own task.
+    /// Takes a place among the open streams and runs one in its own task;
+    /// its responses come out of the receiver.
     #[allow(clippy::result_large_err)]
-    fn spawn_stream<P: Protocol>(
+    pub(crate) fn open_stream<P: Protocol>(
         &self,
         request: Request<Streaming<P::Request>>,
-    ) -> Result<Response<ResponseStream<P::Response>>, Status> {
+    ) -> Result<mpsc::Receiver<Result<P::Response, Status>>, Status> {
         let token = token_of(&request)?;
         let address = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
         let open = Slot::take(&self.open_streams, self.limits.max_streams).ok_or_else(|| {
@@ -133,6 +134,15 @@ impl<S: SnapshotSource> AdsService<S> {
             let _open = open;
             run_stream::<S, P>(service, inbound, (token, address), tx).await;
         });
+        Ok(rx)
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn spawn_stream<P: Protocol>(
+        &self,
+        request: Request<Streaming<P::Request>>,
+    ) -> Result<Response<ResponseStream<P::Response>>, Status> {
+        let rx = self.open_stream::<P>(request)?;
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
