@@ -7,8 +7,9 @@
 //! Two scenarios, for each protocol (`delta`, `sotw`):
 //! - **one gateway of 10,000 rules** (the mixed set of
 //!   `support/resources.rs`): RSS with the resources loaded, with one
-//!   stream, and with 50 streams (the cost of each additional stream);
-//!   then 20 route changes, each timed until all 50 streams have it;
+//!   stream, with 50 and with 100 streams (the cost of each additional
+//!   stream); then 20 route changes, each timed until all 100 streams
+//!   have it;
 //! - **10 gateways of 1,000 rules, 100 streams each (1,000 streams)**: RSS
 //!   and CPU, and 20 changes of a route every gateway has, timed per stream.
 //!
@@ -234,7 +235,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Settles, then measures RSS.
 fn settled_rss(server: &Server) -> f64 {
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     server.rss_mib()
 }
 
@@ -282,12 +283,14 @@ fn single(delta: bool, n_changes: usize) {
     let one = settled_rss(&server);
     load.open(&server, "gw", 49, delta);
     let fifty = settled_rss(&server);
+    load.open(&server, "gw", 50, delta);
+    let hundred = settled_rss(&server);
     println!(
-        "{protocol}, one gateway of 10,000 rules: RSS loaded {loaded:.1} MiB, 1 stream {one:.1} MiB, 50 streams {fifty:.1} MiB: {:.2} MiB per additional stream",
-        (fifty - one) / 49.0
+        "{protocol}, one gateway of 10,000 rules: RSS loaded {loaded:.1} MiB, 1 stream {one:.1} MiB, 50 streams {fifty:.1} MiB, 100 streams {hundred:.1} MiB: {:.2} MiB per additional stream (from 50 to 100)",
+        (hundred - fifty) / 50.0
     );
     let cpu = server.cpu_secs();
-    changes(&load, &dir, &gateways, n_changes, "50 streams");
+    changes(&load, &dir, &gateways, n_changes, "100 streams");
     println!("  server CPU for the changes: {:.2} s", server.cpu_secs() - cpu);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
