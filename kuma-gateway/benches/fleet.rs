@@ -162,8 +162,11 @@ async fn open(address: String, dataplane: String, delta: bool, stats: Arc<Stream
     } else {
         let (tx, rx) = mpsc::channel(16);
         for (i, t) in TYPES.into_iter().enumerate() {
-            let first =
-                DiscoveryRequest { node: (i == 0).then(|| node(&dataplane)), type_url: t.type_url(), ..Default::default() };
+            let first = DiscoveryRequest {
+                node: (i == 0).then(|| node(&dataplane)),
+                type_url: t.type_url(),
+                ..Default::default()
+            };
             tx.send(first).await.unwrap();
         }
         let mut responses = client.stream_aggregated_resources(ReceiverStream::new(rx)).await.unwrap().into_inner();
@@ -324,7 +327,11 @@ connecting them all took {:.2} s and {cpu_connect:.2} s of server CPU",
     );
     let cpu = server.cpu_secs();
     changes(&load, &dir, &gateways, n_changes, "1,000 streams");
-    println!("  server CPU for the changes: {:.2} s; RSS after them {:.1} MiB", server.cpu_secs() - cpu, server.rss_mib());
+    println!(
+        "  server CPU for the changes: {:.2} s; RSS after them {:.1} MiB",
+        server.cpu_secs() - cpu,
+        server.rss_mib()
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

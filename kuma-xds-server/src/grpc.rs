@@ -68,8 +68,8 @@ impl<S: SnapshotSource> AdsGrpc<S> {
             return Status::unimplemented("compressed requests are not accepted").into_http();
         }
         let mut codec = tonic_prost::ProstCodec::<P::Response, P::Request>::default();
-        let request = request
-            .map(|body| Streaming::new_request(codec.decoder(), body, None, Some(self.max_message_bytes)));
+        let request =
+            request.map(|body| Streaming::new_request(codec.decoder(), body, None, Some(self.max_message_bytes)));
         match self.service.open_stream::<P>(tonic::Request::from_http(request)) {
             Ok(responses) => {
                 let mut response = http::Response::new(tonic::body::Body::new(ResponseBody { responses, done: false }));
