@@ -3,13 +3,20 @@
 //! - [`SnapshotSource`] is where snapshots come from: implement it over your
 //!   own store, or use [`ResourceSetSource`], which translates a validated
 //!   [`kuma_xds_gen::kuma_model::ResourceSet`] that you replace as it changes.
-//! - [`XdsServer`] serves a source to Envoys over gRPC: State of the World
-//!   ADS ([`AdsService`]) and the OpenTelemetry access-log sink
-//!   ([`LogsServiceServer`]) that writes `tcp` logging backends' lines.
+//! - [`XdsServer`] serves a source to Envoys over gRPC: incremental (delta)
+//!   and State of the World ADS ([`AdsService`]) and the OpenTelemetry
+//!   access-log sink ([`LogsServiceServer`]) that writes `tcp` logging
+//!   backends' lines.
 //! - [`XdsMetrics`] counts streams, responses, ACKs and NACKs in a
 //!   [`prometheus_client`] registry of yours.
-//! - [`AdsStream`] is the protocol itself as a pure state machine (requests
-//!   and snapshots in, responses out), for tests and other transports.
+//! - [`DeltaStream`] and [`AdsStream`] are the protocols themselves as pure
+//!   state machines (requests and snapshots in, responses out), for tests
+//!   and other transports.
+//!
+//! Snapshots are [`kuma_xds_gen::EncodedSnapshot`]s: each resource packed
+//! once, each type's list behind an `Arc`, so every stream of a data plane
+//! shares one, and a stream's own state is only subscriptions, versions and
+//! nonces.
 //!
 //! An Envoy names its data plane with `node.id` and its mesh with the
 //! `mesh` string of `node.metadata` ([`NodeId`]);

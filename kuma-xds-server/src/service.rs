@@ -1,6 +1,6 @@
 //! The gRPC Aggregated Discovery Service: one task per Envoy stream moves
-//! messages between Envoy, the [`AdsStream`] state machine and a
-//! [`SnapshotSource`].
+//! messages between Envoy, a protocol state machine ([`crate::DeltaStream`]
+//! or [`AdsStream`]) and a [`SnapshotSource`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -27,10 +27,13 @@ use crate::metrics::XdsMetrics;
 use crate::protocol::Protocol;
 use crate::source::{NodeId, SnapshotSource};
 
-/// The ADS service (State of the World) over a [`SnapshotSource`]. Add it
-/// to your own tonic server with
+/// The ADS service (incremental and State of the World) over a
+/// [`SnapshotSource`]. Let [`crate::XdsServer`] serve it, which frames each
+/// response into a buffer of its own size; or add it to your own tonic
+/// server with
 /// [`AggregatedDiscoveryServiceServer::new`](kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer::new),
-/// or let [`crate::XdsServer`] do it.
+/// whose encoder keeps a buffer the size of the largest response for each
+/// stream's life.
 #[derive(Debug)]
 pub struct AdsService<S> {
     source: Arc<S>,

@@ -48,7 +48,9 @@ impl std::fmt::Display for NodeId {
 /// The server asks for a node's snapshot when its Envoy connects, and again
 /// each time [`SnapshotSource::changes`] moves. A source answers
 /// `Ok(None)` when nothing that node reads changed since the generation the
-/// stream last saw, so unaffected streams do no work.
+/// stream last saw, so unaffected streams do no work. Give every stream of
+/// a node the same `Arc` (encode once per change, not once per stream):
+/// the server only ever reads it.
 ///
 /// [`crate::ResourceSetSource`] is a ready-made source that translates a
 /// validated [`kuma_xds_gen::kuma_model::ResourceSet`]; implement this trait
