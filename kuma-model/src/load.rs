@@ -36,7 +36,7 @@ pub enum UnknownFields {
 /// [`read_file`] left unvalidated.
 #[derive(Debug, Clone, Default)]
 pub struct ParsedFile {
-    resources: Vec<Resource>,
+    resources: Vec<std::sync::Arc<Resource>>,
     diagnostics: Vec<Diagnostic>,
     /// True when every resource passed Kuma's validation ([`parse_file`]).
     validated: bool,
@@ -45,7 +45,7 @@ pub struct ParsedFile {
 impl ParsedFile {
     /// Resources that parsed (and, from [`parse_file`], validated), in
     /// document order.
-    pub fn resources(&self) -> &[Resource] {
+    pub fn resources(&self) -> &[std::sync::Arc<Resource>] {
         &self.resources
     }
 
@@ -135,7 +135,7 @@ fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> Parse
         let mut reader =
             DocReader { file: file.clone(), doc, diagnostics: &mut out.diagnostics, resource: None, spec_prefix: "" };
         if let Some(resource) = reader.read(unknown, validate) {
-            out.resources.push(resource);
+            out.resources.push(std::sync::Arc::new(resource));
         }
     }
     out.diagnostics.sort();

@@ -180,9 +180,6 @@ pub struct Meta {
     pub namespace: Option<String>,
     /// Where the resource was read from (its document's first line).
     pub location: Location,
-    /// Load order, set by [`crate::ResourceSet`]. It never decides anything
-    /// about the generated config: output must not depend on input order.
-    pub sequence: u64,
 }
 
 impl Meta {

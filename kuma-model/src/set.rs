@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::datasource::DataSource;
 use crate::diagnostic::{Diagnostic, LoadError, Severity};
@@ -25,8 +26,9 @@ use crate::violation::{FieldPath, Origin};
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ResourceSet {
-    resources: BTreeMap<ResourceKey, Resource>,
-    next_sequence: u64,
+    /// Shared with the parsed files they came from, and with earlier sets:
+    /// a set made again after one file changed copies no resource.
+    resources: BTreeMap<ResourceKey, Arc<Resource>>,
 }
 
 impl ResourceSet {
@@ -61,7 +63,7 @@ impl ResourceSet {
                 if !parsed.is_validated() && !validate(resource, &mut diagnostics) {
                     continue;
                 }
-                if let Err(d) = set.insert(resource.clone()) {
+                if let Err(d) = set.insert(Arc::clone(resource)) {
                     diagnostics.push(*d);
                 }
             }
@@ -92,7 +94,7 @@ impl ResourceSet {
             if !validate(&resource, &mut diagnostics) {
                 continue;
             }
-            if let Err(d) = set.insert(resource) {
+            if let Err(d) = set.insert(Arc::new(resource)) {
                 diagnostics.push(*d);
             }
         }
@@ -110,7 +112,7 @@ impl ResourceSet {
     }
 
     /// Adds a resource; a second resource with the same key is an error.
-    fn insert(&mut self, mut resource: Resource) -> Result<(), Box<Diagnostic>> {
+    fn insert(&mut self, resource: Arc<Resource>) -> Result<(), Box<Diagnostic>> {
         let key = resource.key();
         if let Some(existing) = self.resources.get(&key) {
             return Err(Box::new(Diagnostic {
@@ -122,8 +124,6 @@ impl ResourceSet {
                 severity: Severity::Error,
             }));
         }
-        resource.meta.sequence = self.next_sequence;
-        self.next_sequence += 1;
         self.resources.insert(key, resource);
         Ok(())
     }
@@ -132,13 +132,27 @@ impl ResourceSet {
     pub fn get(&self, kind: Kind, mesh: &str, name: &str) -> Option<&Resource> {
         let key = ResourceKey { kind, mesh: mesh.to_string(), name: name.to_string() };
         crate::reads::note_key(&key);
+        self.resources.get(&key).map(|r| &**r)
+    }
+
+    /// The resource of `kind` named `name` in `mesh`, shared: equal (the
+    /// same allocation) in two sets made from the same parsed file.
+    pub fn get_shared(&self, kind: Kind, mesh: &str, name: &str) -> Option<&Arc<Resource>> {
+        let key = ResourceKey { kind, mesh: mesh.to_string(), name: name.to_string() };
+        crate::reads::note_key(&key);
         self.resources.get(&key)
+    }
+
+    /// Every resource, shared, in (kind, mesh, name) order.
+    pub fn iter_shared(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        crate::reads::note_everything();
+        self.resources.values()
     }
 
     /// Every resource, in (kind, mesh, name) order.
     pub fn iter(&self) -> impl Iterator<Item = &Resource> {
         crate::reads::note_everything();
-        self.resources.values()
+        self.resources.values().map(|r| &**r)
     }
 
     /// Number of resources.
@@ -159,13 +173,13 @@ impl ResourceSet {
         self.resources
             .range((Bound::Included(start), Bound::Unbounded))
             .take_while(move |(k, _)| k.kind == kind && k.mesh == mesh)
-            .map(|(_, r)| r)
+            .map(|(_, r)| &**r)
     }
 
     /// Resources of `kind` in every mesh.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Resource> {
         crate::reads::note_of_kind(kind);
-        self.resources.iter().filter(move |(k, _)| k.kind == kind).map(|(_, r)| r)
+        self.resources.iter().filter(move |(k, _)| k.kind == kind).map(|(_, r)| &**r)
     }
 
     /// The `Mesh` named `mesh`. A mesh that is not loaded behaves as a

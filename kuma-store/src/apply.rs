@@ -92,7 +92,7 @@ where
     if problems.iter().any(|d| d.severity == Severity::Error) {
         return Err(ApplyError::Invalid(LoadError { diagnostics: problems }));
     }
-    let resources: Vec<&Resource> = files.iter().flat_map(|f| f.resources()).collect();
+    let resources: Vec<&Resource> = files.iter().flat_map(|f| f.resources()).map(|r| &**r).collect();
     let keys: BTreeSet<ResourceKey> = resources.iter().map(|r| r.key()).collect();
     let added: Vec<&ParsedFile> = files.iter().collect();
     change(store, &keys, &added, &check, |content| {

@@ -83,7 +83,7 @@ async fn create_update_delete_with_versions_and_conflicts() {
     assert!(now.revision > content.revision);
 
     // A change computed from the older revision is refused whole.
-    let resource = now.entry(&s).unwrap().parsed.resources()[0].clone();
+    let resource = (*now.entry(&s).unwrap().parsed.resources()[0]).clone();
     let stale = ChangeSet {
         base: content.revision,
         puts: vec![Put { resource: resource.clone(), version: Some(2) }],

@@ -145,7 +145,7 @@ fn store(files: &[PathBuf], deletions: Option<&Path>) -> ResourceSet {
         for doc in text.split("\n---") {
             let parsed = parse_file(&file.display().to_string(), doc, UnknownFields::Ignore);
             for r in parsed.resources() {
-                let mut r = r.clone();
+                let mut r = (**r).clone();
                 seq += 1;
                 let created = store.get(&r.key()).and_then(|old| old.meta.creation_time);
                 r.meta.creation_time = created.or_else(|| Timestamp::parse(&format!("2020-01-01T00:00:00.{seq:06}Z")));

@@ -70,7 +70,7 @@ fn store(dir: &Path) -> Result<ResourceSet, String> {
             return Err(format!("input not loadable: {}", d.to_string().replace(&file.display().to_string(), "input")));
         }
         for r in parsed.resources() {
-            let mut r = r.clone();
+            let mut r = (**r).clone();
             if let Spec::Mesh(m) = &mut r.spec {
                 m.skip_creating_initial_policies = vec!["*".into()];
             }

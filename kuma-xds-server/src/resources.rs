@@ -309,11 +309,13 @@ fn dataplane_tags(set: &ResourceSet, node: &NodeId) -> Option<(MultiTags, BTreeM
 /// The keys of resources added, removed or changed between two sets.
 fn changed_resources(old: &ResourceSet, new: &ResourceSet) -> Vec<ResourceKey> {
     let mut out = Vec::new();
-    for r in new.iter() {
+    for r in new.iter_shared() {
         let key = r.key();
-        let same = old
-            .get(key.kind, &key.mesh, &key.name)
-            .is_some_and(|o| o.spec == r.spec && o.meta.creation_time == r.meta.creation_time);
+        // A resource of a file that did not change is the same allocation
+        // in both sets: no need to compare its content.
+        let same = old.get_shared(key.kind, &key.mesh, &key.name).is_some_and(|o| {
+            Arc::ptr_eq(o, r) || (o.spec == r.spec && o.meta.creation_time == r.meta.creation_time)
+        });
         if !same {
             out.push(key);
         }
