@@ -186,8 +186,11 @@ fn all_resources(resources: &Resources) -> Result<Vec<(Resource, Option<i64>)>> 
             report(&kuma_model::LoadError { diagnostics: problems });
             bail!("the resources above cannot be read");
         }
-        let mut out: Vec<(Resource, Option<i64>)> =
-            content.entries.iter().flat_map(|e| e.parsed.resources().iter().map(|r| ((**r).clone(), e.version))).collect();
+        let mut out: Vec<(Resource, Option<i64>)> = content
+            .entries
+            .iter()
+            .flat_map(|e| e.parsed.resources().iter().map(|r| ((**r).clone(), e.version)))
+            .collect();
         let rank = |k: Kind| Kind::ALL.iter().position(|x| *x == k).unwrap_or(usize::MAX);
         out.sort_by(|(a, _), (b, _)| {
             (rank(a.spec.kind()), &a.meta.mesh, &a.meta.name).cmp(&(rank(b.spec.kind()), &b.meta.mesh, &b.meta.name))

@@ -313,9 +313,9 @@ fn changed_resources(old: &ResourceSet, new: &ResourceSet) -> Vec<ResourceKey> {
         let key = r.key();
         // A resource of a file that did not change is the same allocation
         // in both sets: no need to compare its content.
-        let same = old.get_shared(key.kind, &key.mesh, &key.name).is_some_and(|o| {
-            Arc::ptr_eq(o, r) || (o.spec == r.spec && o.meta.creation_time == r.meta.creation_time)
-        });
+        let same = old
+            .get_shared(key.kind, &key.mesh, &key.name)
+            .is_some_and(|o| Arc::ptr_eq(o, r) || (o.spec == r.spec && o.meta.creation_time == r.meta.creation_time));
         if !same {
             out.push(key);
         }

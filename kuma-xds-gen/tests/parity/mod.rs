@@ -32,7 +32,11 @@ pub(crate) fn mesh_ca_secrets(meshes: &[kuma_model::Resource]) -> Vec<kuma_model
             }
         }
     }
-    kuma_model::parse_file("test-ca.yaml", &docs, kuma_model::UnknownFields::Ignore).resources().iter().map(|r| (**r).clone()).collect()
+    kuma_model::parse_file("test-ca.yaml", &docs, kuma_model::UnknownFields::Ignore)
+        .resources()
+        .iter()
+        .map(|r| (**r).clone())
+        .collect()
 }
 
 /// Settings written explicitly on one side that equal Envoy's behaviour when
