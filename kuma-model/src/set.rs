@@ -143,9 +143,10 @@ impl ResourceSet {
         self.resources.get(&key)
     }
 
-    /// Every resource, shared, in (kind, mesh, name) order.
+    /// Every resource, shared, in (kind, mesh, name) order. Not recorded
+    /// in [`crate::reads`]: it is for comparing sets by identity (caches),
+    /// never for deciding what a translation outputs.
     pub fn iter_shared(&self) -> impl Iterator<Item = &Arc<Resource>> {
-        crate::reads::note_everything();
         self.resources.values()
     }
 

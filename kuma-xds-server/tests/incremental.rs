@@ -2,20 +2,21 @@
 //! edits, published one by one to a `ResourceSetSource`, three data planes
 //! (two of one gateway, one in another mesh) follow along the way a
 //! connected Envoy does: the source re-translates only those whose reads
-//! changed, shares unchanged lists, and each protocol sends only what
+//! changed (unchanged resources are shared between sets, as the file store
+//! shares them), shares unchanged lists, and each protocol sends only what
 //! differs. After every edit, what each simulated Envoy holds must equal a
 //! full translation of the current resources, byte for byte:
 //! - delta: every resource, by name, with its bytes;
 //! - State of the World: every type's content version (a hash of names and
 //!   bytes).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use kuma_xds_gen::envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
-use kuma_xds_gen::kuma_model::{ResourceSet, UnknownFields};
+use kuma_xds_gen::kuma_model::{ParsedFile, ResourceSet, UnknownFields, parse_file};
 use kuma_xds_gen::{EncodedSnapshot, ResourceType};
 use kuma_xds_server::{AdsStream, DeltaStream, NodeHistory, NodeId, ResourceSetSource, SnapshotSource};
 use proptest::prelude::*;
@@ -23,8 +24,9 @@ use proptest::prelude::*;
 /// The resources, as a few knobs that edits turn.
 #[derive(Debug, Clone)]
 struct World {
-    /// Route rules of mesh a's gateway: (path, backend service index).
-    routes: Vec<(String, u8)>,
+    /// Route rules of mesh a's gateway: (path, backend service index,
+    /// host name index).
+    routes: Vec<(String, u8, u8)>,
     /// Mesh b's one route path.
     b_route: String,
     /// Port of backend `web` (its endpoint).
@@ -42,8 +44,15 @@ struct World {
 }
 
 const SERVICES: [&str; 3] = ["web", "api", "missing"];
+/// A route's `hostnames`: none (every host), one, a wildcard.
+const HOSTNAMES: [&str; 3] = ["", "hostnames: [a.example.com], ", "hostnames: ['*.example.com'], "];
 
 impl World {
+    /// One document per resource.
+    fn documents(&self) -> Vec<String> {
+        self.yaml().split("---\n").filter(|d| !d.trim().is_empty()).map(str::to_string).collect()
+    }
+
     fn yaml(&self) -> String {
         let mut y = String::new();
         let logging = if self.logging {
@@ -76,9 +85,10 @@ impl World {
             "type: Secret\nmesh: a\nname: unused\ndata: {}\n---\n",
             ["aGk=", "aG8=", "eW8="][self.unused_secret as usize % 3]
         );
-        for (i, (path, service)) in self.routes.iter().enumerate() {
+        for (i, (path, service, host)) in self.routes.iter().enumerate() {
             y += &format!(
-                "type: MeshGatewayRoute\nmesh: a\nname: r{i}\nselectors: [{{match: {{kuma.io/service: edge}}}}]\nconf: {{http: {{rules: [{{matches: [{{path: {{match: PREFIX, value: {path}}}}}], backends: [{{destination: {{kuma.io/service: {}}}}}]}}]}}}}\n---\n",
+                "type: MeshGatewayRoute\nmesh: a\nname: r{i}\nselectors: [{{match: {{kuma.io/service: edge}}}}]\nconf: {{http: {{{}rules: [{{matches: [{{path: {{match: PREFIX, value: {path}}}}}], backends: [{{destination: {{kuma.io/service: {}}}}}]}}]}}}}\n---\n",
+                HOSTNAMES[*host as usize % HOSTNAMES.len()],
                 SERVICES[*service as usize % SERVICES.len()]
             );
         }
@@ -94,9 +104,16 @@ impl World {
         y
     }
 
-    fn set(&self) -> ResourceSet {
-        let yaml = self.yaml();
-        ResourceSet::load([("world.yaml", yaml.as_str())], UnknownFields::Reject).expect("a valid world").0
+    /// The set, made as the file store makes it: one parsed file per
+    /// document, kept while its text is the same, so that an unchanged
+    /// resource is the same allocation in every set.
+    fn set(&self, parsed: &mut HashMap<String, ParsedFile>) -> ResourceSet {
+        let documents = self.documents();
+        for d in &documents {
+            parsed.entry(d.clone()).or_insert_with(|| parse_file("world.yaml", d, UnknownFields::Reject));
+        }
+        parsed.retain(|d, _| documents.contains(d));
+        ResourceSet::assemble(documents.iter().map(|d| &parsed[d])).expect("a valid world").0
     }
 }
 
@@ -104,6 +121,7 @@ impl World {
 enum Edit {
     SetPath(usize, u8),
     SetBackend(usize, u8),
+    SetHost(usize, u8),
     AddRoute(u8, u8),
     RemoveRoute(usize),
     BRoute(u8),
@@ -120,6 +138,7 @@ fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), 0u8..6).prop_map(|(i, p)| Edit::SetPath(i, p)),
         (any::<usize>(), any::<u8>()).prop_map(|(i, s)| Edit::SetBackend(i, s)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, h)| Edit::SetHost(i, h)),
         (0u8..6, any::<u8>()).prop_map(|(p, s)| Edit::AddRoute(p, s)),
         any::<usize>().prop_map(Edit::RemoveRoute),
         (0u8..4).prop_map(Edit::BRoute),
@@ -139,7 +158,8 @@ impl World {
         match *e {
             Edit::SetPath(i, p) if n > 0 => self.routes[i % n].0 = format!("/p{p}"),
             Edit::SetBackend(i, s) if n > 0 => self.routes[i % n].1 = s,
-            Edit::AddRoute(p, s) => self.routes.push((format!("/p{p}"), s)),
+            Edit::SetHost(i, h) if n > 0 => self.routes[i % n].2 = h,
+            Edit::AddRoute(p, s) => self.routes.push((format!("/p{p}"), s, p)),
             Edit::RemoveRoute(i) if n > 0 => {
                 self.routes.remove(i % n);
             }
@@ -279,7 +299,7 @@ proptest! {
     #[test]
     fn incremental_output_equals_a_full_translation(edits in proptest::collection::vec(edit(), 1..12)) {
         let mut world = World {
-            routes: vec![("/".into(), 0), ("/api".into(), 1)],
+            routes: vec![("/".into(), 0, 0), ("/api".into(), 1, 1), ("/x".into(), 0, 2)],
             b_route: "/b0".into(),
             web_port: 9000,
             api_twice: false,
@@ -288,12 +308,13 @@ proptest! {
             port: 8080,
             timeout: None,
         };
-        let source = ResourceSetSource::new(world.set());
+        let mut parsed = HashMap::new();
+        let source = ResourceSetSource::new(world.set(&mut parsed));
         let mut followers =
             [("a", "gw"), ("a", "gw2"), ("b", "gw")].map(|(m, n)| Follower::connect(&source, m, n));
         for e in &edits {
             world.apply(e);
-            let set = world.set();
+            let set = world.set(&mut parsed);
             source.publish(set.clone());
             for f in &mut followers {
                 f.follow(&source);
