@@ -14,7 +14,10 @@
 //!   and CPU, and 20 changes of a route every gateway has, timed per stream.
 //!
 //! `cargo bench -p kuma-gateway --bench fleet`. Knobs: `FLEET_PROTOCOLS`
-//! (`delta,sotw`), `FLEET_SCENARIOS` (`single,fleet`), `FLEET_CHANGES` (20).
+//! (`delta,sotw`), `FLEET_SCENARIOS` (`single,fleet`), `FLEET_CHANGES` (20),
+//! `FLEET_RULES` (rules per gateway of the fleet scenario, 1,000),
+//! `FLEET_WRITE=DIR` (only write the one-gateway scenario's resources, for
+//! profiling `serve` or `render` on them), `BENCH_LOG` (serve's `RUST_LOG`).
 
 #![allow(missing_docs)]
 
@@ -214,8 +217,8 @@ impl Load {
         }
     }
 
-    /// Rewrites the probe route to `path` and returns, per stream, the
-    /// time until its next route response.
+    /// Writes `text` to `file` and returns, per stream, the time from the
+    /// write to its next route response.
     fn change(&self, file: &Path, text: &str) -> Vec<f64> {
         let before: Vec<u64> = self.streams.iter().map(|s| s.routes.load(Ordering::Acquire)).collect();
         let written = self.base.elapsed().as_nanos() as u64;

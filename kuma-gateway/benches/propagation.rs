@@ -15,35 +15,21 @@
 #[allow(dead_code, unreachable_pub)]
 mod resources;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+#[path = "../tests/support/mod.rs"]
+#[allow(unreachable_pub)]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::{backend, capture_stderr, envoy_bin, free_port, http_get};
 
-fn backend() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                    line.clear();
-                }
-                let mut s = stream;
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            });
-        }
-    });
-    port
-}
-
+/// The status of `GET path` with `host` through Envoy on `port`, from the
+/// status line alone: reading to the end, as `http_get` does, waits for
+/// Envoy's delayed close (1 s), far longer than the changes being timed.
 fn status(port: u16, host: &str, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
@@ -51,20 +37,6 @@ fn status(port: u16, host: &str, path: &str) -> Option<u16> {
     let mut buf = [0u8; 12];
     s.read_exact(&mut buf).ok()?;
     std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
-}
-
-fn admin_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_string())
-}
-
-fn envoy_bin() -> PathBuf {
-    std::env::var_os("ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join(".tools/envoy/bin/envoy"))
 }
 
 /// One gateway of `rules` rules (the mixed set of `support/resources.rs`)
@@ -104,7 +76,7 @@ fn reload_starts(log: &str) -> Vec<i128> {
 /// P50 and P99 of Envoy's `...rds...update_duration` histogram (its
 /// `P50(interval,cumulative)` text form; the cumulative values).
 fn envoy_rds_update(admin: u16) -> Option<(f64, f64)> {
-    let stats = admin_get(admin, "/stats?filter=rds.*update_duration")?;
+    let stats = http_get(admin, "localhost", "/stats?filter=rds.*update_duration")?.body;
     let line = stats.lines().find(|l| l.contains("rds") && l.contains("update_duration:"))?;
     let quantile = |q: &str| -> Option<f64> {
         let rest = line.split(&format!(" {q}(")).nth(1)?;
@@ -114,7 +86,7 @@ fn envoy_rds_update(admin: u16) -> Option<(f64, f64)> {
 }
 
 fn run(rules: usize, iterations: usize) -> Run {
-    let web = backend();
+    let web = backend("web");
     let http = free_port();
     let dir = std::env::temp_dir().join(format!("kuma-propagation-{rules}-{}", std::process::id()));
     write_resources(&dir, rules, http, web);
@@ -132,16 +104,7 @@ fn run(rules: usize, iterations: usize) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut l = sink.lock().unwrap();
-            l.push_str(&line);
-            l.push('\n');
-        }
-    });
+    let log = capture_stderr(&mut child);
     let ready = Instant::now();
     while status(http, "probe.example.com", "/probe-0") != Some(200) {
         assert!(ready.elapsed() < Duration::from_secs(60), "the gateway did not come up");
@@ -169,7 +132,7 @@ fn run(rules: usize, iterations: usize) -> Run {
             std::thread::sleep(Duration::from_millis(1));
         };
         run.reload_to_served.push((served - begun) as f64 / 1e6);
-        // Envoy's histograms are flushed every 5 s: pace the changes a little.
+        // A pause between changes, so that each is timed on its own.
         std::thread::sleep(Duration::from_millis(20));
     }
     // Envoy's own time applying the route configurations (its RDS

@@ -13,7 +13,7 @@ use envoy_types::pb::google::protobuf::Any;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::snapshot::{GatewaySnapshot, ResourceType};
+use crate::snapshot::{GatewaySnapshot, ResourceType, hex16, list_version};
 
 /// One packed resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,14 +53,8 @@ impl EncodedResources {
             }
             same
         });
-        let mut hash = Sha256::new();
-        for r in &items {
-            hash.update((r.name.len() as u64).to_le_bytes());
-            hash.update(r.name.as_bytes());
-            hash.update((r.any.value.len() as u64).to_le_bytes());
-            hash.update(&r.any.value);
-        }
-        EncodedResources { version: hex16(&hash.finalize()), items }
+        let version = list_version(items.iter().map(|r| (r.name.as_str(), r.any.value.as_slice())));
+        EncodedResources { version, items }
     }
 
     /// The content hash of the whole list: the version a State of the
@@ -88,11 +82,6 @@ impl EncodedResources {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
-
-    /// Bytes held by the packed resources (names, versions and payloads).
-    pub fn encoded_len(&self) -> usize {
-        self.items.iter().map(|r| r.name.len() + r.version.len() + r.any.type_url.len() + r.any.value.len()).sum()
-    }
 }
 
 /// Everything Envoy needs for one data plane, packed once.
@@ -102,18 +91,6 @@ pub struct EncodedSnapshot {
     types: [Arc<EncodedResources>; 6],
     /// [`GatewaySnapshot::refresh_at`] of the snapshot it was packed from.
     pub refresh_at: Option<std::time::SystemTime>,
-}
-
-impl From<&GatewaySnapshot> for EncodedSnapshot {
-    fn from(snapshot: &GatewaySnapshot) -> Self {
-        EncodedSnapshot::encode(snapshot)
-    }
-}
-
-impl From<GatewaySnapshot> for EncodedSnapshot {
-    fn from(snapshot: GatewaySnapshot) -> Self {
-        EncodedSnapshot::encode(&snapshot)
-    }
 }
 
 impl EncodedSnapshot {
@@ -148,10 +125,12 @@ impl EncodedSnapshot {
         self.len() == 0
     }
 
-    /// This snapshot with `token` added to the access loggers that send to
-    /// `kuma-gateway serve`'s log sink, as
-    /// [`crate::with_log_credentials`] does; `None` when it has none. Only
-    /// the listeners that have such a logger are decoded, and only the
+    /// This snapshot with `token` added, as gRPC metadata `authorization`,
+    /// to every access logger that sends to `kuma-gateway serve`'s log sink,
+    /// so that the sink can authenticate the records as ADS authenticates
+    /// the stream; `None` when it has no such logger. The server applies it
+    /// to what it sends one Envoy; translation itself never sees a token.
+    /// Only the listeners that have such a logger are decoded, and only the
     /// listener list is copied.
     pub fn with_log_credentials(&self, token: &str) -> Option<EncodedSnapshot> {
         let listeners = self.resources(ResourceType::Listener);
@@ -179,14 +158,6 @@ impl EncodedSnapshot {
 
 fn index(t: ResourceType) -> usize {
     ResourceType::ALL.iter().position(|x| *x == t).expect("every type is in ALL")
-}
-
-fn hex16(digest: &[u8]) -> String {
-    use std::fmt::Write as _;
-    digest[..8].iter().fold(String::with_capacity(16), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

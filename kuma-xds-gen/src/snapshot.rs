@@ -98,14 +98,28 @@ pub struct GatewaySnapshot {
 /// The version of a list of packed resources: 16 hex digits of a SHA-256
 /// over names and bytes, so equal content always gets the same version.
 pub fn version_of(resources: &[(String, Any)]) -> String {
+    list_version(resources.iter().map(|(name, any)| (name.as_str(), any.value.as_slice())))
+}
+
+/// [`version_of`] over (name, packed bytes) pairs, in list order.
+pub(crate) fn list_version<'a>(items: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
     let mut hash = Sha256::new();
-    for (name, any) in resources {
+    for (name, bytes) in items {
         hash.update((name.len() as u64).to_le_bytes());
         hash.update(name.as_bytes());
-        hash.update((any.value.len() as u64).to_le_bytes());
-        hash.update(&any.value);
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
     }
-    hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex16(&hash.finalize())
+}
+
+/// The first 8 bytes of a digest as 16 hex digits.
+pub(crate) fn hex16(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    digest[..8].iter().fold(String::with_capacity(16), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn pack<T: Message + Name>(map: &BTreeMap<String, T>) -> Vec<(String, Any)> {

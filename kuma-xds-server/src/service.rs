@@ -140,6 +140,7 @@ impl<S: SnapshotSource> AdsService<S> {
         Ok(rx)
     }
 
+    /// [`Self::open_stream`], as the tonic trait answers it.
     #[allow(clippy::result_large_err)]
     fn spawn_stream<P: Protocol>(
         &self,

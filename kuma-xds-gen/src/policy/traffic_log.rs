@@ -212,20 +212,6 @@ fn tcp_logger(address: &str, format: &str, ctx: LogContext<'_>) -> AccessLog {
     }
 }
 
-/// `snapshot` with `token` added, as gRPC metadata `authorization`, to every
-/// access logger that sends to `kuma-gateway serve`'s log sink, so that the
-/// sink can authenticate the records as ADS authenticates the stream. `None`
-/// when the snapshot has no such logger. The server applies it to what it
-/// sends one Envoy; translation itself never sees a token.
-pub fn with_log_credentials(snapshot: &crate::GatewaySnapshot, token: &str) -> Option<crate::GatewaySnapshot> {
-    let mut out = snapshot.clone();
-    let mut changed = false;
-    for listener in out.listeners.values_mut() {
-        changed |= add_log_credentials(listener, token);
-    }
-    changed.then_some(out)
-}
-
 /// True when `bytes` (an encoded listener) may hold a logger to the sink:
 /// its name is written as is in the encoding, so a listener without it is
 /// never decoded.
