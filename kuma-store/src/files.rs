@@ -83,14 +83,20 @@ fn read(paths: &[PathBuf], state: &Mutex<Cache>) -> Result<StoreContent, StoreEr
     let (files, notes) = collect_files(paths)?;
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     let mut cache = BTreeMap::new();
+    let mut changed = Vec::new();
     for file in files {
         let text = read_bounded(&file)?;
-        let parsed = match state.files.remove(&file) {
-            Some((old, parsed)) if old == text => parsed,
-            _ => Arc::new(parse_bytes(&file.display().to_string(), &text, UnknownFields::Reject)),
-        };
-        cache.insert(file, (text, parsed));
+        match state.files.remove(&file) {
+            Some((old, parsed)) if old == text => {
+                cache.insert(file, (text, parsed));
+            }
+            _ => changed.push((file, text)),
+        }
     }
+    let parsed = crate::parallel::map(&changed, |(file, text)| {
+        Arc::new(parse_bytes(&file.display().to_string(), text, UnknownFields::Reject))
+    });
+    cache.extend(changed.into_iter().zip(parsed).map(|((file, text), parsed)| (file, (text, parsed))));
     state.files = cache;
     state.reads += 1;
     let entries =

@@ -28,6 +28,7 @@ mod apply;
 mod content;
 mod error;
 mod files;
+mod parallel;
 mod postgres;
 mod store;
 mod watch;

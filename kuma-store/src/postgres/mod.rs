@@ -236,18 +236,26 @@ impl PgStore {
                 )
                 .await
                 .map_err(|e| self.error(&e))?;
-            for r in rows {
-                let row = Row {
-                    kind: r.get(0),
-                    mesh: r.get(1),
-                    name: r.get(2),
-                    spec: r.get(5),
-                    labels: r.get(6),
-                    namespace: r.get(7),
-                    creation_time: r.get(8),
-                };
-                let parsed = parse_file(&row.location(), &row.document(), UnknownFields::Reject);
-                let cached = Cached { xmin: r.get(4), version: r.get(3), key: row.key(), parsed: Arc::new(parsed) };
+            let rows: Vec<(Row, i64, String)> = rows
+                .iter()
+                .map(|r| {
+                    let row = Row {
+                        kind: r.get(0),
+                        mesh: r.get(1),
+                        name: r.get(2),
+                        spec: r.get(5),
+                        labels: r.get(6),
+                        namespace: r.get(7),
+                        creation_time: r.get(8),
+                    };
+                    (row, r.get(3), r.get(4))
+                })
+                .collect();
+            let parsed = crate::parallel::map(&rows, |(row, _, _)| {
+                Arc::new(parse_file(&row.location(), &row.document(), UnknownFields::Reject))
+            });
+            for ((row, version, xmin), parsed) in rows.into_iter().zip(parsed) {
+                let cached = Cached { xmin, version, key: row.key(), parsed };
                 fetched.insert((row.kind, row.mesh, row.name), cached);
             }
         }
