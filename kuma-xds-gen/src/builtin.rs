@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
-use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::envoy::extensions::compression::gzip::compressor::v3::Gzip;
 use envoy_types::pb::envoy::extensions::filters::http::compressor::v3::{
     Compressor, compressor::ResponseDirectionConfig,
@@ -55,6 +55,10 @@ pub(crate) struct Builtin<'a, 's> {
     /// The instant identity certificates are issued at (`None`: the start
     /// of the CA's validity).
     pub at: Option<std::time::SystemTime>,
+    /// When set, virtual hosts are reused from, and encoded for, the pass
+    /// ([`crate::reuse`]): route configurations are then left without
+    /// their virtual hosts, which the pass holds encoded.
+    pub reuse: Option<&'s std::cell::RefCell<crate::reuse::Pass>>,
 }
 
 impl<'a> Builtin<'a, '_> {
@@ -144,11 +148,24 @@ impl<'a> Builtin<'a, '_> {
         let mut chains = Vec::new();
         for chain in &port.chains {
             let route_name = names::route_configuration(listener, &chain.key);
-            let mut virtual_hosts: Vec<_> = chain.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect();
+            let mut virtual_hosts: Vec<VirtualHost> = match self.reuse {
+                None => chain.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect(),
+                Some(pass) => {
+                    let mut pass = pass.borrow_mut();
+                    for h in &chain.hosts {
+                        reuse_or_build(&mut pass, &route_name, ctx, h, clusters);
+                    }
+                    Vec::new()
+                }
+            };
             if !chain.misdirected.is_empty() {
                 // Other listener hostnames of this port have filter chains of
                 // their own: requests for them here are misdirected.
-                virtual_hosts.push(crate::routes::misdirected(chain.misdirected.clone()));
+                let host = crate::routes::misdirected(chain.misdirected.clone());
+                match self.reuse {
+                    None => virtual_hosts.push(host),
+                    Some(pass) => pass.borrow_mut().push_unkept(&route_name, &host),
+                }
             }
             out.routes.insert(
                 route_name.clone(),
@@ -426,4 +443,27 @@ fn sni_match(hostname: &str) -> FilterChainMatch {
         server_names: if hostname == "*" { Vec::new() } else { vec![hostname.into()] },
         ..Default::default()
     }
+}
+
+/// Host `h` of route configuration `route_name`, from `pass`: reused when
+/// its inputs are those of the last translation (its clusters registered
+/// again), built and encoded otherwise.
+fn reuse_or_build<'a>(
+    pass: &mut crate::reuse::Pass,
+    route_name: &str,
+    ctx: &HostContext,
+    h: &kuma_policy::route_table::TableHost<'a>,
+    clusters: &mut ClusterPlans<'a>,
+) {
+    let key = crate::reuse::HostKey::of(route_name, ctx, h);
+    if let Some(built) = pass.reusable(&key) {
+        clusters.replay(&built.registrations);
+        pass.keep(route_name, key, built, true);
+        return;
+    }
+    clusters.record();
+    let host = virtual_host(ctx, h, clusters);
+    let built =
+        crate::reuse::BuiltHost { bytes: crate::reuse::encode_host(&host), registrations: clusters.recorded().into() };
+    pass.keep(route_name, key, built, false);
 }

@@ -92,11 +92,21 @@ static PLANS: LazyLock<Plans> = LazyLock::new(|| {
 
 /// `message` packed as an `Any` with its map entries in key order.
 pub(crate) fn any<T: Message + Name>(message: &T) -> Any {
+    Any { type_url: T::type_url(), value: bytes(message) }
+}
+
+/// `message` encoded with its map entries in key order.
+pub(crate) fn bytes<T: Message + Name>(message: &T) -> Vec<u8> {
     let mut value = message.encode_to_vec();
     if let Some(&plan) = PLANS.by_name.get(&T::full_name()) {
         walk(plan, &mut value);
     }
-    Any { type_url: T::type_url(), value }
+    value
+}
+
+/// The number of the field `buf` starts with, and where that field ends.
+pub(crate) fn first_field(buf: &[u8]) -> Option<(u32, usize)> {
+    field(buf, 0).map(|(number, _, range)| (number, range.end))
 }
 
 fn varint(buf: &[u8]) -> Option<(u64, usize)> {

@@ -97,6 +97,19 @@ pub(crate) struct ClusterPlans<'a> {
     dataplane_tags: Tags,
     mtls: bool,
     zone_egress: bool,
+    /// While a virtual host is built for [`crate::reuse`]: the
+    /// registrations it made, so that a translation reusing that host can
+    /// make them again without building it.
+    recording: Option<(std::collections::HashSet<String>, Vec<Registration>)>,
+}
+
+/// One [`ClusterPlans::register`] call, as recorded for a reused host.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    destination: Tags,
+    host_tags: Tags,
+    source_tags: Tags,
+    fallback: UpstreamProtocol,
 }
 
 impl<'a> ClusterPlans<'a> {
@@ -115,6 +128,26 @@ impl<'a> ClusterPlans<'a> {
             mtls: mtls::enabled(set, mesh),
             zone_egress: mtls::enabled(set, mesh)
                 && set.mesh(mesh).and_then(|m| m.routing.as_ref()).is_some_and(|r| r.zone_egress),
+            recording: None,
+        }
+    }
+
+    /// Starts recording the registrations made (see [`Self::recorded`]).
+    pub(crate) fn record(&mut self) {
+        self.recording = Some(Default::default());
+    }
+
+    /// The registrations made since [`Self::record`], each cluster once,
+    /// in the order first made; recording stops.
+    pub(crate) fn recorded(&mut self) -> Vec<Registration> {
+        self.recording.take().map(|(_, made)| made).unwrap_or_default()
+    }
+
+    /// Makes `registrations` again, in order: what building the host that
+    /// recorded them would have registered.
+    pub(crate) fn replay(&mut self, registrations: &[Registration]) {
+        for r in registrations {
+            self.register(&r.destination, &r.host_tags, &r.source_tags, r.fallback);
         }
     }
 
@@ -143,6 +176,18 @@ impl<'a> ClusterPlans<'a> {
             return UNRESOLVED_BACKEND.to_string();
         }
         let name = names::cluster(destination, host_tags);
+        if let Some((seen, made)) = &mut self.recording {
+            // A later call for the same cluster does nothing (the first
+            // one's plan stays), so replaying the first is enough.
+            if seen.insert(name.clone()) {
+                made.push(Registration {
+                    destination: destination.clone(),
+                    host_tags: host_tags.clone(),
+                    source_tags: source_tags.clone(),
+                    fallback,
+                });
+            }
+        }
         if !self.plans.contains_key(&name) {
             let external = if self.index.is_external_service(service) {
                 let mut es = self.index.external_services(destination);

@@ -6,6 +6,7 @@
 //! behind an [`Arc`]: streams keep a reference, not a copy, and a type that
 //! did not change between two snapshots can be shared by both.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::config::listener::v3::Listener;
@@ -97,8 +98,22 @@ impl EncodedSnapshot {
     /// Packs every resource of `snapshot` (deterministic bytes: equal
     /// resources get equal versions).
     pub fn encode(snapshot: &GatewaySnapshot) -> Self {
+        Self::encode_with_hosts(snapshot, &HashMap::new())
+    }
+
+    /// [`Self::encode`], where the route configurations named in `hosts`
+    /// get those encoded virtual hosts after their own ([`crate::reuse`]).
+    pub(crate) fn encode_with_hosts(snapshot: &GatewaySnapshot, hosts: &HashMap<String, Vec<Arc<[u8]>>>) -> Self {
         let types = ResourceType::ALL.map(|t| {
-            let items = snapshot.resources(t).into_iter().map(|(n, a)| EncodedResource::new(n, a)).collect();
+            let items = if t == ResourceType::Route && !hosts.is_empty() {
+                let pack = |(name, config): (&String, _)| match hosts.get(name) {
+                    Some(hosts) => (name.clone(), crate::reuse::route_configuration(config, hosts)),
+                    None => (name.clone(), crate::canonical::any(config)),
+                };
+                snapshot.routes.iter().map(pack).map(|(n, a)| EncodedResource::new(n, a)).collect()
+            } else {
+                snapshot.resources(t).into_iter().map(|(n, a)| EncodedResource::new(n, a)).collect()
+            };
             Arc::new(EncodedResources::new(items))
         });
         EncodedSnapshot { types, refresh_at: snapshot.refresh_at }

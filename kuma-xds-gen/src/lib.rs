@@ -30,6 +30,7 @@ mod names;
 mod pb;
 mod policy;
 pub mod render;
+mod reuse;
 mod routes;
 mod snapshot;
 mod tls;
@@ -50,6 +51,7 @@ pub use policy::ignored as ignored_resources;
 pub use policy::traffic_log::TCP_ADDRESS_ATTRIBUTE as TCP_LOG_ADDRESS_ATTRIBUTE;
 pub use policy::traffic_log::TCP_DATAPLANE_ATTRIBUTE as TCP_LOG_DATAPLANE_ATTRIBUTE;
 pub use policy::traffic_log::TCP_MESH_ATTRIBUTE as TCP_LOG_MESH_ATTRIBUTE;
+pub use reuse::HostReuse;
 pub use snapshot::{GatewaySnapshot, ResourceType, version_of};
 
 /// Why a data plane's config could not be generated. Each variant names
@@ -153,11 +155,58 @@ pub fn translate_at(
     generate(set, mesh, dataplane, Some(at))
 }
 
+/// [`translate_with_reads`], packed ([`EncodedSnapshot::encode`]), building
+/// only the virtual hosts whose inputs changed since the translation `reuse`
+/// remembers, and remembering this one for the next (see [`HostReuse`]).
+/// The bytes are those of a whole translation; what a control plane calls
+/// on each change of the resources.
+pub fn translate_encoded(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: std::time::SystemTime,
+    reuse: &mut HostReuse,
+) -> (Result<EncodedSnapshot, TranslateError>, kuma_model::reads::Reads) {
+    kuma_model::reads::record(|| {
+        let uses_template = gateway_dataplane(set, mesh, dataplane).ok().is_some_and(|r| match &r.spec {
+            Spec::Dataplane(spec) => {
+                spec.gateway().is_some_and(|g| policy::proxy_template::select(set, mesh, &g.tags).is_some())
+            }
+            _ => false,
+        });
+        if uses_template {
+            // A ProxyTemplate may rewrite any virtual host: built whole.
+            reuse.clear();
+            return translate_at(set, mesh, dataplane, at).map(|s| EncodedSnapshot::encode(&s));
+        }
+        let pass = std::cell::RefCell::new(reuse::Pass::start(reuse, set, mesh, dataplane));
+        let result = generate_with(set, mesh, dataplane, Some(at), Some(&pass));
+        let encoded_hosts = pass.into_inner().finish(reuse);
+        match result {
+            Ok(snapshot) => Ok(EncodedSnapshot::encode_with_hosts(&snapshot, &encoded_hosts)),
+            Err(e) => {
+                reuse.clear();
+                Err(e)
+            }
+        }
+    })
+}
+
 fn generate(
     set: &ResourceSet,
     mesh: &str,
     dataplane: &str,
     at: Option<std::time::SystemTime>,
+) -> Result<GatewaySnapshot, TranslateError> {
+    generate_with(set, mesh, dataplane, at, None)
+}
+
+fn generate_with(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: Option<std::time::SystemTime>,
+    reuse: Option<&std::cell::RefCell<reuse::Pass>>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let resource = gateway_dataplane(set, mesh, dataplane)?;
     let resource = resource.as_ref();
@@ -169,7 +218,7 @@ fn generate(
     let mut snapshot = if spec.is_delegated_gateway() {
         delegated::generate(set, mesh, resource, spec, at)?
     } else {
-        builtin_snapshot(set, mesh, resource, spec, &gateway.tags, at)?
+        builtin_snapshot(set, mesh, resource, spec, &gateway.tags, at, reuse)?
     };
     if let Some((template, t)) = policy::proxy_template::select(set, mesh, &gateway.tags) {
         let listener_tags = |name: &str| listener_tags(set, mesh, &gateway.tags, name);
@@ -256,6 +305,7 @@ fn builtin_snapshot(
     spec: &kuma_model::dataplane::DataplaneSpec,
     tags: &kuma_model::Tags,
     at: Option<std::time::SystemTime>,
+    reuse: Option<&std::cell::RefCell<reuse::Pass>>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, tags) else {
         let mut empty = GatewaySnapshot::default();
@@ -269,5 +319,5 @@ fn builtin_snapshot(
         return Ok(empty);
     };
     let address = spec.networking.as_ref().map_or("", |n| n.address.as_str());
-    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at }.generate()
+    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at, reuse }.generate()
 }

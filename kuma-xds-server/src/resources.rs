@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use kuma_xds_gen::kuma_model::reads::Reads;
 use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
-use kuma_xds_gen::{EncodedResources, EncodedSnapshot, ResourceType, TranslateError};
+use kuma_xds_gen::{EncodedResources, EncodedSnapshot, HostReuse, ResourceType, TranslateError};
 use tokio::sync::watch;
+use tracing::debug;
 
 use crate::source::{AuthError, NodeId, SnapshotSource};
 use crate::tokens::{self, SigningKey};
@@ -44,6 +45,13 @@ impl Generation {
     }
 }
 
+/// A node's last translation, and the virtual hosts the next one may reuse.
+#[derive(Debug, Default)]
+struct NodeSlot {
+    last: Option<NodeReads>,
+    reuse: HostReuse,
+}
+
 /// What a node's last snapshot read, and the generations it is current for.
 #[derive(Debug)]
 struct NodeReads {
@@ -70,7 +78,7 @@ struct NodeReads {
 pub struct ResourceSetSource {
     current: RwLock<Generation>,
     /// Per node; a node's streams wait for each other's translation.
-    nodes: Mutex<HashMap<NodeId, Arc<Mutex<Option<NodeReads>>>>>,
+    nodes: Mutex<HashMap<NodeId, Arc<Mutex<NodeSlot>>>>,
     /// Every resource list a snapshot being served holds, by type and
     /// version, so that equal lists (of two data planes of the same
     /// gateway, or of a type a change did not touch) are held once.
@@ -129,7 +137,7 @@ impl ResourceSetSource {
     }
 
     /// The record of `node`, made empty when new.
-    fn node(&self, node: &NodeId) -> Arc<Mutex<Option<NodeReads>>> {
+    fn node(&self, node: &NodeId) -> Arc<Mutex<NodeSlot>> {
         self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(node.clone()).or_default().clone()
     }
 
@@ -166,7 +174,8 @@ impl SnapshotSource for ResourceSetSource {
         let slot = self.node(node);
         // Held through the translation: the other streams of this node wait
         // for it and share its result instead of translating again.
-        let mut record = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let NodeSlot { last: record, reuse } = &mut *guard;
         let (set, number) = {
             let current = self.current.read().unwrap_or_else(|e| e.into_inner());
             if let Some(n) = record.as_mut()
@@ -185,14 +194,17 @@ impl SnapshotSource for ResourceSetSource {
             }
             (current.set.clone(), current.number)
         };
-        let (result, reads) = kuma_xds_gen::translate_with_reads(&set, &node.mesh, &node.name, SystemTime::now());
+        let (result, reads) = kuma_xds_gen::translate_encoded(&set, &node.mesh, &node.name, SystemTime::now(), reuse);
         match result {
             Ok(snapshot) => {
-                let encoded = Arc::new(self.share(EncodedSnapshot::encode(&snapshot)));
+                let (reused, built) = reuse.last_counts();
+                debug!(node = %node.name, reused, built, "virtual hosts");
+                let refresh_at = snapshot.refresh_at;
+                let encoded = Arc::new(self.share(snapshot));
                 *record = Some(NodeReads {
                     snapshot: Arc::downgrade(&encoded),
                     reads,
-                    refresh_at: snapshot.refresh_at,
+                    refresh_at,
                     translated_at: number,
                     current_through: number,
                 });
@@ -200,7 +212,7 @@ impl SnapshotSource for ResourceSetSource {
             }
             Err(e) => {
                 *record = None;
-                drop(record);
+                drop(guard);
                 // A name nobody serves is not kept (any client may claim any).
                 self.nodes.lock().unwrap_or_else(|e| e.into_inner()).remove(node);
                 Err(e)

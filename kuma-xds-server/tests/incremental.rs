@@ -41,6 +41,9 @@ struct World {
     port: u16,
     /// A timeout policy for mesh a (seconds).
     timeout: Option<u8>,
+    /// A MeshTimeout for mesh a (seconds): its request timeout is on every
+    /// route, so on every virtual host.
+    mesh_timeout: Option<u8>,
 }
 
 const SERVICES: [&str; 3] = ["web", "api", "missing"];
@@ -101,6 +104,11 @@ impl World {
                 "type: Timeout\nmesh: a\nname: t\nsources: [{{match: {{kuma.io/service: '*'}}}}]\ndestinations: [{{match: {{kuma.io/service: '*'}}}}]\nconf: {{connectTimeout: {seconds}s, http: {{requestTimeout: {seconds}s}}}}\n"
             );
         }
+        if let Some(seconds) = self.mesh_timeout {
+            y += &format!(
+                "---\ntype: MeshTimeout\nmesh: a\nname: mt\nspec: {{targetRef: {{kind: Mesh}}, to: [{{targetRef: {{kind: Mesh}}, default: {{http: {{requestTimeout: {seconds}s}}}}}}]}}\n"
+            );
+        }
         y
     }
 
@@ -131,6 +139,7 @@ enum Edit {
     Logging,
     Port(u16),
     Timeout(Option<u8>),
+    MeshTimeout(Option<u8>),
     Nothing,
 }
 
@@ -148,6 +157,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         Just(Edit::Logging),
         (8080u16..8082).prop_map(Edit::Port),
         proptest::option::of(1u8..4).prop_map(Edit::Timeout),
+        proptest::option::of(1u8..4).prop_map(Edit::MeshTimeout),
         Just(Edit::Nothing),
     ]
 }
@@ -170,6 +180,7 @@ impl World {
             Edit::Logging => self.logging = !self.logging,
             Edit::Port(port) => self.port = port,
             Edit::Timeout(t) => self.timeout = t,
+            Edit::MeshTimeout(t) => self.mesh_timeout = t,
             _ => {}
         }
     }
@@ -307,6 +318,7 @@ proptest! {
             logging: false,
             port: 8080,
             timeout: None,
+            mesh_timeout: None,
         };
         let mut parsed = HashMap::new();
         let source = ResourceSetSource::new(world.set(&mut parsed));
