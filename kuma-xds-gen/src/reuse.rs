@@ -10,8 +10,9 @@
 //! - the route resources attached to it (compared by identity: a
 //!   [`ResourceSet`] made again after an edit shares every unchanged
 //!   resource), with its name, listener, port and route configuration;
-//! - every other resource of the set (any change to one of them, a policy, a
-//!   data plane or the gateway, rebuilds every host).
+//! - every other resource of the set but the other data planes (a change
+//!   to a policy, the gateway or its data plane rebuilds every host; data
+//!   planes coming, going or moving only change endpoints).
 //!
 //! The route table itself is still built whole each time: which routes
 //! attach to which host is what the comparison needs. A reused host's
@@ -43,9 +44,9 @@ pub struct HostReuse {
     /// Every resource of the set last translated, held so that no address
     /// compared below is given to a new resource meanwhile.
     held: Vec<Arc<Resource>>,
-    /// Addresses of the resources other than `MeshGatewayRoute`s, in set
-    /// order, with the mesh and data plane: when any differs, nothing is
-    /// reused.
+    /// Addresses of the resources that may shape any host (all but the
+    /// `MeshGatewayRoute`s and the other data planes), in set order, with
+    /// the mesh and data plane: when any differs, nothing is reused.
     context: Context,
     hosts: HashMap<HostKey, BuiltHost>,
     reused: usize,
@@ -128,11 +129,7 @@ impl Pass {
         let context = Context {
             mesh: mesh.to_string(),
             dataplane: dataplane.to_string(),
-            others: held
-                .iter()
-                .filter(|r| r.spec.kind() != Kind::MeshGatewayRoute)
-                .map(|r| Arc::as_ptr(r) as usize)
-                .collect(),
+            others: held.iter().filter(|r| shapes_hosts(r, mesh, dataplane)).map(|r| Arc::as_ptr(r) as usize).collect(),
         };
         let previous = if context == reuse.context { std::mem::take(&mut reuse.hosts) } else { HashMap::new() };
         // The old resources stay held (in `previous_held`) until this pass
@@ -172,6 +169,19 @@ impl Pass {
         reuse.reused = self.reused;
         reuse.built = self.built;
         self.encoded
+    }
+}
+
+/// True when a change to `r` may change a virtual host of `dataplane`
+/// other than through the routes attached to it. Other data planes only
+/// give endpoints (ClusterLoadAssignments), never anything a virtual host
+/// holds, so endpoints coming and going, the most frequent change in a
+/// mesh, reuse every host too.
+fn shapes_hosts(r: &Resource, mesh: &str, dataplane: &str) -> bool {
+    match r.spec.kind() {
+        Kind::MeshGatewayRoute => false,
+        Kind::Dataplane => r.meta.mesh == mesh && r.meta.name == dataplane,
+        _ => true,
     }
 }
 
@@ -260,7 +270,8 @@ mod translate_tests {
     use crate::{EncodedSnapshot, translate_at, translate_encoded};
     use kuma_model::{ParsedFile, UnknownFields, parse_file};
 
-    const GATEWAY: &str = "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: edge}}\n---\ntype: MeshGateway\nname: edge\nselectors: [{match: {kuma.io/service: edge}}]\nconf: {listeners: [{port: 8080, protocol: HTTP}, {port: 8081, protocol: HTTP, hostname: other.example.com}]}\n---\ntype: Dataplane\nname: web\nnetworking:\n  address: 10.0.0.1\n  inbound: [{port: 80, tags: {kuma.io/service: web, kuma.io/protocol: http}}]\n";
+    const GATEWAY: &str = "type: Dataplane\nname: gw\nnetworking:\n  address: 127.0.0.1\n  gateway: {type: BUILTIN, tags: {kuma.io/service: edge}}\n---\ntype: MeshGateway\nname: edge\nselectors: [{match: {kuma.io/service: edge}}]\nconf: {listeners: [{port: 8080, protocol: HTTP}, {port: 8081, protocol: HTTP, hostname: other.example.com}]}\n";
+    const WEB: &str = "type: Dataplane\nname: web\nnetworking:\n  address: 10.0.0.1\n  inbound: [{port: 80, tags: {kuma.io/service: web, kuma.io/protocol: http}}]\n";
 
     fn route(name: &str, host: &str, path: &str, service: &str) -> String {
         format!(
@@ -291,6 +302,7 @@ mod translate_tests {
         let mut files = HashMap::new();
         let mut texts = vec![
             ("0-gw.yaml", GATEWAY.to_string()),
+            ("0-web.yaml", WEB.to_string()),
             ("a.yaml", route("a", "a.example.com", "/a", "web")),
             ("b.yaml", route("b", "b.example.com", "/b", "web")),
             ("c.yaml", route("c", "other.example.com", "/c", "web")),
@@ -306,14 +318,18 @@ mod translate_tests {
         // other.example.com, and the hosts of routes that name none of it.
         check(&texts, (0, 5), "first translation");
         check(&texts, (5, 0), "nothing changed");
-        texts[2].1 = route("b", "b.example.com", "/b2", "web");
+        texts[3].1 = route("b", "b.example.com", "/b2", "web");
         check(&texts, (4, 1), "one route changed");
-        texts[2].1 = route("b", "b.example.com", "/b2", "other");
+        texts[3].1 = route("b", "b.example.com", "/b2", "other");
         check(&texts, (4, 1), "a new backend: its cluster is registered too");
         texts.push(("d.yaml", route("d", "a.example.com", "/d", "web")));
         check(&texts, (4, 1), "a route added to host a");
-        texts[0].1 = GATEWAY.replace("10.0.0.1", "10.0.0.2");
-        check(&texts, (0, 5), "anything but a route changed");
+        texts[1].1 = WEB.replace("10.0.0.1", "10.0.0.2");
+        check(&texts, (5, 0), "an endpoint moved");
+        texts[0].1 = GATEWAY.replace("8081", "8082");
+        check(&texts, (0, 5), "the gateway changed");
+        texts[0].1 = GATEWAY.replace("127.0.0.1", "127.0.0.2");
+        check(&texts, (0, 5), "its data plane changed");
         texts.pop();
         check(&texts, (4, 1), "a route removed");
         let routes = whole(&set(&mut files, &texts), at);
