@@ -51,7 +51,7 @@ pub use policy::ignored as ignored_resources;
 pub use policy::traffic_log::TCP_ADDRESS_ATTRIBUTE as TCP_LOG_ADDRESS_ATTRIBUTE;
 pub use policy::traffic_log::TCP_DATAPLANE_ATTRIBUTE as TCP_LOG_DATAPLANE_ATTRIBUTE;
 pub use policy::traffic_log::TCP_MESH_ATTRIBUTE as TCP_LOG_MESH_ATTRIBUTE;
-pub use reuse::HostReuse;
+pub use reuse::{HostReuse, SharedHosts};
 pub use snapshot::{GatewaySnapshot, ResourceType, version_of};
 
 /// Why a data plane's config could not be generated. Each variant names

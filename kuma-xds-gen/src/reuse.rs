@@ -25,13 +25,14 @@
 //! one remembered.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::Any;
 use kuma_model::{Kind, Resource, ResourceSet};
 use kuma_policy::route_table::TableHost;
 use prost::Name;
+use sha2::{Digest, Sha256};
 
 use crate::clusters::Registration;
 use crate::routes::HostContext;
@@ -41,6 +42,8 @@ use crate::routes::HostContext;
 /// inputs changed. One per data plane; start with `HostReuse::default()`.
 #[derive(Debug, Default)]
 pub struct HostReuse {
+    /// Where equal encodings are held once, across data planes.
+    shared: Option<SharedHosts>,
     /// Every resource of the set last translated, held so that no address
     /// compared below is given to a new resource meanwhile.
     held: Vec<Arc<Resource>>,
@@ -54,6 +57,13 @@ pub struct HostReuse {
 }
 
 impl HostReuse {
+    /// A reuse whose hosts are held in `shared` with those of other data
+    /// planes: every replica of a gateway builds the same hosts, and would
+    /// otherwise keep a copy each.
+    pub fn sharing(shared: SharedHosts) -> Self {
+        HostReuse { shared: Some(shared), ..HostReuse::default() }
+    }
+
     /// Of the last translation's virtual hosts: how many were reused and
     /// how many built.
     pub fn last_counts(&self) -> (usize, usize) {
@@ -62,7 +72,31 @@ impl HostReuse {
 
     /// Forgets everything (the next translation builds every host).
     pub fn clear(&mut self) {
-        *self = HostReuse::default();
+        *self = HostReuse { shared: self.shared.take(), ..HostReuse::default() };
+    }
+}
+
+/// Virtual host encodings held once for many [`HostReuse`]s (by content),
+/// and only while one of them holds it. Clones share the same pool.
+#[derive(Debug, Clone, Default)]
+pub struct SharedHosts(Arc<Mutex<HashMap<[u8; 32], Weak<[u8]>>>>);
+
+impl SharedHosts {
+    /// The held encoding equal to `bytes`, or `bytes`, now held.
+    fn intern(&self, bytes: Arc<[u8]>) -> Arc<[u8]> {
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = held.get(&digest).and_then(Weak::upgrade)
+            && *h == *bytes
+        {
+            return h;
+        }
+        held.insert(digest, Arc::downgrade(&bytes));
+        // Forget the encodings no reuse holds any more, now and then.
+        if held.len() > 64 && held.len().is_power_of_two() {
+            held.retain(|_, h| h.strong_count() > 0);
+        }
+        bytes
     }
 }
 
@@ -112,6 +146,7 @@ pub(crate) struct BuiltHost {
 /// built, by route configuration.
 #[derive(Debug, Default)]
 pub(crate) struct Pass {
+    shared: Option<SharedHosts>,
     previous: HashMap<HostKey, BuiltHost>,
     next: HashMap<HostKey, BuiltHost>,
     /// Per route configuration, its virtual hosts' bytes in order.
@@ -137,7 +172,7 @@ impl Pass {
         reuse.context = context;
         let previous_held = std::mem::replace(&mut reuse.held, held);
         drop(previous_held);
-        Pass { previous, ..Pass::default() }
+        Pass { shared: reuse.shared.clone(), previous, ..Pass::default() }
     }
 
     /// The host built for `key` last time, if its inputs are unchanged.
@@ -147,11 +182,14 @@ impl Pass {
 
     /// Notes the host of `key` for the next translation, and its bytes for
     /// route configuration `route_configuration`.
-    pub(crate) fn keep(&mut self, route_configuration: &str, key: HostKey, host: BuiltHost, reused: bool) {
+    pub(crate) fn keep(&mut self, route_configuration: &str, key: HostKey, mut host: BuiltHost, reused: bool) {
         if reused {
             self.reused += 1;
         } else {
             self.built += 1;
+            if let Some(shared) = &self.shared {
+                host.bytes = shared.intern(host.bytes);
+            }
         }
         self.encoded.entry(route_configuration.to_string()).or_default().push(host.bytes.clone());
         self.next.insert(key, host);
@@ -332,7 +370,17 @@ mod translate_tests {
         check(&texts, (0, 5), "its data plane changed");
         texts.pop();
         check(&texts, (4, 1), "a route removed");
-        let routes = whole(&set(&mut files, &texts), at);
+        // A replica of the gateway, sharing hosts with this one.
+        let shared = SharedHosts::default();
+        let set = set(&mut files, &texts);
+        let mut replicas = [HostReuse::sharing(shared.clone()), HostReuse::sharing(shared)];
+        for r in &mut replicas {
+            let _ = translate_encoded(&set, "default", "gw", at, r);
+        }
+        for (key, host) in &replicas[0].hosts {
+            assert!(Arc::ptr_eq(&host.bytes, &replicas[1].hosts[key].bytes), "held once: {key:?}");
+        }
+        let routes = whole(&set, at);
         assert_eq!(routes.resources(ResourceType::Route).len(), 2, "two route configurations");
     }
 }

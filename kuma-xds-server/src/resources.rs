@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use kuma_xds_gen::kuma_model::reads::Reads;
 use kuma_xds_gen::kuma_model::{Kind, Resource, ResourceKey, ResourceSet, Spec};
-use kuma_xds_gen::{EncodedResources, EncodedSnapshot, HostReuse, ResourceType, TranslateError};
+use kuma_xds_gen::{EncodedResources, EncodedSnapshot, HostReuse, ResourceType, SharedHosts, TranslateError};
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -46,7 +46,7 @@ impl Generation {
 }
 
 /// A node's last translation, and the virtual hosts the next one may reuse.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct NodeSlot {
     last: Option<NodeReads>,
     reuse: HostReuse,
@@ -83,6 +83,9 @@ pub struct ResourceSetSource {
     /// version, so that equal lists (of two data planes of the same
     /// gateway, or of a type a change did not touch) are held once.
     lists: Mutex<HashMap<(ResourceType, String), Weak<EncodedResources>>>,
+    /// The virtual hosts nodes keep for their next translation, each held
+    /// once (replicas of a gateway build the same ones).
+    hosts: SharedHosts,
     changes: watch::Sender<u64>,
     /// Signing keys held in memory (by mesh), beside those in the resources.
     extra_keys: RwLock<Vec<(String, SigningKey)>>,
@@ -96,6 +99,7 @@ impl ResourceSetSource {
             current: RwLock::new(Generation { set: Arc::new(set), number: 1, changed: VecDeque::new() }),
             nodes: Mutex::new(HashMap::new()),
             lists: Mutex::default(),
+            hosts: SharedHosts::default(),
             changes,
             extra_keys: RwLock::default(),
         }
@@ -138,7 +142,11 @@ impl ResourceSetSource {
 
     /// The record of `node`, made empty when new.
     fn node(&self, node: &NodeId) -> Arc<Mutex<NodeSlot>> {
-        self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(node.clone()).or_default().clone()
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = nodes.entry(node.clone()).or_insert_with(|| {
+            Arc::new(Mutex::new(NodeSlot { last: None, reuse: HostReuse::sharing(self.hosts.clone()) }))
+        });
+        slot.clone()
     }
 
     /// `snapshot` with each of its lists replaced by an equal one already
