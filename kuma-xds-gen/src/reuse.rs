@@ -79,7 +79,10 @@ impl HostReuse {
 /// Virtual host encodings held once for many [`HostReuse`]s (by content),
 /// and only while one of them holds it. Clones share the same pool.
 #[derive(Debug, Clone, Default)]
-pub struct SharedHosts(Arc<Mutex<HashMap<[u8; 32], Weak<[u8]>>>>);
+pub struct SharedHosts(Arc<Mutex<ByDigest>>);
+
+/// Encodings by SHA-256, held weakly.
+type ByDigest = HashMap<[u8; 32], Weak<[u8]>>;
 
 impl SharedHosts {
     /// The held encoding equal to `bytes`, or `bytes`, now held.
