@@ -249,7 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 xds_ca_pem: ca.as_deref(),
                 protocol: xds_protocol.into(),
             });
-            print(&render::bootstrap_value(&b)?, format);
+            print(render::bootstrap_value(&b)?, format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply(args) => store_commands::apply(args),
@@ -362,11 +362,13 @@ impl From<XdsProtocolArg> for render::XdsProtocol {
     }
 }
 
-fn print(value: &serde_json::Value, format: Format) {
-    match format {
-        Format::Yaml => print!("{}", render::to_yaml(value)),
-        Format::Json => print!("{}", render::to_pretty_json(value)),
-    }
+fn print(value: serde_json::Value, format: Format) {
+    let text = match format {
+        Format::Yaml => render::to_yaml(&value),
+        Format::Json => render::to_pretty_json(&value),
+    };
+    drop(value);
+    print!("{text}");
 }
 
 fn validate(resources: &store::Resources) -> Result<ExitCode> {
@@ -444,12 +446,17 @@ fn render_cmd(
             return Ok(ExitCode::from(1));
         }
     };
+    // Each stage is freed once the next is made: a 10,000-rule gateway's
+    // resources, snapshot, bootstrap and JSON are each tens of MiB.
+    drop(set);
     let value = if bootstrap {
-        render::bootstrap_value(&render::static_bootstrap(&snapshot, admin_port))?
+        let b = render::static_bootstrap(&snapshot, admin_port);
+        drop(snapshot);
+        render::bootstrap_value(&b)?
     } else {
         render::snapshot_value(&snapshot)?
     };
-    print(&value, format);
+    print(value, format);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -109,7 +109,8 @@ pub(crate) fn first_field(buf: &[u8]) -> Option<(u32, usize)> {
     field(buf, 0).map(|(number, _, range)| (number, range.end))
 }
 
-fn varint(buf: &[u8]) -> Option<(u64, usize)> {
+/// A varint at the start of `buf`, and its length.
+pub(crate) fn varint(buf: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, b) in buf.iter().enumerate().take(10) {
         value |= u64::from(b & 0x7f) << (7 * i);
@@ -120,23 +121,24 @@ fn varint(buf: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// The field at `pos`: its number, whether it is length-delimited, and its
-/// payload range (the whole value for other wire types).
-fn field(buf: &[u8], pos: usize) -> Option<(u32, bool, Range<usize>)> {
+/// The field at `pos`: its number, its wire type, and its payload range
+/// (the contents of a length-delimited field, the value's bytes otherwise).
+pub(crate) fn field(buf: &[u8], pos: usize) -> Option<(u32, u8, Range<usize>)> {
     let (key, n) = varint(buf.get(pos..)?)?;
     let start = pos + n;
-    let (delimited, range) = match key & 7 {
-        0 => (false, start..start + varint(buf.get(start..)?)?.1),
-        1 => (false, start..start + 8),
-        5 => (false, start..start + 4),
+    let wire = (key & 7) as u8;
+    let range = match wire {
+        0 => start..start + varint(buf.get(start..)?)?.1,
+        1 => start..start + 8,
+        5 => start..start + 4,
         2 => {
             let (len, n) = varint(buf.get(start..)?)?;
             let payload = start + n;
-            (true, payload..payload.checked_add(usize::try_from(len).ok()?)?)
+            payload..payload.checked_add(usize::try_from(len).ok()?)?
         }
         _ => return None,
     };
-    (range.end <= buf.len()).then_some(((key >> 3) as u32, delimited, range))
+    (range.end <= buf.len()).then_some(((key >> 3) as u32, wire, range))
 }
 
 /// Sorts the map entries of `buf` (a message with plan `plan`) by key,
@@ -145,8 +147,8 @@ fn walk(plan: usize, buf: &mut [u8]) -> Option<()> {
     let fields = &PLANS.plans[plan].fields;
     let mut pos = 0;
     while pos < buf.len() {
-        let (number, delimited, range) = field(buf, pos)?;
-        let step = fields.iter().find(|(n, _)| *n == number).map(|(_, s)| *s).filter(|_| delimited);
+        let (number, wire, range) = field(buf, pos)?;
+        let step = fields.iter().find(|(n, _)| *n == number).map(|(_, s)| *s).filter(|_| wire == 2);
         match step {
             None => pos = range.end,
             Some(Step::Message(inner)) => {
@@ -168,7 +170,7 @@ fn walk(plan: usize, buf: &mut [u8]) -> Option<()> {
 fn sort_map_run(buf: &mut [u8], start: usize, number: u32, entry: Option<usize>) -> Option<usize> {
     let mut entries: Vec<(Range<usize>, Range<usize>)> = Vec::new();
     let mut pos = start;
-    while let Some((_, true, payload)) = field(buf, pos).filter(|(n, _, _)| *n == number) {
+    while let Some((_, 2, payload)) = field(buf, pos).filter(|(n, _, _)| *n == number) {
         if let Some(plan) = entry {
             walk(plan, &mut buf[payload.clone()]);
         }

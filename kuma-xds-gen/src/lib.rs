@@ -25,6 +25,7 @@ mod defaults;
 mod delegated;
 mod encoded;
 pub mod explain;
+mod json;
 mod mtls;
 mod names;
 mod pb;

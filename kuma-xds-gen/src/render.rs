@@ -24,7 +24,7 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use prost_reflect::DescriptorPool;
 use serde_json::{Map, Value};
 
 use crate::pb;
@@ -69,11 +69,7 @@ pub fn type_url_resolves(url: &str) -> bool {
 pub(crate) fn bytes_to_json(type_name: &str, bytes: &[u8]) -> Result<Value, RenderError> {
     let desc = POOL.get_message_by_name(type_name).ok_or_else(|| RenderError::UnknownType(type_name.into()))?;
     let transcode = |message: String| RenderError::Transcode { type_name: type_name.into(), message };
-    let dynamic = DynamicMessage::decode(desc, bytes).map_err(|e| transcode(e.to_string()))?;
-    let value = dynamic
-        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
-        .map_err(|e| transcode(e.to_string()))?;
-    Ok(sorted(value))
+    crate::json::message(&POOL, &desc, bytes).map_err(transcode)
 }
 
 /// Canonical JSON of a message.
@@ -85,18 +81,6 @@ pub fn to_json<M: Message + Name>(message: &M) -> Result<Value, RenderError> {
 pub fn any_to_json(any: &Any) -> Result<Value, RenderError> {
     let name = any.type_url.rsplit('/').next().unwrap_or_default();
     bytes_to_json(name, &any.value)
-}
-
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect::<Map<_, _>>())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
 }
 
 /// A snapshot as `{Clusters: {Resources: {name: ...}}, Endpoints: ..., Listeners: ...,
@@ -141,7 +125,7 @@ pub fn to_yaml(value: &Value) -> String {
         Value::Object(m) if !m.is_empty() => yaml_map(m, 0, &mut out),
         Value::Array(a) if !a.is_empty() => yaml_seq(a, 0, &mut out),
         other => {
-            out.push_str(&yaml_scalar(other));
+            yaml_scalar(other, &mut out);
             out.push('\n');
         }
     }
@@ -154,7 +138,7 @@ fn yaml_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
         if i > 0 || !out.ends_with("- ") {
             out.extend(std::iter::repeat_n(' ', indent));
         }
-        out.push_str(&yaml_string(k));
+        yaml_string(k, out);
         out.push(':');
         yaml_value(v, indent, indent + 2, out);
     }
@@ -187,40 +171,46 @@ fn yaml_value(v: &Value, seq_indent: usize, map_indent: usize, out: &mut String)
         }
         other => {
             out.push(' ');
-            out.push_str(&yaml_scalar(other));
+            yaml_scalar(other, out);
             out.push('\n');
         }
     }
 }
 
-fn yaml_scalar(v: &Value) -> String {
+fn yaml_scalar(v: &Value, out: &mut String) {
+    use std::fmt::Write as _;
     match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => yaml_string(s),
-        Value::Array(_) => "[]".into(),
-        Value::Object(_) => "{}".into(),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) => yaml_string(s, out),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
     }
 }
 
-fn yaml_string(s: &str) -> String {
+fn yaml_string(s: &str, out: &mut String) {
     const RESERVED: [&str; 22] = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "nan", ".nan", "inf", ".inf", "-inf",
         "-.inf", "+inf", "+.inf", "<<", "=", "-", "",
     ];
-    let plain = !RESERVED.contains(&s.to_ascii_lowercase().as_str())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-+=,()".contains(c))
+    // Cheapest checks first: most keys and values are plain words.
+    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-+=,()".contains(c))
         && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_')
         && !s.ends_with(':')
         && !s.contains(": ")
+        && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
         && s.parse::<f64>().is_err();
     if plain {
-        s.to_string()
+        out.push_str(s);
     } else if s.chars().all(|c| !c.is_control()) {
-        format!("'{}'", s.replace('\'', "''"))
+        out.push('\'');
+        out.push_str(&s.replace('\'', "''"));
+        out.push('\'');
     } else {
-        serde_json::to_string(s).expect("strings serialise")
+        out.push_str(&serde_json::to_string(s).expect("strings serialise"));
     }
 }
 
