@@ -126,8 +126,25 @@ impl ResourceSetSource {
             current.number = number;
             number
         };
+        self.forget_idle_reuse();
         self.changes.send_replace(number);
         number
+    }
+
+    /// Drops what nodes no stream serves any more kept for reuse (data
+    /// planes come and go under new names; their hosts and the resources
+    /// they compared against would otherwise stay). A node that comes back
+    /// builds every host once.
+    fn forget_idle_reuse(&self) {
+        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in nodes.values() {
+            // A node being translated is in use.
+            if let Ok(mut slot) = slot.try_lock()
+                && slot.last.as_ref().is_none_or(|n| n.snapshot.strong_count() == 0)
+            {
+                slot.reuse.clear();
+            }
+        }
     }
 
     /// The set being served.
@@ -398,6 +415,21 @@ type: Dataplane\nmesh: b\nname: gw\nnetworking: {address: 127.0.0.1, gateway: {t
         let removed = route.replace("type: Secret\nmesh: a\nname: unused\ndata: aG8=\n---\n", "");
         assert!(!retranslated(&source, &a, &removed), "removing what it never read");
         assert!(source.snapshot(&b, Some(1)).unwrap().is_none(), "mesh a's changes never reach mesh b's gateway");
+    }
+
+    #[test]
+    fn what_a_node_kept_for_reuse_is_dropped_once_no_stream_serves_it() {
+        let source = ResourceSetSource::new(set(BASE));
+        let a = node("a");
+        let counts = || source.node(&a).lock().unwrap().reuse.last_counts();
+        let held = source.snapshot(&a, None).unwrap();
+        source.publish(set(BASE));
+        assert_eq!(counts(), (0, 1), "served: its host is kept");
+        drop(held);
+        source.publish(set(BASE));
+        assert_eq!(counts(), (0, 0), "no stream holds its snapshot");
+        assert!(source.snapshot(&a, None).unwrap().is_some(), "translated again when it comes back");
+        assert_eq!(counts(), (0, 1));
     }
 
     #[test]
