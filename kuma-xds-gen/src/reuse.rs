@@ -22,7 +22,9 @@
 //!
 //! Resources are compared by address, so the resources of the last set are
 //! held until the next translation: no new resource can take the address of
-//! one remembered.
+//! one remembered, and a held resource cannot be changed in place. A data
+//! plane a ProxyTemplate selects is translated whole (a template may
+//! rewrite any host).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -160,8 +162,8 @@ pub(crate) struct Pass {
 
 impl Pass {
     /// Starts a translation of `dataplane` in `mesh` from `set`: the hosts
-    /// of `reuse` are usable when every resource but the
-    /// `MeshGatewayRoute`s is the one it last saw.
+    /// of `reuse` are usable when every resource that shapes hosts
+    /// ([`shapes_hosts`]) is the one it last saw.
     pub(crate) fn start(reuse: &mut HostReuse, set: &ResourceSet, mesh: &str, dataplane: &str) -> Pass {
         let held: Vec<Arc<Resource>> = set.iter_shared().cloned().collect();
         let context = Context {
@@ -170,11 +172,11 @@ impl Pass {
             others: held.iter().filter(|r| shapes_hosts(r, mesh, dataplane)).map(|r| Arc::as_ptr(r) as usize).collect(),
         };
         let previous = if context == reuse.context { std::mem::take(&mut reuse.hosts) } else { HashMap::new() };
-        // The old resources stay held (in `previous_held`) until this pass
-        // has compared against them.
         reuse.context = context;
-        let previous_held = std::mem::replace(&mut reuse.held, held);
-        drop(previous_held);
+        // The last set's resources can go now: every resource of `set` was
+        // made while they were held, so none has the address of one in
+        // `previous`'s keys unless it is that very resource, unchanged.
+        reuse.held = held;
         Pass { shared: reuse.shared.clone(), previous, ..Pass::default() }
     }
 
