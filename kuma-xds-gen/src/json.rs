@@ -22,11 +22,19 @@ use serde_json::{Map, Number, Value};
 
 /// The JSON value of the message `desc` encoded in `bytes`.
 pub(crate) fn message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
-    if let Some(v) = well_known(pool, desc.full_name(), bytes)? {
+    read_message(pool, desc, bytes, 0)
+}
+
+/// How deep messages may nest, as prost's own decoder allows: bytes nested
+/// deeper are refused rather than exhausting the stack.
+const MAX_DEPTH: usize = 100;
+
+fn read_message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
+    if let Some(v) = well_known(pool, desc.full_name(), bytes, depth)? {
         return Ok(v);
     }
     let mut entries = Vec::new();
-    fields(pool, desc, bytes, &mut entries)?;
+    fields(pool, desc, bytes, &mut entries, depth)?;
     Ok(object(entries))
 }
 
@@ -49,6 +57,7 @@ fn fields(
     desc: &MessageDescriptor,
     bytes: &[u8],
     out: &mut Vec<(String, Value)>,
+    depth: usize,
 ) -> Result<(), String> {
     // Occurrences per field, in the order fields first appear, with the
     // position of the field's last occurrence.
@@ -83,7 +92,7 @@ fn fields(
             let mut latest: Vec<(String, &[u8])> = Vec::with_capacity(ranges.len());
             for (_, r) in &ranges {
                 let entry_bytes = &bytes[r.clone()];
-                let key = map_key(pool, &entry, entry_bytes)?;
+                let key = map_key(pool, &entry, entry_bytes, depth)?;
                 latest.retain(|(k, _)| *k != key);
                 latest.push((key, entry_bytes));
             }
@@ -92,7 +101,7 @@ fn fields(
             }
             let mut map = Vec::with_capacity(latest.len());
             for (key, entry_bytes) in latest {
-                map.push((key, map_value(pool, &entry, entry_bytes)?));
+                map.push((key, map_value(pool, &entry, entry_bytes, depth)?));
             }
             object(map)
         } else if field.is_list() {
@@ -108,7 +117,7 @@ fn fields(
                         p = end;
                     }
                 } else {
-                    items.push(value(pool, &field.kind(), *wire, payload)?);
+                    items.push(value(pool, &field.kind(), *wire, payload, depth)?);
                 }
             }
             Value::Array(items)
@@ -117,11 +126,11 @@ fn fields(
                 // Repeated occurrences of a message merge: their bytes concatenated.
                 Kind::Message(m) if ranges.len() > 1 => {
                     let joined: Vec<u8> = ranges.iter().flat_map(|(_, r)| bytes[r.clone()].iter().copied()).collect();
-                    message(pool, &m, &joined)?
+                    read_message(pool, &m, &joined, depth + 1)?
                 }
                 kind => {
                     let (wire, r) = ranges.last().expect("a field seen once at least");
-                    value(pool, &kind, *wire, &bytes[r.clone()])?
+                    value(pool, &kind, *wire, &bytes[r.clone()], depth)?
                 }
             };
             if !field.supports_presence() && is_default(&v, &field.kind()) {
@@ -164,10 +173,10 @@ fn last_field(bytes: &[u8], number: u32) -> Result<Option<(u8, Range<usize>)>, S
 }
 
 /// A map entry's key, as a string.
-fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8]) -> Result<String, String> {
+fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<String, String> {
     let field = entry.map_entry_key_field();
     let key = match last_field(bytes, field.number())? {
-        Some((wire, r)) => value(pool, &field.kind(), wire, &bytes[r])?,
+        Some((wire, r)) => value(pool, &field.kind(), wire, &bytes[r], depth)?,
         None => default_scalar(&field.kind()).unwrap_or_else(|| Value::String(String::new())),
     };
     Ok(match key {
@@ -177,11 +186,11 @@ fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8]) -> Re
 }
 
 /// A map entry's value.
-fn map_value(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
+fn map_value(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
     let field = entry.map_entry_value_field();
     match (last_field(bytes, field.number())?, field.kind()) {
-        (Some((wire, r)), kind) => value(pool, &kind, wire, &bytes[r]),
-        (None, Kind::Message(m)) => message(pool, &m, &[]),
+        (Some((wire, r)), kind) => value(pool, &kind, wire, &bytes[r], depth),
+        (None, Kind::Message(m)) => read_message(pool, &m, &[], depth + 1),
         (None, Kind::String | Kind::Bytes) => Ok(Value::String(String::new())),
         (None, kind) => Ok(default_scalar(&kind).unwrap_or(Value::Null)),
     }
@@ -194,9 +203,9 @@ fn default_scalar(kind: &Kind) -> Option<Value> {
 
 /// A field's value from its payload (the whole field's bytes for
 /// length-delimited ones, the value's bytes otherwise).
-fn value(pool: &DescriptorPool, kind: &Kind, wire: u8, payload: &[u8]) -> Result<Value, String> {
+fn value(pool: &DescriptorPool, kind: &Kind, wire: u8, payload: &[u8], depth: usize) -> Result<Value, String> {
     match kind {
-        Kind::Message(m) => message(pool, m, payload),
+        Kind::Message(m) => read_message(pool, m, payload, depth + 1),
         Kind::String => std::str::from_utf8(payload).map(|s| Value::String(s.to_string())).map_err(|e| e.to_string()),
         Kind::Bytes => Ok(Value::String(BASE64_STANDARD.encode(payload))),
         _ => {
@@ -282,7 +291,11 @@ fn packed_item(kind: &Kind, buf: &[u8], pos: usize) -> Option<(WireValue, usize)
 }
 
 /// The well-known types with a JSON form of their own.
-fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Option<Value>, String> {
+fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Option<Value>, String> {
+    // Every nested message passes here first (an `Any`'s payload too).
+    if depth > MAX_DEPTH {
+        return Err(format!("messages nested more than {MAX_DEPTH} deep"));
+    }
     use prost_types as t;
     let decode_err = |e: prost::DecodeError| e.to_string();
     Ok(Some(match name {
@@ -291,9 +304,9 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Option<
             let type_name = any.type_url.rsplit_once('/').map_or(any.type_url.as_str(), |(_, n)| n);
             let desc = pool.get_message_by_name(type_name).ok_or_else(|| format!("message '{type_name}' not found"))?;
             let mut entries = vec![("@type".to_string(), Value::String(any.type_url.clone()))];
-            match well_known(pool, type_name, &any.value)? {
+            match well_known(pool, type_name, &any.value, depth + 1)? {
                 Some(v) => entries.push(("value".into(), v)),
-                None => fields(pool, &desc, &any.value, &mut entries)?,
+                None => fields(pool, &desc, &any.value, &mut entries, depth + 1)?,
             }
             object(entries)
         }
@@ -323,7 +336,7 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Option<
         | "google.protobuf.UInt64Value"
         | "google.protobuf.BoolValue"
         | "google.protobuf.StringValue"
-        | "google.protobuf.BytesValue" => wrapped(pool, name, bytes)?,
+        | "google.protobuf.BytesValue" => wrapped(pool, name, bytes, depth)?,
         "google.protobuf.FieldMask" => {
             let mask = t::FieldMask::decode(bytes).map_err(decode_err)?;
             let paths: Vec<String> =
@@ -336,7 +349,7 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Option<
 }
 
 /// A wrapper's `value` field, or its default when absent.
-fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Value, String> {
+fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Value, String> {
     let desc = pool.get_message_by_name(name).ok_or_else(|| format!("message '{name}' not found"))?;
     let field = desc.get_field(1).ok_or("a wrapper without a value")?;
     let mut last = None;
@@ -345,7 +358,7 @@ fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8]) -> Result<Value, Str
         let (number, wire, range) = wire_field(bytes, pos).ok_or("malformed wrapper")?;
         pos = range.end;
         if number == 1 {
-            last = Some(value(pool, &field.kind(), wire, &bytes[range])?);
+            last = Some(value(pool, &field.kind(), wire, &bytes[range], depth)?);
         }
     }
     // prost-reflect writes a wrapped non-finite number as JSON's `null`
@@ -622,6 +635,49 @@ mod tests {
                 prost::encoding::encode_varint(v, out);
             }
         }
+    }
+
+    #[test]
+    fn bytes_nested_too_deep_are_refused_not_a_stack_overflow() {
+        let pool = crate::render::pool();
+        let nest =
+            |levels: usize, wrap: &dyn Fn(&[u8]) -> Vec<u8>| (0..levels).fold(Vec::new(), |inner, _| wrap(&inner));
+        let field = |out: &mut Vec<u8>, number: u32, payload: &[u8]| {
+            key(out, number, 2);
+            prost::encoding::encode_varint(payload.len() as u64, out);
+            out.extend_from_slice(payload);
+        };
+        // Any { type_url: Any, value: Any { ... } }, 10,000 deep: read by
+        // this module alone.
+        let anys = nest(10_000, &|inner| {
+            let mut any = Vec::new();
+            field(&mut any, 1, b"type.googleapis.com/google.protobuf.Any");
+            field(&mut any, 2, inner);
+            any
+        });
+        let any = pool.get_message_by_name("google.protobuf.Any").unwrap();
+        assert!(message(pool, &any, &anys).unwrap_err().contains("nested more than 100 deep"));
+        // ListValue { values: [Value { list_value: ... }] }: prost decodes
+        // those, with a limit of its own.
+        let lists = nest(10_000, &|inner| {
+            let mut list = Vec::new();
+            let mut value = Vec::new();
+            field(&mut value, 6, inner);
+            field(&mut list, 1, &value);
+            list
+        });
+        let list = pool.get_message_by_name("google.protobuf.ListValue").unwrap();
+        assert!(message(pool, &list, &lists).is_err());
+        // 50 levels, around an Empty, are read.
+        let mut empty = Vec::new();
+        field(&mut empty, 1, b"type.googleapis.com/google.protobuf.Empty");
+        let fifty = (0..49).fold(empty, |inner, _| {
+            let mut a = Vec::new();
+            field(&mut a, 1, b"type.googleapis.com/google.protobuf.Any");
+            field(&mut a, 2, &inner);
+            a
+        });
+        assert!(message(pool, &any, &fifty).is_ok());
     }
 
     #[test]
