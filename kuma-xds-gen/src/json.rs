@@ -76,11 +76,16 @@ fn fields(
         }
     }
     // Of the members of a oneof, the last one written is the one set.
-    let latest_of = |oneof: &prost_reflect::OneofDescriptor| {
-        seen.iter().filter(|(f, _, _)| f.containing_oneof().as_ref() == Some(oneof)).map(|(_, _, l)| *l).max()
+    let oneofs: Vec<Option<prost_reflect::OneofDescriptor>> =
+        seen.iter().map(|(f, _, _)| f.containing_oneof()).collect();
+    let later_member = |oneof: &prost_reflect::OneofDescriptor, last: usize| {
+        oneofs.iter().zip(&seen).any(|(other, (_, _, l))| other.as_ref() == Some(oneof) && *l > last)
     };
-    let superseded: Vec<bool> =
-        seen.iter().map(|(f, _, last)| f.containing_oneof().is_some_and(|o| latest_of(&o) != Some(*last))).collect();
+    let superseded: Vec<bool> = oneofs
+        .iter()
+        .zip(&seen)
+        .map(|(oneof, (_, _, last))| oneof.as_ref().is_some_and(|o| later_member(o, *last)))
+        .collect();
     for ((field, ranges, _), superseded) in seen.into_iter().zip(superseded) {
         if superseded {
             continue;
