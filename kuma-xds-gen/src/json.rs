@@ -16,9 +16,9 @@ use std::ops::Range;
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Number, Value};
 
 use crate::canonical::{field as wire_field, varint};
-use serde_json::{Map, Number, Value};
 
 /// The JSON value of the message `desc` encoded in `bytes`.
 pub(crate) fn message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
@@ -163,12 +163,12 @@ fn is_default(v: &Value, kind: &Kind) -> bool {
         }
 }
 
-/// The last occurrence of field `number` in `bytes`, with its wire type.
+/// The last occurrence of field `number` in message `bytes`, with its wire type.
 fn last_field(bytes: &[u8], number: u32) -> Result<Option<(u8, Range<usize>)>, String> {
     let mut last = None;
     let mut pos = 0;
     while pos < bytes.len() {
-        let (n, wire, range) = wire_field(bytes, pos).ok_or("malformed map entry")?;
+        let (n, wire, range) = wire_field(bytes, pos).ok_or("malformed message bytes")?;
         pos = range.end;
         if n == number {
             last = Some((wire, range));
@@ -192,7 +192,12 @@ fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth
 
 /// A map entry's value.
 fn map_value(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
-    let field = entry.map_entry_value_field();
+    last_value(pool, &entry.map_entry_value_field(), bytes, depth)
+}
+
+/// The value of `field` in message `bytes` (its last occurrence), or its
+/// default when absent: what a map entry or a wrapper without it holds.
+fn last_value(pool: &DescriptorPool, field: &FieldDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
     match (last_field(bytes, field.number())?, field.kind()) {
         (Some((wire, r)), kind) => value(pool, &kind, wire, &bytes[r], depth),
         (None, Kind::Message(m)) => read_message(pool, &m, &[], depth + 1),
@@ -357,27 +362,13 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> 
 fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Value, String> {
     let desc = pool.get_message_by_name(name).ok_or_else(|| format!("message '{name}' not found"))?;
     let field = desc.get_field(1).ok_or("a wrapper without a value")?;
-    let mut last = None;
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let (number, wire, range) = wire_field(bytes, pos).ok_or("malformed wrapper")?;
-        pos = range.end;
-        if number == 1 {
-            last = Some(value(pool, &field.kind(), wire, &bytes[range], depth)?);
-        }
-    }
+    let v = last_value(pool, &field, bytes, depth)?;
     // prost-reflect writes a wrapped non-finite number as JSON's `null`
     // (unlike a plain double field, which gets "NaN" or "Infinity").
-    if let (Some(Value::String(_)), Kind::Double | Kind::Float) = (&last, field.kind()) {
+    if v.is_string() && matches!(field.kind(), Kind::Double | Kind::Float) {
         return Ok(Value::Null);
     }
-    match last {
-        Some(v) => Ok(v),
-        None => match field.kind() {
-            Kind::String | Kind::Bytes => Ok(Value::String(String::new())),
-            kind => default_scalar(&kind).ok_or_else(|| "no default".into()),
-        },
-    }
+    Ok(v)
 }
 
 fn struct_value(s: &prost_types::Struct) -> Result<Value, String> {

@@ -181,7 +181,7 @@ impl Pass {
     }
 
     /// The host built for `key` last time, if its inputs are unchanged.
-    pub(crate) fn reusable(&mut self, key: &HostKey) -> Option<BuiltHost> {
+    pub(crate) fn reusable(&self, key: &HostKey) -> Option<BuiltHost> {
         self.previous.get(key).cloned()
     }
 
