@@ -54,6 +54,7 @@ pub mod mesh_traffic_permission;
 pub mod meta;
 pub mod policy;
 pub mod policy_role;
+mod quick_yaml;
 pub mod re2;
 pub mod reads;
 pub mod resource;

@@ -21,11 +21,27 @@ pub const MAX_PROGRAM_SIZE: usize = 100;
 /// RE2's largest repetition count.
 pub const MAX_REPEAT: u32 = 1000;
 
-/// Why Envoy would refuse a regex that parses.
+/// Why Envoy would refuse a regex, as a violation's message: invalid
+/// syntax, or too much for RE2 or Envoy.
 pub(crate) fn check(expr: &str) -> Result<(), String> {
-    let ast = ast::parse::Parser::new().parse(expr).map_err(|e| e.kind().to_string())?;
+    // Parsed once; regex-syntax's whole parser would parse it again before
+    // translating it.
+    let invalid = |e: &dyn std::fmt::Display| format!("invalid regular expression: {}", first_line(&e.to_string()));
+    let ast = ast::parse::Parser::new().parse(expr).map_err(|e| invalid(&e))?;
+    regex_syntax::hir::translate::Translator::new().translate(expr, &ast).map_err(|e| invalid(&e))?;
+    limits(&ast, expr).map_err(|e| format!("regular expression {e}"))
+}
+
+/// The last line of regex-syntax's message, which ends with what is wrong
+/// (the lines before it draw the regex and point at the place).
+fn first_line(s: &str) -> String {
+    s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
+}
+
+/// Why RE2 or Envoy would refuse a regex that parses.
+fn limits(ast: &Ast, expr: &str) -> Result<(), String> {
     let case_insensitive = expr.contains("(?i") || expr.contains("(?-") && expr.contains('i');
-    let size = 4usize.saturating_add(cost(&ast, expr, case_insensitive)?);
+    let size = 4usize.saturating_add(cost(ast, expr, case_insensitive)?);
     if size > MAX_PROGRAM_SIZE {
         return Err(format!(
             "too complex for Envoy: its RE2 program would have about {size} instructions, more than Envoy's limit of {MAX_PROGRAM_SIZE}"
@@ -123,6 +139,27 @@ fn nullable(node: &Ast) -> bool {
 /// Instructions for a class written as `piece`: one per byte range of each
 /// UTF-8 sequence of its ranges.
 fn class_cost(piece: &str) -> usize {
+    // The same few classes (`[a-z]`, `[0-9]`, `.`) come back in route after
+    // route, and parsing one costs more than the rest of the check.
+    thread_local! {
+        static KNOWN: std::cell::RefCell<std::collections::HashMap<String, usize>> = Default::default();
+    }
+    if let Some(cost) = KNOWN.with(|known| known.borrow().get(piece).copied()) {
+        return cost;
+    }
+    let cost = class_cost_uncached(piece);
+    KNOWN.with(|known| {
+        let mut known = known.borrow_mut();
+        // Bounded: distinct classes could otherwise grow it without end.
+        if known.len() >= 1024 {
+            known.clear();
+        }
+        known.insert(piece.to_string(), cost);
+    });
+    cost
+}
+
+fn class_cost_uncached(piece: &str) -> usize {
     use regex_syntax::hir::{Class, HirKind};
     let Ok(hir) = regex_syntax::Parser::new().parse(piece) else { return 1 };
     match hir.kind() {
@@ -139,6 +176,18 @@ fn class_cost(piece: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn invalid_syntax_is_reported_as_regex_syntax_reports_it() {
+        // Parse errors, and translation errors (an unknown class, an empty
+        // range), each with regex-syntax's own last line.
+        for expr in ["[", "a{2,1}", "\\p{Nope}", "(?P<n>a)(?P<n>b)", "[z-a]", "(?i)\\p{Greek"] {
+            let reference = regex_syntax::Parser::new().parse(expr).unwrap_err().to_string();
+            let last = reference.lines().last().unwrap().trim().trim_start_matches("error: ");
+            assert_eq!(check(expr), Err(format!("invalid regular expression: {last}")), "{expr}");
+        }
+        assert_eq!(check("/r0/[a-z]+/[0-9]+"), Ok(()));
+    }
+
     use super::*;
 
     #[test]

@@ -728,13 +728,7 @@ fn validate_header_filter(path: &FieldPath, r: &HeaderFilter, request: bool, hos
 /// refuse: syntax errors (backreferences and look-around are not RE2),
 /// repetition counts over 1,000, and programs over Envoy's size limit.
 fn validate_regex(path: &FieldPath, expr: &str, out: &mut Violations) {
-    if let Err(e) = regex_syntax::Parser::new().parse(expr) {
-        out.add_extra(path, format!("invalid regular expression: {}", first_line(&e.to_string())));
-    } else if let Err(e) = crate::re2::check(expr) {
-        out.add_extra(path, format!("regular expression {e}"));
+    if let Err(e) = crate::re2::check(expr) {
+        out.add_extra(path, e);
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
 }

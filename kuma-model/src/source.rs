@@ -2,8 +2,11 @@
 //! on the typed resource can point back at the line the user wrote.
 //!
 //! serde_yaml drops positions once a document is deserialised, so documents
-//! are read with yaml-rust2's event parser into a small marked tree, which is
-//! then turned into a `serde_json::Value` for typed deserialisation.
+//! are read as events into a small marked tree, which is then turned into a
+//! `serde_json::Value` for typed deserialisation. The events come from the
+//! quick reader (`quick_yaml`) for the YAML resource files are nearly always
+//! written in, and from yaml-rust2's event parser for the rest: both build the
+//! same tree.
 //!
 //! Parsing is bounded, so that no file can hang or exhaust the process:
 //! the text's size, the nesting depth, and how far aliases may expand (a
@@ -13,8 +16,10 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::TScalarStyle;
+
+use crate::quick_yaml;
 
 /// A node of a parsed document and the 1-based line where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +67,23 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
             message: format!("the file is larger than {} MiB, the most a resource file may be", MAX_TEXT_BYTES >> 20),
         });
     }
+    quick(text).map_or_else(|| full(text), Ok)
+}
+
+/// The documents as the quick reader reads them, or `None` when it leaves
+/// the text to yaml-rust2 (including every text with an error).
+pub(crate) fn quick(text: &str) -> Option<Vec<Marked>> {
+    let mut builder = Builder::default();
+    quick_yaml::read(text, MAX_DEPTH, |event, line| {
+        builder.event(event, line);
+        if builder.error.is_some() { Err(quick_yaml::GiveUp) } else { Ok(()) }
+    })
+    .ok()?;
+    Some(builder.documents())
+}
+
+/// The documents as yaml-rust2 reads them.
+pub(crate) fn full(text: &str) -> Result<Vec<Marked>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     // Events one by one (yaml-rust2's `load` recurses once per nesting
@@ -72,12 +94,12 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
         if event == Event::StreamEnd {
             break;
         }
-        builder.on_event(event, mark);
+        builder.event(event, mark.line());
         if let Some(error) = builder.error.take() {
             return Err(error);
         }
     }
-    Ok(builder.docs.into_iter().filter(|d| d.node != Node::Null).collect())
+    Ok(builder.documents())
 }
 
 /// Equal nodes, wherever they are written.
@@ -122,12 +144,17 @@ enum Frame {
 }
 
 impl Builder {
+    /// The documents read, without empty ones.
+    fn documents(self) -> Vec<Marked> {
+        self.docs.into_iter().filter(|d| d.node != Node::Null).collect()
+    }
+
     fn fail(&mut self, line: usize, message: String) {
         first_error(&mut self.error, line, message);
     }
 
     /// Adds a finished node of `size` nodes to its parent.
-    fn push_value(&mut self, value: Marked, anchor: usize, size: usize) {
+    fn push_value(&mut self, mut value: Marked, anchor: usize, size: usize) {
         if anchor > 0 {
             self.anchors.insert(anchor, (value.clone(), size));
         }
@@ -140,6 +167,13 @@ impl Builder {
             Some(Frame::Map { entries, index, key, size: parent, .. }) => match key.take() {
                 Some((k, key_line)) => {
                     *parent += size;
+                    // An empty value gets its key's line. yaml-rust2 gives
+                    // it the position of whatever follows, which may be
+                    // lines below; nothing reads that line, and this way
+                    // both readers agree.
+                    if value.node == Node::Null {
+                        value.line = key_line;
+                    }
                     match index.get(&k) {
                         // A key repeated with the same value means one thing
                         // (Kuma's own test data has one); with another value,
@@ -183,9 +217,9 @@ fn first_error(slot: &mut Option<SyntaxError>, line: usize, message: String) {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let line = mark.line();
+impl Builder {
+    /// Adds one event read at 1-based `line`.
+    fn event(&mut self, ev: Event, line: usize) {
         if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) && self.stack.len() >= MAX_DEPTH {
             self.fail(line, format!("nested deeper than {MAX_DEPTH} levels"));
             return;
