@@ -383,7 +383,8 @@ impl MeshGatewayRouteSpec {
         let mut out = Violations::new();
         validate_selectors(&FieldPath::root().field("selectors"), &self.selectors, TagRules::SELECTORS, &mut out);
         let path = FieldPath::root().field("conf");
-        let conf = self.conf.clone().unwrap_or_default();
+        let default = Default::default();
+        let conf = self.conf.as_ref().unwrap_or(&default);
         match (&conf.tcp, &conf.http) {
             (None, None) => out.add(&path, "cannot be empty"),
             (Some(_), Some(_)) => out.add_extra(&path, "only one of tcp or http can be set"),

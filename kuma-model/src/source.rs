@@ -55,6 +55,8 @@ pub const MAX_TEXT_BYTES: usize = 32 << 20;
 /// The deepest nesting of sequences and mappings; Kuma resources, raw Envoy
 /// config in ProxyTemplates included, stay well under it.
 pub(crate) const MAX_DEPTH: usize = 100;
+/// Mappings with up to this many entries find repeated keys by search.
+const SMALL_MAP: usize = 16;
 /// How many nodes aliases may add beyond the nodes written, per file.
 pub(crate) const MAX_ALIAS_EXPANSION: usize = 100_000;
 
@@ -137,7 +139,8 @@ enum Frame {
         anchor: usize,
         size: usize,
         entries: Vec<(String, usize, Marked)>,
-        /// Entry index by key: repeated keys are found in constant time.
+        /// Entry index by key, once the mapping has more than
+        /// [`SMALL_MAP`] entries: repeated keys are found in constant time.
         index: HashMap<String, usize>,
         key: Option<(String, usize)>,
     },
@@ -174,18 +177,30 @@ impl Builder {
                     if value.node == Node::Null {
                         value.line = key_line;
                     }
-                    match index.get(&k) {
+                    // Small mappings (nearly all) are searched in place: a
+                    // hash map for each would cost more than the search.
+                    let found = if entries.len() <= SMALL_MAP {
+                        entries.iter().position(|(key, _, _)| *key == k)
+                    } else {
+                        if index.is_empty() {
+                            index.extend(entries.iter().enumerate().map(|(i, (key, _, _))| (key.clone(), i)));
+                        }
+                        index.get(&k).copied()
+                    };
+                    match found {
                         // A key repeated with the same value means one thing
                         // (Kuma's own test data has one); with another value,
                         // YAML parsers disagree on which wins, so it is an error.
-                        Some(i) if same_content(&entries[*i].2, &value) => {}
+                        Some(i) if same_content(&entries[i].2, &value) => {}
                         Some(_) => first_error(
                             &mut self.error,
                             key_line,
                             format!("duplicate key {k:?} with a different value"),
                         ),
                         None => {
-                            index.insert(k.clone(), entries.len());
+                            if !index.is_empty() {
+                                index.insert(k.clone(), entries.len());
+                            }
                             entries.push((k, key_line, value));
                         }
                     }
