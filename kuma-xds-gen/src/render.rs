@@ -299,13 +299,19 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
             }
             let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
             hcm.access_log.retain(served_logs);
-            if let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier {
-                let routes = snapshot.routes.get(&rds.route_config_name).cloned().unwrap_or_else(|| {
-                    RouteConfiguration { name: rds.route_config_name.clone(), ..Default::default() }
-                });
-                hcm.route_specifier = Some(RouteSpecifier::RouteConfig(routes));
-            }
-            *any = pb::any(&hcm);
+            let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier.take() else {
+                *any = pb::any(&hcm);
+                continue;
+            };
+            // The route configuration is encoded straight from the snapshot
+            // after the manager's other fields, rather than cloned into it
+            // first: on a large gateway that clone was the largest thing
+            // `render --bootstrap` held. Fields may come in any order.
+            let mut value = hcm.encode_to_vec();
+            let missing = RouteConfiguration { name: rds.route_config_name.clone(), ..Default::default() };
+            let routes = snapshot.routes.get(&rds.route_config_name).unwrap_or(&missing);
+            prost::encoding::message::encode(HCM_ROUTE_CONFIG_FIELD, routes, &mut value);
+            *any = Any { type_url: HttpConnectionManager::type_url(), value };
         }
         if let Some(socket) = &mut chain.transport_socket {
             static_secrets(socket);
@@ -313,6 +319,9 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
     }
     l
 }
+
+/// `HttpConnectionManager.route_config`'s field number.
+const HCM_ROUTE_CONFIG_FIELD: u32 = 4;
 
 /// Points a TLS transport socket's SDS references at static secrets.
 fn static_secrets(socket: &mut TransportSocket) {
@@ -540,5 +549,60 @@ pub fn ads_bootstrap(b: &AdsBootstrap<'_>) -> Bootstrap {
             .admin_port
             .map(|port| Admin { address: Some(pb::socket_address("127.0.0.1", port.into())), ..Default::default() }),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain};
+    use envoy_types::pb::envoy::config::route::v3::VirtualHost;
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::Rds;
+
+    use super::*;
+
+    /// The manager a static listener gets, decoded: its route configuration
+    /// inline, everything else as it was.
+    fn inlined(snapshot: &GatewaySnapshot) -> HttpConnectionManager {
+        let b = static_bootstrap(snapshot, None);
+        let listener = &b.static_resources.unwrap().listeners[0];
+        let Some(filter::ConfigType::TypedConfig(any)) = &listener.filter_chains[0].filters[0].config_type else {
+            panic!("no typed config")
+        };
+        assert_eq!(any.type_url, HttpConnectionManager::type_url());
+        HttpConnectionManager::decode(any.value.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn route_configurations_are_inlined_into_their_managers() {
+        let hcm = HttpConnectionManager {
+            stat_prefix: "gw".into(),
+            route_specifier: Some(RouteSpecifier::Rds(Rds { route_config_name: "rc".into(), config_source: None })),
+            ..Default::default()
+        };
+        let listener = Listener {
+            name: "l".into(),
+            filter_chains: vec![FilterChain {
+                filters: vec![Filter {
+                    name: "envoy.filters.network.http_connection_manager".into(),
+                    config_type: Some(filter::ConfigType::TypedConfig(pb::any(&hcm))),
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let rc = RouteConfiguration {
+            name: "rc".into(),
+            virtual_hosts: vec![VirtualHost { name: "h".into(), domains: vec!["*".into()], ..Default::default() }],
+            ..Default::default()
+        };
+        let mut snapshot = GatewaySnapshot::default();
+        snapshot.listeners.insert("l".into(), listener);
+        snapshot.routes.insert("rc".into(), rc.clone());
+        let expected = HttpConnectionManager { route_specifier: Some(RouteSpecifier::RouteConfig(rc)), ..hcm.clone() };
+        assert_eq!(inlined(&snapshot), expected);
+        // A route configuration the snapshot lacks is inlined empty.
+        snapshot.routes.clear();
+        let empty = RouteConfiguration { name: "rc".into(), ..Default::default() };
+        assert_eq!(inlined(&snapshot).route_specifier, Some(RouteSpecifier::RouteConfig(empty)));
     }
 }
