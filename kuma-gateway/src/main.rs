@@ -435,11 +435,9 @@ fn render_cmd(
     let Target { resources, dataplane, mesh } = target;
     let at = issuance_time(issued_at)?;
     let Some((set, _)) = store::load(&resources)? else { return Ok(ExitCode::from(1)) };
-    let translated = match at {
-        Some(at) => kuma_xds_gen::translate_at(&set, &mesh, &dataplane, at),
-        None => kuma_xds_gen::translate(&set, &mesh, &dataplane),
-    };
-    let snapshot = match translated {
+    // Packed as it is translated: a large gateway's route configurations are
+    // never all held as messages.
+    let snapshot = match kuma_xds_gen::translate_packed(&set, &mesh, &dataplane, at) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -447,14 +445,14 @@ fn render_cmd(
         }
     };
     // Each stage is freed once the next is made: a 10,000-rule gateway's
-    // resources, snapshot, bootstrap and JSON are each tens of MiB.
+    // resources and JSON are each tens of MiB.
     drop(set);
     let value = if bootstrap {
-        let b = render::static_bootstrap(&snapshot, admin_port);
+        let b = render::packed_static_bootstrap(&snapshot, admin_port)?;
         drop(snapshot);
         render::bootstrap_value(&b)?
     } else {
-        render::snapshot_value(&snapshot)?
+        render::packed_snapshot_value(&snapshot)?
     };
     print(value, format);
     Ok(ExitCode::SUCCESS)

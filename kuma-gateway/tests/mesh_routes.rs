@@ -132,7 +132,11 @@ spec:
     .concat();
     std::fs::write(dir.join("all.yaml"), yaml).unwrap();
     let gateway = Gateway::start(&dir, "gw", 51);
-    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/variant").is_some());
+    // Its routes, not just the listener: a listener can answer 404 for the
+    // moment before its route configuration arrives.
+    gateway.wait_for("the routes", Duration::from_secs(10), || {
+        http_get(http, "x", "/variant").is_some_and(|r| r.status == 200)
+    });
 
     // Matches and filters: a header match wins over the same prefix without.
     let r = http_get(http, "x", "/variant").unwrap();

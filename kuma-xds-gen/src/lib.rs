@@ -168,29 +168,50 @@ pub fn translate_encoded(
     at: std::time::SystemTime,
     reuse: &mut HostReuse,
 ) -> (Result<EncodedSnapshot, TranslateError>, kuma_model::reads::Reads) {
-    kuma_model::reads::record(|| {
-        let uses_template = gateway_dataplane(set, mesh, dataplane).ok().is_some_and(|r| match &r.spec {
-            Spec::Dataplane(spec) => {
-                spec.gateway().is_some_and(|g| policy::proxy_template::select(set, mesh, &g.tags).is_some())
-            }
-            _ => false,
-        });
-        if uses_template {
-            // A ProxyTemplate may rewrite any virtual host: built whole.
+    kuma_model::reads::record(|| packed(set, mesh, dataplane, Some(at), reuse))
+}
+
+/// [`translate`] (or, with `at`, [`translate_at`]), packed as
+/// [`EncodedSnapshot::encode`] packs it. Each virtual host is encoded as
+/// soon as it is built, so a large gateway's route configurations are never
+/// all held as messages at once: what `kuma-gateway render` uses.
+pub fn translate_packed(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: Option<std::time::SystemTime>,
+) -> Result<EncodedSnapshot, TranslateError> {
+    packed(set, mesh, dataplane, at, &mut HostReuse::default())
+}
+
+fn packed(
+    set: &ResourceSet,
+    mesh: &str,
+    dataplane: &str,
+    at: Option<std::time::SystemTime>,
+    reuse: &mut HostReuse,
+) -> Result<EncodedSnapshot, TranslateError> {
+    let uses_template = gateway_dataplane(set, mesh, dataplane).ok().is_some_and(|r| match &r.spec {
+        Spec::Dataplane(spec) => {
+            spec.gateway().is_some_and(|g| policy::proxy_template::select(set, mesh, &g.tags).is_some())
+        }
+        _ => false,
+    });
+    if uses_template {
+        // A ProxyTemplate may rewrite any virtual host: built whole.
+        reuse.clear();
+        return generate(set, mesh, dataplane, at).map(|s| EncodedSnapshot::encode(&s));
+    }
+    let pass = std::cell::RefCell::new(reuse::Pass::start(reuse, set, mesh, dataplane));
+    let result = generate_with(set, mesh, dataplane, at, Some(&pass));
+    let encoded_hosts = pass.into_inner().finish(reuse);
+    match result {
+        Ok(snapshot) => Ok(EncodedSnapshot::encode_with_hosts(&snapshot, &encoded_hosts)),
+        Err(e) => {
             reuse.clear();
-            return translate_at(set, mesh, dataplane, at).map(|s| EncodedSnapshot::encode(&s));
+            Err(e)
         }
-        let pass = std::cell::RefCell::new(reuse::Pass::start(reuse, set, mesh, dataplane));
-        let result = generate_with(set, mesh, dataplane, Some(at), Some(&pass));
-        let encoded_hosts = pass.into_inner().finish(reuse);
-        match result {
-            Ok(snapshot) => Ok(EncodedSnapshot::encode_with_hosts(&snapshot, &encoded_hosts)),
-            Err(e) => {
-                reuse.clear();
-                Err(e)
-            }
-        }
-    })
+    }
 }
 
 fn generate(

@@ -7,6 +7,7 @@
 //! and sorted, default values are omitted: the same snapshot always renders
 //! to the same bytes.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{
@@ -27,6 +28,7 @@ use prost::{Message, Name};
 use prost_reflect::DescriptorPool;
 use serde_json::{Map, Value};
 
+use crate::encoded::EncodedSnapshot;
 use crate::pb;
 use crate::snapshot::{GatewaySnapshot, ResourceType};
 
@@ -86,13 +88,18 @@ pub fn any_to_json(any: &Any) -> Result<Value, RenderError> {
 /// A snapshot as `{Clusters: {Resources: {name: ...}}, Endpoints: ..., Listeners: ...,
 /// Routes: ..., Runtimes: ..., Secrets: ...}`, the layout of Kuma's golden files.
 pub fn snapshot_value(snapshot: &GatewaySnapshot) -> Result<Value, RenderError> {
+    packed_snapshot_value(&EncodedSnapshot::encode(snapshot))
+}
+
+/// [`snapshot_value`] of a packed snapshot ([`crate::translate_packed`]).
+pub fn packed_snapshot_value(snapshot: &EncodedSnapshot) -> Result<Value, RenderError> {
     let mut types: Vec<ResourceType> = ResourceType::ALL.to_vec();
     types.sort_by_key(|t| t.plural());
     let mut root = Map::new();
     for t in types {
         let mut resources = Map::new();
-        for (name, any) in snapshot.resources(t) {
-            resources.insert(name, any_to_json(&any)?);
+        for r in snapshot.resources(t).items() {
+            resources.insert(r.name.clone(), any_to_json(&r.any)?);
         }
         let mut wrapper = Map::new();
         wrapper.insert("Resources".into(), Value::Object(resources));
@@ -229,27 +236,59 @@ pub fn to_pretty_json(value: &Value) -> String {
 /// Envoy has none. With `admin_port`, the admin interface listens on
 /// `127.0.0.1:<port>`.
 pub fn static_bootstrap(snapshot: &GatewaySnapshot, admin_port: Option<u16>) -> Bootstrap {
-    let clusters = snapshot.clusters.values().map(|c| static_cluster(c, snapshot)).collect();
-    let listeners = snapshot.listeners.values().map(|l| static_listener(l, snapshot)).collect();
-    let layers = snapshot
+    packed_static_bootstrap(&EncodedSnapshot::encode(snapshot), admin_port).expect("a snapshot packed here unpacks")
+}
+
+/// [`static_bootstrap`] of a packed snapshot ([`crate::translate_packed`]).
+/// Route configurations go into their connection managers as the bytes they
+/// are packed in, never unpacked: on a large gateway they are most of it.
+pub fn packed_static_bootstrap(snapshot: &EncodedSnapshot, admin_port: Option<u16>) -> Result<Bootstrap, RenderError> {
+    fn unpack<M: Message + Default>(
+        t: ResourceType,
+        snapshot: &EncodedSnapshot,
+    ) -> Result<BTreeMap<String, M>, RenderError> {
+        let items = snapshot.resources(t).items().iter();
+        items
+            .map(|r| {
+                let message = M::decode(r.any.value.as_slice()).map_err(|e| RenderError::Transcode {
+                    type_name: r.any.type_url.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok((r.name.clone(), message))
+            })
+            .collect()
+    }
+    let others = GatewaySnapshot {
+        listeners: unpack(ResourceType::Listener, snapshot)?,
+        clusters: unpack(ResourceType::Cluster, snapshot)?,
+        endpoints: unpack(ResourceType::Endpoint, snapshot)?,
+        secrets: unpack(ResourceType::Secret, snapshot)?,
+        runtimes: unpack(ResourceType::Runtime, snapshot)?,
+        ..GatewaySnapshot::default()
+    };
+    let routes = snapshot.resources(ResourceType::Route);
+    let route_bytes = |name: &str| routes.get(name).map(|r| r.any.value.as_slice());
+    let clusters = others.clusters.values().map(|c| static_cluster(c, &others)).collect();
+    let listeners = others.listeners.values().map(|l| static_listener(l, &route_bytes)).collect();
+    let layers = others
         .runtimes
-        .values()
+        .into_values()
         .map(|r| RuntimeLayer {
-            name: r.name.clone(),
-            layer_specifier: Some(LayerSpecifier::StaticLayer(r.layer.clone().unwrap_or_default())),
+            name: r.name,
+            layer_specifier: Some(LayerSpecifier::StaticLayer(r.layer.unwrap_or_default())),
         })
         .collect();
-    Bootstrap {
+    Ok(Bootstrap {
         static_resources: Some(StaticResources {
             listeners,
             clusters,
-            secrets: snapshot.secrets.values().cloned().collect(),
+            secrets: others.secrets.into_values().collect(),
         }),
         admin: admin_port
             .map(|port| Admin { address: Some(pb::socket_address("127.0.0.1", port.into())), ..Default::default() }),
         layered_runtime: Some(LayeredRuntime { layers }),
         ..Default::default()
-    }
+    })
 }
 
 fn static_cluster(cluster: &Cluster, snapshot: &GatewaySnapshot) -> Cluster {
@@ -277,7 +316,9 @@ fn static_cluster(cluster: &Cluster, snapshot: &GatewaySnapshot) -> Cluster {
     c
 }
 
-fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener {
+/// `listener` with its route configurations inline; `route_bytes` gives
+/// one's encoding by name.
+fn static_listener<'r>(listener: &Listener, route_bytes: &dyn Fn(&str) -> Option<&'r [u8]>) -> Listener {
     let mut l = listener.clone();
     for chain in &mut l.filter_chains {
         for f in &mut chain.filters {
@@ -303,14 +344,22 @@ fn static_listener(listener: &Listener, snapshot: &GatewaySnapshot) -> Listener 
                 *any = pb::any(&hcm);
                 continue;
             };
-            // The route configuration is encoded straight from the snapshot
-            // after the manager's other fields, rather than cloned into it
-            // first: on a large gateway that clone was the largest thing
-            // `render --bootstrap` held. Fields may come in any order.
+            // The route configuration's bytes go in after the manager's
+            // other fields (fields may come in any order), rather than the
+            // route configuration decoded into it first: on a large gateway
+            // it is most of what `render --bootstrap` would hold.
             let mut value = hcm.encode_to_vec();
-            let missing = RouteConfiguration { name: rds.route_config_name.clone(), ..Default::default() };
-            let routes = snapshot.routes.get(&rds.route_config_name).unwrap_or(&missing);
-            prost::encoding::message::encode(HCM_ROUTE_CONFIG_FIELD, routes, &mut value);
+            let missing;
+            let routes = match route_bytes(&rds.route_config_name) {
+                Some(bytes) => bytes,
+                None => {
+                    missing = RouteConfiguration { name: rds.route_config_name, ..Default::default() }.encode_to_vec();
+                    &missing
+                }
+            };
+            prost::encoding::encode_key(HCM_ROUTE_CONFIG_FIELD, prost::encoding::WireType::LengthDelimited, &mut value);
+            prost::encoding::encode_varint(routes.len() as u64, &mut value);
+            value.extend_from_slice(routes);
             *any = Any { type_url: HttpConnectionManager::type_url(), value };
         }
         if let Some(socket) = &mut chain.transport_socket {
