@@ -340,20 +340,23 @@ fn static_listener<'r>(listener: &Listener, route_bytes: &dyn Fn(&str) -> Option
             }
             let Ok(mut hcm) = HttpConnectionManager::decode(any.value.as_slice()) else { continue };
             hcm.access_log.retain(served_logs);
-            let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier.take() else {
+            // Only an RDS reference is replaced; any other specifier stays.
+            let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier else {
                 *any = pb::any(&hcm);
                 continue;
             };
+            let name = rds.route_config_name.clone();
+            hcm.route_specifier = None;
             // The route configuration's bytes go in after the manager's
             // other fields (fields may come in any order), rather than the
             // route configuration decoded into it first: on a large gateway
             // it is most of what `render --bootstrap` would hold.
             let mut value = hcm.encode_to_vec();
             let missing;
-            let routes = match route_bytes(&rds.route_config_name) {
+            let routes = match route_bytes(&name) {
                 Some(bytes) => bytes,
                 None => {
-                    missing = RouteConfiguration { name: rds.route_config_name, ..Default::default() }.encode_to_vec();
+                    missing = RouteConfiguration { name, ..Default::default() }.encode_to_vec();
                     &missing
                 }
             };
@@ -652,6 +655,11 @@ mod tests {
         // A route configuration the snapshot lacks is inlined empty.
         snapshot.routes.clear();
         let empty = RouteConfiguration { name: "rc".into(), ..Default::default() };
-        assert_eq!(inlined(&snapshot).route_specifier, Some(RouteSpecifier::RouteConfig(empty)));
+        assert_eq!(inlined(&snapshot).route_specifier, Some(RouteSpecifier::RouteConfig(empty.clone())));
+        // A manager whose routes are inline already keeps them.
+        let inline = HttpConnectionManager { route_specifier: Some(RouteSpecifier::RouteConfig(empty)), ..hcm };
+        let chain = &mut snapshot.listeners.get_mut("l").unwrap().filter_chains[0];
+        chain.filters[0].config_type = Some(filter::ConfigType::TypedConfig(pb::any(&inline)));
+        assert_eq!(inlined(&snapshot), inline);
     }
 }
