@@ -300,7 +300,11 @@ spec:
     .concat();
     std::fs::write(dir.join("all.yaml"), yaml).unwrap();
     let gateway = Gateway::start(&dir, "gw", 53);
-    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/limited/0").is_some());
+    // A 200, not just an answer: before the route configuration arrives,
+    // the listener answers 404, which the route's limit does not count.
+    gateway.wait_for("the routes", Duration::from_secs(10), || {
+        http_get(http, "x", "/limited/0").is_some_and(|r| r.status == 200)
+    });
 
     // MeshRateLimit on one MeshHTTPRoute: 2 a minute; /limited/0 above was the first.
     assert_eq!(http_get(http, "x", "/limited/1").unwrap().status, 200);

@@ -76,7 +76,11 @@ fn policies_shape_traffic_through_envoy() {
     .concat();
     std::fs::write(dir.join("all.yaml"), yaml).unwrap();
     let gateway = Gateway::start(&dir, "gw", 21);
-    gateway.wait_for("the listener", Duration::from_secs(10), || http_get(http, "x", "/limited/0").is_some());
+    // A 200, not just an answer: before the route configuration arrives,
+    // the listener answers 404, which the route's limit does not count.
+    gateway.wait_for("the routes", Duration::from_secs(10), || {
+        http_get(http, "x", "/limited/0").is_some_and(|r| r.status == 200)
+    });
     // Timeout: the backend takes 2 s, the route allows 0.5 s.
     let start = Instant::now();
     assert_eq!(http_get(http, "x", "/sleep").unwrap().status, 504);
