@@ -26,15 +26,15 @@ pub const MAX_REPEAT: u32 = 1000;
 pub(crate) fn check(expr: &str) -> Result<(), String> {
     // Parsed once; regex-syntax's whole parser would parse it again before
     // translating it.
-    let invalid = |e: &dyn std::fmt::Display| format!("invalid regular expression: {}", first_line(&e.to_string()));
+    let invalid = |e: &dyn std::fmt::Display| format!("invalid regular expression: {}", last_line(&e.to_string()));
     let ast = ast::parse::Parser::new().parse(expr).map_err(|e| invalid(&e))?;
     regex_syntax::hir::translate::Translator::new().translate(expr, &ast).map_err(|e| invalid(&e))?;
     limits(&ast, expr).map_err(|e| format!("regular expression {e}"))
 }
 
-/// The last line of regex-syntax's message, which ends with what is wrong
-/// (the lines before it draw the regex and point at the place).
-fn first_line(s: &str) -> String {
+/// The last line of regex-syntax's message, which says what is wrong (the
+/// lines before it draw the regex and point at the place).
+fn last_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
 }
 
@@ -176,6 +176,8 @@ fn class_cost_uncached(piece: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn invalid_syntax_is_reported_as_regex_syntax_reports_it() {
         // Parse errors, and translation errors (an unknown class, an empty
@@ -187,8 +189,6 @@ mod tests {
         }
         assert_eq!(check("/r0/[a-z]+/[0-9]+"), Ok(()));
     }
-
-    use super::*;
 
     #[test]
     fn estimates_agree_with_re2_where_known() {

@@ -103,3 +103,29 @@ fn yaml_reads_back_as_the_json() {
         }
     }
 }
+
+/// `render`'s path (translated packed, route configurations spliced into the
+/// bootstrap as bytes) gives the JSON of a whole translation, for every
+/// example and case.
+#[test]
+fn packed_rendering_is_whole_rendering() {
+    use kuma_xds_gen::render;
+    for case in common::cases() {
+        let set = case.load();
+        for (mesh, dataplane) in &case.gateways {
+            let whole = kuma_xds_gen::translate(&set, mesh, dataplane).unwrap();
+            let packed = kuma_xds_gen::translate_packed(&set, mesh, dataplane, None).unwrap();
+            let at = format!("{} {mesh}/{dataplane}", case.name);
+            assert_eq!(
+                render::packed_snapshot_value(&packed).unwrap(),
+                render::snapshot_value(&whole).unwrap(),
+                "{at}"
+            );
+            assert_eq!(
+                render::bootstrap_value(&render::packed_static_bootstrap(&packed, Some(9901)).unwrap()).unwrap(),
+                render::bootstrap_value(&render::static_bootstrap(&whole, Some(9901))).unwrap(),
+                "{at}"
+            );
+        }
+    }
+}
