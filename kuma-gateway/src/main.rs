@@ -249,7 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 xds_ca_pem: ca.as_deref(),
                 protocol: xds_protocol.into(),
             });
-            print(render::bootstrap_value(&b)?, format);
+            print!("{}", render::bootstrap_text(&b, format.into())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply(args) => store_commands::apply(args),
@@ -362,13 +362,13 @@ impl From<XdsProtocolArg> for render::XdsProtocol {
     }
 }
 
-fn print(value: serde_json::Value, format: Format) {
-    let text = match format {
-        Format::Yaml => render::to_yaml(&value),
-        Format::Json => render::to_pretty_json(&value),
-    };
-    drop(value);
-    print!("{text}");
+impl From<Format> for render::Text {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Yaml => render::Text::Yaml,
+            Format::Json => render::Text::Json,
+        }
+    }
 }
 
 fn validate(resources: &store::Resources) -> Result<ExitCode> {
@@ -445,16 +445,16 @@ fn render_cmd(
         }
     };
     // Each stage is freed once the next is made: a 10,000-rule gateway's
-    // resources and JSON are each tens of MiB.
+    // resources are tens of MiB.
     drop(set);
-    let value = if bootstrap {
+    let text = if bootstrap {
         let b = render::packed_static_bootstrap(&snapshot, admin_port)?;
         drop(snapshot);
-        render::bootstrap_value(&b)?
+        render::bootstrap_text(&b, format.into())?
     } else {
-        render::packed_snapshot_value(&snapshot)?
+        render::packed_snapshot_text(&snapshot, format.into())?
     };
-    print(value, format);
+    print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 

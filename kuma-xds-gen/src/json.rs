@@ -3,62 +3,192 @@
 //! Rendering went through `prost-reflect`: decode into a `DynamicMessage`
 //! (a map of fields per message), serialise that into a JSON value, then
 //! sort every object again. For a 10,000-rule gateway that was half of
-//! `render`'s time. This reads each message's fields from its bytes with
-//! the same descriptor pool and builds the sorted value once. The mapping is
-//! proto3 JSON as `prost-reflect` writes it (its serialiser is the
-//! reference): camelCase names, default values of fields without presence
-//! left out, 64-bit integers as strings, enums by name, bytes in base64,
-//! `Any` with `@type`, and the well-known types in their JSON forms. The
-//! snapshot tests of every example and Kuma case hold the two equal.
+//! `render`'s time. [`Wire`] instead reads each message's fields from its
+//! bytes with the same descriptor pool, one message at a time, and hands
+//! them, sorted, to any serde serializer: `serde_json`'s value, its pretty
+//! text, or the YAML writer (`crate::yaml`). Text is therefore written with
+//! no tree in between. The mapping is proto3 JSON as `prost-reflect` writes
+//! it (its serialiser is the reference): camelCase names, default values of
+//! fields without presence left out, 64-bit integers as strings, enums by
+//! name, bytes in base64, `Any` with `@type`, and the well-known types in
+//! their JSON forms. The tests below and the snapshot tests of every example
+//! and Kuma case hold the two equal.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{DescriptorPool, EnumValueDescriptor, FieldDescriptor, Kind, MessageDescriptor};
+use serde::ser::{Error as _, Serialize, SerializeMap as _, SerializeSeq as _, Serializer};
 use serde_json::{Map, Number, Value};
 
 use crate::canonical::{field as wire_field, varint};
 
 /// The JSON value of the message `desc` encoded in `bytes`.
 pub(crate) fn message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
-    read_message(pool, desc, bytes, 0)
+    serde_json::to_value(Wire::new(pool, desc.clone(), bytes)).map_err(|e| e.to_string())
 }
 
 /// How deep messages may nest, as prost's own decoder allows: bytes nested
 /// deeper are refused rather than exhausting the stack.
 const MAX_DEPTH: usize = 100;
 
-fn read_message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
-    if let Some(v) = well_known(pool, desc.full_name(), bytes, depth)? {
-        return Ok(v);
-    }
-    let mut entries = Vec::new();
-    fields(pool, desc, bytes, &mut entries, depth)?;
-    Ok(object(entries))
+/// The message `desc` encoded in bytes, serialised as canonical proto3 JSON.
+/// Nested messages are read only as the serializer reaches them.
+pub(crate) struct Wire<'a> {
+    pool: &'a DescriptorPool,
+    desc: MessageDescriptor,
+    /// Owned when the occurrences of a message field were merged.
+    bytes: Cow<'a, [u8]>,
+    depth: usize,
 }
 
-/// An object of `entries`, sorted by key (the last of equal keys wins).
-fn object(mut entries: Vec<(String, Value)>) -> Value {
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut map = Map::with_capacity(entries.len());
-    for (k, v) in entries {
-        map.insert(k, v);
+impl<'a> Wire<'a> {
+    /// The message `desc` encoded in `bytes`, at the top.
+    pub(crate) fn new(pool: &'a DescriptorPool, desc: MessageDescriptor, bytes: &'a [u8]) -> Self {
+        Wire { pool, desc, bytes: Cow::Borrowed(bytes), depth: 0 }
     }
-    Value::Object(map)
+
+    /// The full name of the message type.
+    pub(crate) fn type_name(&self) -> &str {
+        self.desc.full_name()
+    }
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Every nested message passes here first (an `Any`'s payload too).
+        if self.depth > MAX_DEPTH {
+            return Err(S::Error::custom(format!("messages nested more than {MAX_DEPTH} deep")));
+        }
+        let (pool, bytes, depth) = (self.pool, &*self.bytes, self.depth);
+        match self.desc.full_name() {
+            "google.protobuf.Any" => any(pool, bytes, depth, s),
+            name => match well_known(pool, name, bytes, depth).map_err(S::Error::custom)? {
+                Some(v) => v.serialize(s),
+                None => {
+                    let entries = fields(pool, &self.desc, bytes, depth).map_err(S::Error::custom)?;
+                    let mut map = s.serialize_map(Some(entries.len()))?;
+                    for (field, value) in &entries {
+                        map.serialize_entry(field.json_name(), value)?;
+                    }
+                    map.end()
+                }
+            },
+        }
+    }
+}
+
+/// An `Any`: `@type`, then its payload's fields, or `value` when the payload
+/// is a well-known type with a JSON form of its own.
+fn any<S: Serializer>(pool: &DescriptorPool, bytes: &[u8], depth: usize, s: S) -> Result<S::Ok, S::Error> {
+    let length_delimited = |number| match last_field(bytes, number).map_err(S::Error::custom)? {
+        None => Ok(&bytes[..0]),
+        Some((2, r)) => Ok(&bytes[r]),
+        Some(_) => Err(S::Error::custom("invalid wire type for a field of google.protobuf.Any")),
+    };
+    let type_url = std::str::from_utf8(length_delimited(1)?).map_err(S::Error::custom)?;
+    let payload = length_delimited(2)?;
+    let type_name = type_url.rsplit_once('/').map_or(type_url, |(_, n)| n);
+    let desc = pool
+        .get_message_by_name(type_name)
+        .ok_or_else(|| S::Error::custom(format!("message '{type_name}' not found")))?;
+    let inner = Wire { pool, desc, bytes: Cow::Borrowed(payload), depth: depth + 1 };
+    if is_well_known(type_name) {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("@type", type_url)?;
+        map.serialize_entry("value", &inner)?;
+        return map.end();
+    }
+    if inner.depth > MAX_DEPTH {
+        return Err(S::Error::custom(format!("messages nested more than {MAX_DEPTH} deep")));
+    }
+    let entries = fields(pool, &inner.desc, payload, inner.depth).map_err(S::Error::custom)?;
+    let mut map = s.serialize_map(Some(1 + entries.len()))?;
+    // `@` sorts before every field name.
+    map.serialize_entry("@type", type_url)?;
+    for (field, value) in &entries {
+        map.serialize_entry(field.json_name(), value)?;
+    }
+    map.end()
+}
+
+/// One field's JSON value, its nested messages still bytes.
+enum Field<'a> {
+    Scalar(Scalar),
+    Str(&'a str),
+    /// Written in base64.
+    Bytes(&'a [u8]),
+    Message(Wire<'a>),
+    List(Vec<Field<'a>>),
+    /// Sorted by key.
+    Map(Vec<(String, Field<'a>)>),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Scalar(v) => v.serialize(s),
+            Field::Str(v) => s.serialize_str(v),
+            Field::Bytes(v) => s.serialize_str(&BASE64_STANDARD.encode(v)),
+            Field::Message(m) => m.serialize(s),
+            Field::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            Field::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// A number, bool, enum value or null.
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    /// Finite.
+    Float(f64),
+    /// 64-bit integers and non-finite numbers.
+    Text(String),
+    Enum(EnumValueDescriptor),
+}
+
+impl Serialize for Scalar {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scalar::Null => s.serialize_unit(),
+            Scalar::Bool(b) => s.serialize_bool(*b),
+            Scalar::Int(i) => s.serialize_i64(*i),
+            Scalar::Uint(u) => s.serialize_u64(*u),
+            Scalar::Float(f) => s.serialize_f64(*f),
+            Scalar::Text(t) => s.serialize_str(t),
+            Scalar::Enum(e) => s.serialize_str(e.name()),
+        }
+    }
 }
 
 /// One occurrence of a field: its wire type and payload range.
 type Occurrence = (u8, Range<usize>);
 
-/// The fields of message `desc` in `bytes`, as (JSON name, value), unsorted.
-fn fields(
-    pool: &DescriptorPool,
+/// The fields of message `desc` in `bytes` that JSON shows, sorted by JSON
+/// name.
+fn fields<'a>(
+    pool: &'a DescriptorPool,
     desc: &MessageDescriptor,
-    bytes: &[u8],
-    out: &mut Vec<(String, Value)>,
+    bytes: &'a [u8],
     depth: usize,
-) -> Result<(), String> {
+) -> Result<Vec<(FieldDescriptor, Field<'a>)>, String> {
     // Occurrences per field, in the order fields first appear, with the
     // position of the field's last occurrence.
     let mut seen: Vec<(FieldDescriptor, Vec<Occurrence>, usize)> = Vec::new();
@@ -86,6 +216,7 @@ fn fields(
         .zip(&seen)
         .map(|(oneof, (_, _, last))| oneof.as_ref().is_some_and(|o| later_member(o, *last)))
         .collect();
+    let mut out = Vec::with_capacity(seen.len());
     for ((field, ranges, _), superseded) in seen.into_iter().zip(superseded) {
         if superseded {
             continue;
@@ -106,9 +237,10 @@ fn fields(
             }
             let mut map = Vec::with_capacity(latest.len());
             for (key, entry_bytes) in latest {
-                map.push((key, map_value(pool, &entry, entry_bytes, depth)?));
+                map.push((key, last_value(pool, &entry.map_entry_value_field(), entry_bytes, depth)?));
             }
-            object(map)
+            map.sort_by(|a, b| a.0.cmp(&b.0));
+            Field::Map(map)
         } else if field.is_list() {
             let mut items = Vec::new();
             for (wire, r) in &ranges {
@@ -118,20 +250,20 @@ fn fields(
                     let mut p = 0;
                     while p < payload.len() {
                         let (item, end) = packed_item(&field.kind(), payload, p).ok_or("malformed packed field")?;
-                        items.push(scalar(&field.kind(), item)?);
+                        items.push(Field::Scalar(scalar(&field.kind(), item)?));
                         p = end;
                     }
                 } else {
                     items.push(value(pool, &field.kind(), *wire, payload, depth)?);
                 }
             }
-            Value::Array(items)
+            Field::List(items)
         } else {
             let v = match field.kind() {
                 // Repeated occurrences of a message merge: their bytes concatenated.
                 Kind::Message(m) if ranges.len() > 1 => {
                     let joined: Vec<u8> = ranges.iter().flat_map(|(_, r)| bytes[r.clone()].iter().copied()).collect();
-                    read_message(pool, &m, &joined, depth + 1)?
+                    Field::Message(Wire { pool, desc: m, bytes: Cow::Owned(joined), depth: depth + 1 })
                 }
                 kind => {
                     let (wire, r) = ranges.last().expect("a field seen once at least");
@@ -143,24 +275,28 @@ fn fields(
             }
             v
         };
-        out.push((field.json_name().to_string(), value));
+        out.push((field, value));
     }
-    Ok(())
+    out.sort_by(|a, b| a.0.json_name().cmp(b.0.json_name()));
+    Ok(out)
 }
 
 /// True for the default value of a field without presence (left out).
-fn is_default(v: &Value, kind: &Kind) -> bool {
+fn is_default(v: &Field<'_>, kind: &Kind) -> bool {
     let wide = matches!(kind, Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64);
-    // An enum's default (number 0) renders as its first value's name.
-    let enum_zero = matches!(kind, Kind::Enum(e) if e.get_value(0).is_some_and(|z| v.as_str() == Some(z.name())));
-    enum_zero
-        || match v {
-            Value::Bool(b) => !b,
-            Value::String(s) => s.is_empty() || (wide && s == "0"),
-            Value::Number(n) => n.as_f64() == Some(0.0),
-            Value::Null => true,
-            _ => false,
-        }
+    match v {
+        Field::Str(s) => s.is_empty(),
+        Field::Bytes(b) => b.is_empty(),
+        Field::Scalar(Scalar::Null) => true,
+        Field::Scalar(Scalar::Bool(b)) => !b,
+        Field::Scalar(Scalar::Int(i)) => *i == 0,
+        Field::Scalar(Scalar::Uint(u)) => *u == 0,
+        Field::Scalar(Scalar::Float(f)) => *f == 0.0,
+        Field::Scalar(Scalar::Text(s)) => s.is_empty() || (wide && s == "0"),
+        // An enum's default is number 0.
+        Field::Scalar(Scalar::Enum(e)) => e.number() == 0,
+        Field::Message(_) | Field::List(_) | Field::Map(_) => false,
+    }
 }
 
 /// The last occurrence of field `number` in message `bytes`, with its wire type.
@@ -182,42 +318,51 @@ fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth
     let field = entry.map_entry_key_field();
     let key = match last_field(bytes, field.number())? {
         Some((wire, r)) => value(pool, &field.kind(), wire, &bytes[r], depth)?,
-        None => default_scalar(&field.kind()).unwrap_or_else(|| Value::String(String::new())),
+        None => Field::Str(""),
     };
     Ok(match key {
-        Value::String(s) => s,
-        other => other.to_string(),
+        Field::Str(s) => s.to_string(),
+        Field::Scalar(Scalar::Bool(b)) => b.to_string(),
+        Field::Scalar(Scalar::Int(i)) => i.to_string(),
+        Field::Scalar(Scalar::Uint(u)) => u.to_string(),
+        Field::Scalar(Scalar::Text(t)) => t,
+        _ => return Err("a map key that is not a string, number or bool".into()),
     })
-}
-
-/// A map entry's value.
-fn map_value(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
-    last_value(pool, &entry.map_entry_value_field(), bytes, depth)
 }
 
 /// The value of `field` in message `bytes` (its last occurrence), or its
 /// default when absent: what a map entry or a wrapper without it holds.
-fn last_value(pool: &DescriptorPool, field: &FieldDescriptor, bytes: &[u8], depth: usize) -> Result<Value, String> {
+fn last_value<'a>(
+    pool: &'a DescriptorPool,
+    field: &FieldDescriptor,
+    bytes: &'a [u8],
+    depth: usize,
+) -> Result<Field<'a>, String> {
     match (last_field(bytes, field.number())?, field.kind()) {
         (Some((wire, r)), kind) => value(pool, &kind, wire, &bytes[r], depth),
-        (None, Kind::Message(m)) => read_message(pool, &m, &[], depth + 1),
-        (None, Kind::String | Kind::Bytes) => Ok(Value::String(String::new())),
-        (None, kind) => Ok(default_scalar(&kind).unwrap_or(Value::Null)),
+        (None, Kind::Message(m)) => {
+            Ok(Field::Message(Wire { pool, desc: m, bytes: Cow::Borrowed(&[]), depth: depth + 1 }))
+        }
+        (None, Kind::String | Kind::Bytes) => Ok(Field::Str("")),
+        (None, kind) => Ok(Field::Scalar(scalar(&kind, WireValue::Varint(0)).unwrap_or(Scalar::Null))),
     }
-}
-
-/// The JSON of a scalar field's default value.
-fn default_scalar(kind: &Kind) -> Option<Value> {
-    scalar(kind, WireValue::Varint(0)).ok()
 }
 
 /// A field's value from its payload (the whole field's bytes for
 /// length-delimited ones, the value's bytes otherwise).
-fn value(pool: &DescriptorPool, kind: &Kind, wire: u8, payload: &[u8], depth: usize) -> Result<Value, String> {
+fn value<'a>(
+    pool: &'a DescriptorPool,
+    kind: &Kind,
+    wire: u8,
+    payload: &'a [u8],
+    depth: usize,
+) -> Result<Field<'a>, String> {
     match kind {
-        Kind::Message(m) => read_message(pool, m, payload, depth + 1),
-        Kind::String => std::str::from_utf8(payload).map(|s| Value::String(s.to_string())).map_err(|e| e.to_string()),
-        Kind::Bytes => Ok(Value::String(BASE64_STANDARD.encode(payload))),
+        Kind::Message(m) => {
+            Ok(Field::Message(Wire { pool, desc: m.clone(), bytes: Cow::Borrowed(payload), depth: depth + 1 }))
+        }
+        Kind::String => std::str::from_utf8(payload).map(Field::Str).map_err(|e| e.to_string()),
+        Kind::Bytes => Ok(Field::Bytes(payload)),
         _ => {
             let item = match wire {
                 0 => WireValue::Varint(varint(payload).ok_or("malformed varint")?.0),
@@ -225,7 +370,7 @@ fn value(pool: &DescriptorPool, kind: &Kind, wire: u8, payload: &[u8], depth: us
                 5 => WireValue::Fixed32(u32::from_le_bytes(payload.try_into().map_err(|_| "malformed fixed32")?)),
                 _ => return Err(format!("wire type {wire} for a number")),
             };
-            scalar(kind, item)
+            scalar(kind, item).map(Field::Scalar)
         }
     }
 }
@@ -238,44 +383,42 @@ enum WireValue {
 }
 
 /// A number, bool or enum value.
-fn scalar(kind: &Kind, item: WireValue) -> Result<Value, String> {
+fn scalar(kind: &Kind, item: WireValue) -> Result<Scalar, String> {
     let bits64 = match item {
         WireValue::Varint(v) | WireValue::Fixed64(v) => v,
         WireValue::Fixed32(v) => u64::from(v),
     };
     let float = |f: f64| {
         if f.is_finite() {
-            Value::from(f)
+            Scalar::Float(f)
         } else if f == f64::INFINITY {
-            Value::String("Infinity".into())
+            Scalar::Text("Infinity".into())
         } else if f == f64::NEG_INFINITY {
-            Value::String("-Infinity".into())
+            Scalar::Text("-Infinity".into())
         } else {
-            Value::String("NaN".into())
+            Scalar::Text("NaN".into())
         }
     };
     Ok(match kind {
         Kind::Double => float(f64::from_bits(bits64)),
-        Kind::Float => {
-            let f = f32::from_bits(bits64 as u32);
-            if f.is_finite() { Value::from(f) } else { float(f64::from(f)) }
-        }
-        Kind::Int32 | Kind::Sfixed32 => Value::from(bits64 as u32 as i32),
+        // As serde_json holds an f32: widened, not printed as the shortest f32.
+        Kind::Float => float(f64::from(f32::from_bits(bits64 as u32))),
+        Kind::Int32 | Kind::Sfixed32 => Scalar::Int(i64::from(bits64 as u32 as i32)),
         Kind::Sint32 => {
             let v = bits64 as u32;
-            Value::from(((v >> 1) as i32) ^ -((v & 1) as i32))
+            Scalar::Int(i64::from(((v >> 1) as i32) ^ -((v & 1) as i32)))
         }
-        Kind::Uint32 | Kind::Fixed32 => Value::from(bits64 as u32),
-        Kind::Int64 | Kind::Sfixed64 => Value::String((bits64 as i64).to_string()),
-        Kind::Sint64 => Value::String((((bits64 >> 1) as i64) ^ -((bits64 & 1) as i64)).to_string()),
-        Kind::Uint64 | Kind::Fixed64 => Value::String(bits64.to_string()),
-        Kind::Bool => Value::Bool(bits64 != 0),
+        Kind::Uint32 | Kind::Fixed32 => Scalar::Uint(u64::from(bits64 as u32)),
+        Kind::Int64 | Kind::Sfixed64 => Scalar::Text((bits64 as i64).to_string()),
+        Kind::Sint64 => Scalar::Text((((bits64 >> 1) as i64) ^ -((bits64 & 1) as i64)).to_string()),
+        Kind::Uint64 | Kind::Fixed64 => Scalar::Text(bits64.to_string()),
+        Kind::Bool => Scalar::Bool(bits64 != 0),
         Kind::Enum(e) => {
             let number = bits64 as i32;
             if e.full_name() == "google.protobuf.NullValue" {
-                Value::Null
+                Scalar::Null
             } else {
-                e.get_value(number).map_or_else(|| Value::from(number), |v| Value::String(v.name().to_string()))
+                e.get_value(number).map_or(Scalar::Int(i64::from(number)), Scalar::Enum)
             }
         }
         Kind::String | Kind::Bytes | Kind::Message(_) => return Err("a length-delimited field as a number".into()),
@@ -300,26 +443,41 @@ fn packed_item(kind: &Kind, buf: &[u8], pos: usize) -> Option<(WireValue, usize)
     }
 }
 
-/// The well-known types with a JSON form of their own.
+/// The wrapper types: a message of one `value` field, written as its value.
+const WRAPPERS: [&str; 9] = [
+    "google.protobuf.DoubleValue",
+    "google.protobuf.FloatValue",
+    "google.protobuf.Int32Value",
+    "google.protobuf.Int64Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.BoolValue",
+    "google.protobuf.StringValue",
+    "google.protobuf.BytesValue",
+];
+
+/// True for the well-known types with a JSON form of their own.
+fn is_well_known(name: &str) -> bool {
+    WRAPPERS.contains(&name)
+        || matches!(
+            name,
+            "google.protobuf.Any"
+                | "google.protobuf.Duration"
+                | "google.protobuf.Timestamp"
+                | "google.protobuf.Struct"
+                | "google.protobuf.ListValue"
+                | "google.protobuf.Value"
+                | "google.protobuf.FieldMask"
+                | "google.protobuf.Empty"
+        )
+}
+
+/// The JSON of the well-known types other than `Any` with a JSON form of
+/// their own; they are small.
 fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Option<Value>, String> {
-    // Every nested message passes here first (an `Any`'s payload too).
-    if depth > MAX_DEPTH {
-        return Err(format!("messages nested more than {MAX_DEPTH} deep"));
-    }
     use prost_types as t;
     let decode_err = |e: prost::DecodeError| e.to_string();
     Ok(Some(match name {
-        "google.protobuf.Any" => {
-            let any = t::Any::decode(bytes).map_err(decode_err)?;
-            let type_name = any.type_url.rsplit_once('/').map_or(any.type_url.as_str(), |(_, n)| n);
-            let desc = pool.get_message_by_name(type_name).ok_or_else(|| format!("message '{type_name}' not found"))?;
-            let mut entries = vec![("@type".to_string(), Value::String(any.type_url.clone()))];
-            match well_known(pool, type_name, &any.value, depth + 1)? {
-                Some(v) => entries.push(("value".into(), v)),
-                None => fields(pool, &desc, &any.value, &mut entries, depth + 1)?,
-            }
-            object(entries)
-        }
         "google.protobuf.Duration" => {
             let d = t::Duration::decode(bytes).map_err(decode_err)?;
             // The ranges proto3 JSON allows (as prost-reflect checks them).
@@ -338,15 +496,7 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> 
         "google.protobuf.Struct" => struct_value(&t::Struct::decode(bytes).map_err(decode_err)?)?,
         "google.protobuf.ListValue" => list_value(&t::ListValue::decode(bytes).map_err(decode_err)?)?,
         "google.protobuf.Value" => json_value(&t::Value::decode(bytes).map_err(decode_err)?)?,
-        "google.protobuf.DoubleValue"
-        | "google.protobuf.FloatValue"
-        | "google.protobuf.Int32Value"
-        | "google.protobuf.Int64Value"
-        | "google.protobuf.UInt32Value"
-        | "google.protobuf.UInt64Value"
-        | "google.protobuf.BoolValue"
-        | "google.protobuf.StringValue"
-        | "google.protobuf.BytesValue" => wrapped(pool, name, bytes, depth)?,
+        name if WRAPPERS.contains(&name) => wrapped(pool, name, bytes, depth)?,
         "google.protobuf.FieldMask" => {
             let mask = t::FieldMask::decode(bytes).map_err(decode_err)?;
             let paths: Vec<String> =
@@ -365,10 +515,16 @@ fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Res
     let v = last_value(pool, &field, bytes, depth)?;
     // prost-reflect writes a wrapped non-finite number as JSON's `null`
     // (unlike a plain double field, which gets "NaN" or "Infinity").
-    if v.is_string() && matches!(field.kind(), Kind::Double | Kind::Float) {
+    if matches!(v, Field::Scalar(Scalar::Text(_))) && matches!(field.kind(), Kind::Double | Kind::Float) {
         return Ok(Value::Null);
     }
-    Ok(v)
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+/// An object of `entries`, sorted by key (the last of equal keys wins).
+fn object(mut entries: Vec<(String, Value)>) -> Value {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Object(entries.into_iter().collect())
 }
 
 fn struct_value(s: &prost_types::Struct) -> Result<Value, String> {
@@ -700,6 +856,12 @@ mod tests {
             match (message(pool, &desc, &bytes), theirs) {
                 (Ok(a), Ok(_)) => {
                     assert_eq!(a, reference(name, &bytes), "seed {seed}");
+                    // Text written from the bytes is the value's text.
+                    let wire = Wire::new(pool, desc.clone(), &bytes);
+                    let yaml = crate::yaml::to_string(&wire).unwrap();
+                    assert_eq!(yaml, crate::yaml::to_string(&a).unwrap(), "seed {seed}");
+                    let json = serde_json::to_string_pretty(&wire).unwrap();
+                    assert_eq!(json, serde_json::to_string_pretty(&a).unwrap(), "seed {seed}");
                     compared += 1;
                 }
                 (Err(_), Err(_)) => both_refused += 1,

@@ -35,6 +35,7 @@ mod reuse;
 mod routes;
 mod snapshot;
 mod tls;
+mod yaml;
 
 use kuma_model::{Kind, ResourceKey, ResourceSet, Spec};
 

@@ -7,6 +7,7 @@
 //! and sorted, default values are omitted: the same snapshot always renders
 //! to the same bytes.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -26,9 +27,12 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTl
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 use prost_reflect::DescriptorPool;
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
+use serde_json::Value;
 
 use crate::encoded::EncodedSnapshot;
+use crate::json::Wire;
 use crate::pb;
 use crate::snapshot::{GatewaySnapshot, ResourceType};
 
@@ -85,6 +89,30 @@ pub fn any_to_json(any: &Any) -> Result<Value, RenderError> {
     bytes_to_json(name, &any.value)
 }
 
+/// A text form of rendered config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Text {
+    /// YAML in block style (see [`to_yaml`]).
+    #[default]
+    Yaml,
+    /// Pretty JSON, newline-terminated (see [`to_pretty_json`]).
+    Json,
+}
+
+/// `value` as text. Messages are written straight from their bytes: a
+/// large gateway's config never exists as a JSON value.
+fn text<T: Serialize + ?Sized>(value: &T, format: Text) -> Result<String, String> {
+    match format {
+        Text::Yaml => crate::yaml::to_string(value).map_err(|e| e.to_string()),
+        Text::Json => {
+            let mut text = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+            text.push(b'\n');
+            String::from_utf8(text).map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// A snapshot as `{Clusters: {Resources: {name: ...}}, Endpoints: ..., Listeners: ...,
 /// Routes: ..., Runtimes: ..., Secrets: ...}`, the layout of Kuma's golden files.
 pub fn snapshot_value(snapshot: &GatewaySnapshot) -> Result<Value, RenderError> {
@@ -93,29 +121,96 @@ pub fn snapshot_value(snapshot: &GatewaySnapshot) -> Result<Value, RenderError> 
 
 /// [`snapshot_value`] of a packed snapshot ([`crate::translate_packed`]).
 pub fn packed_snapshot_value(snapshot: &EncodedSnapshot) -> Result<Value, RenderError> {
-    let mut types: Vec<ResourceType> = ResourceType::ALL.to_vec();
-    types.sort_by_key(|t| t.plural());
-    let mut root = Map::new();
-    for t in types {
-        let mut resources = Map::new();
-        for r in snapshot.resources(t).items() {
-            resources.insert(r.name.clone(), any_to_json(&r.any)?);
-        }
-        let mut wrapper = Map::new();
-        wrapper.insert("Resources".into(), Value::Object(resources));
-        root.insert(t.plural().into(), Value::Object(wrapper));
-    }
-    Ok(Value::Object(root))
+    SnapshotView::new(snapshot)?.write(|v| serde_json::to_value(v).map_err(|e| e.to_string()))
+}
+
+/// [`snapshot_value`] of a packed snapshot as text, written from the
+/// resources' bytes.
+pub fn packed_snapshot_text(snapshot: &EncodedSnapshot, format: Text) -> Result<String, RenderError> {
+    SnapshotView::new(snapshot)?.write(|v| text(v, format))
 }
 
 /// The snapshot as YAML (see [`snapshot_value`]).
 pub fn snapshot_yaml(snapshot: &GatewaySnapshot) -> Result<String, RenderError> {
-    Ok(to_yaml(&snapshot_value(snapshot)?))
+    packed_snapshot_text(&EncodedSnapshot::encode(snapshot), Text::Yaml)
 }
 
 /// The snapshot as pretty JSON (see [`snapshot_value`]).
 pub fn snapshot_json(snapshot: &GatewaySnapshot) -> Result<String, RenderError> {
-    Ok(to_pretty_json(&snapshot_value(snapshot)?))
+    packed_snapshot_text(&EncodedSnapshot::encode(snapshot), Text::Json)
+}
+
+/// A packed snapshot in the layout of [`snapshot_value`], serialised from
+/// its resources' bytes.
+struct SnapshotView<'a> {
+    /// Per type, sorted by plural: the resources with their message types.
+    types: Vec<(&'static str, Vec<(&'a str, Wire<'a>)>)>,
+    /// The type of the resource that failed to serialise.
+    failed: RefCell<Option<String>>,
+}
+
+impl<'a> SnapshotView<'a> {
+    /// The view of `snapshot`; every resource's type must be known.
+    fn new(snapshot: &'a EncodedSnapshot) -> Result<Self, RenderError> {
+        let mut types: Vec<ResourceType> = ResourceType::ALL.to_vec();
+        types.sort_by_key(|t| t.plural());
+        let types = types
+            .into_iter()
+            .map(|t| {
+                let items = snapshot.resources(t).items().iter();
+                let resources = items
+                    .map(|r| {
+                        let name = r.any.type_url.rsplit('/').next().unwrap_or_default();
+                        let desc =
+                            POOL.get_message_by_name(name).ok_or_else(|| RenderError::UnknownType(name.into()))?;
+                        Ok((r.name.as_str(), Wire::new(&POOL, desc, &r.any.value)))
+                    })
+                    .collect::<Result<Vec<_>, RenderError>>()?;
+                Ok((t.plural(), resources))
+            })
+            .collect::<Result<Vec<_>, RenderError>>()?;
+        Ok(SnapshotView { types, failed: RefCell::new(None) })
+    }
+
+    /// The view written by `write`, its errors named by the failing type.
+    fn write<T>(self, write: impl FnOnce(&Self) -> Result<T, String>) -> Result<T, RenderError> {
+        write(&self).map_err(|message| RenderError::Transcode {
+            type_name: self.failed.take().unwrap_or_else(|| "snapshot".into()),
+            message,
+        })
+    }
+}
+
+impl Serialize for SnapshotView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// `{Resources: {name: message, ...}}`.
+        struct Resources<'v, 'a>(&'v SnapshotView<'a>, &'v [(&'a str, Wire<'a>)]);
+        /// `{name: message, ...}`.
+        struct Named<'v, 'a>(&'v SnapshotView<'a>, &'v [(&'a str, Wire<'a>)]);
+        impl Serialize for Resources<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("Resources", &Named(self.0, self.1))?;
+                map.end()
+            }
+        }
+        impl Serialize for Named<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(Some(self.1.len()))?;
+                for (name, message) in self.1 {
+                    map.serialize_entry(name, message).inspect_err(|_| {
+                        self.0.failed.replace(Some(message.type_name().to_string()));
+                    })?;
+                }
+                map.end()
+            }
+        }
+        let mut map = s.serialize_map(Some(self.types.len()))?;
+        for (plural, resources) in &self.types {
+            map.serialize_entry(plural, &Resources(self, resources))?;
+        }
+        map.end()
+    }
 }
 
 /// YAML text of a JSON value, in block style. Strings are quoted unless
@@ -127,105 +222,12 @@ pub fn snapshot_json(snapshot: &GatewaySnapshot) -> Result<String, RenderError> 
 /// assert_eq!(kuma_xds_gen::render::to_yaml(&v), "a:\n  b:\n  - 'yes'\n  - 1\n  - true\n'@type': x:y\nc: []\n");
 /// ```
 pub fn to_yaml(value: &Value) -> String {
-    let mut out = String::new();
-    match value {
-        Value::Object(m) if !m.is_empty() => yaml_map(m, 0, &mut out),
-        Value::Array(a) if !a.is_empty() => yaml_seq(a, 0, &mut out),
-        other => {
-            yaml_scalar(other, &mut out);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-fn yaml_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
-    for (i, (k, v)) in map.iter().enumerate() {
-        // The first key of a sequence item sits after its "- ".
-        if i > 0 || !out.ends_with("- ") {
-            out.extend(std::iter::repeat_n(' ', indent));
-        }
-        yaml_string(k, out);
-        out.push(':');
-        yaml_value(v, indent, indent + 2, out);
-    }
-}
-
-fn yaml_seq(items: &[Value], indent: usize, out: &mut String) {
-    for item in items {
-        out.extend(std::iter::repeat_n(' ', indent));
-        out.push('-');
-        match item {
-            Value::Object(m) if !m.is_empty() => {
-                out.push(' ');
-                yaml_map(m, indent + 2, out);
-            }
-            other => yaml_value(other, indent, indent + 2, out),
-        }
-    }
-}
-
-/// A value after `key:` or `-`: nested blocks on the next lines, scalars inline.
-fn yaml_value(v: &Value, seq_indent: usize, map_indent: usize, out: &mut String) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            out.push('\n');
-            yaml_map(m, map_indent, out);
-        }
-        Value::Array(a) if !a.is_empty() => {
-            out.push('\n');
-            yaml_seq(a, if out.ends_with("-\n") { map_indent } else { seq_indent }, out);
-        }
-        other => {
-            out.push(' ');
-            yaml_scalar(other, out);
-            out.push('\n');
-        }
-    }
-}
-
-fn yaml_scalar(v: &Value, out: &mut String) {
-    use std::fmt::Write as _;
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => yaml_string(s, out),
-        Value::Array(_) => out.push_str("[]"),
-        Value::Object(_) => out.push_str("{}"),
-    }
-}
-
-fn yaml_string(s: &str, out: &mut String) {
-    const RESERVED: [&str; 22] = [
-        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "nan", ".nan", "inf", ".inf", "-inf",
-        "-.inf", "+inf", "+.inf", "<<", "=", "-", "",
-    ];
-    // Cheapest checks first: most keys and values are plain words.
-    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-+=,()".contains(c))
-        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_')
-        && !s.ends_with(':')
-        && !s.contains(": ")
-        && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
-        && s.parse::<f64>().is_err();
-    if plain {
-        out.push_str(s);
-    } else if s.chars().all(|c| !c.is_control()) {
-        out.push('\'');
-        out.push_str(&s.replace('\'', "''"));
-        out.push('\'');
-    } else {
-        out.push_str(&serde_json::to_string(s).expect("strings serialise"));
-    }
+    text(value, Text::Yaml).expect("JSON values are written as YAML")
 }
 
 /// Pretty JSON text of a JSON value, newline-terminated.
 pub fn to_pretty_json(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
-    text.push('\n');
-    text
+    text(value, Text::Json).expect("JSON values serialise")
 }
 
 /// A static bootstrap serving `snapshot` with no control plane: EDS clusters
@@ -407,6 +409,17 @@ fn static_secrets(socket: &mut TransportSocket) {
 /// A bootstrap as canonical JSON.
 pub fn bootstrap_value(bootstrap: &Bootstrap) -> Result<Value, RenderError> {
     to_json(bootstrap)
+}
+
+/// A bootstrap as text, written from its bytes: a large gateway's bootstrap
+/// never exists as a JSON value.
+pub fn bootstrap_text(bootstrap: &Bootstrap, format: Text) -> Result<String, RenderError> {
+    let desc = POOL
+        .get_message_by_name(&Bootstrap::full_name())
+        .ok_or_else(|| RenderError::UnknownType(Bootstrap::full_name()))?;
+    let bytes = bootstrap.encode_to_vec();
+    text(&Wire::new(&POOL, desc, &bytes), format)
+        .map_err(|message| RenderError::Transcode { type_name: Bootstrap::full_name(), message })
 }
 
 /// Where an Envoy finds its control plane and who it is.
