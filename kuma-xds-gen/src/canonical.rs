@@ -8,15 +8,12 @@
 //! inside nested `Any` payloads. Equal messages then give equal bytes, so
 //! versions are true content hashes and an unchanged resource is never resent.
 
-use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::LazyLock;
 
+use crate::schema::{self, Kind};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
-use prost_reflect::{Kind, MessageDescriptor};
-
-use crate::render::pool;
 
 /// How to walk one message type: its fields that may hold a map or an `Any`.
 #[derive(Debug, Default)]
@@ -36,58 +33,55 @@ enum Step {
 
 /// Plans of every message type that may contain a map or an `Any`, directly
 /// or through its message fields (message graphs have cycles: a fixpoint),
-/// and their index by full name.
+/// by index in [`schema::MESSAGES`]; `None` for the other types.
 struct Plans {
-    plans: Vec<Plan>,
-    by_name: HashMap<String, usize>,
+    plans: Vec<Option<Plan>>,
+}
+
+impl Plans {
+    /// The plan of the message type named `name`, if it needs one.
+    fn of(&self, name: &str) -> Option<usize> {
+        schema::message_index(name).filter(|&i| self.plans[i].is_some())
+    }
 }
 
 static PLANS: LazyLock<Plans> = LazyLock::new(|| {
-    const ANY: &str = "google.protobuf.Any";
-    let messages: Vec<MessageDescriptor> = pool().all_messages().collect();
-    let mut interesting: HashSet<String> = messages
-        .iter()
-        .filter(|m| m.fields().any(|f| f.is_map() || matches!(f.kind(), Kind::Message(k) if k.full_name() == ANY)))
-        .map(|m| m.full_name().to_string())
-        .collect();
+    let messages = &schema::MESSAGES;
+    let any = schema::message_index("google.protobuf.Any");
+    let is_any = |k: Kind| matches!(k, Kind::Message(i) if Some(i) == any);
+    let mut interesting: Vec<bool> =
+        messages.iter().map(|m| m.fields.iter().any(|f| f.map || is_any(f.kind))).collect();
     loop {
-        let before = interesting.len();
-        for m in &messages {
-            if !interesting.contains(m.full_name())
-                && m.fields().any(|f| matches!(f.kind(), Kind::Message(k) if interesting.contains(k.full_name())))
-            {
-                interesting.insert(m.full_name().to_string());
+        let mut changed = false;
+        for (i, m) in messages.iter().enumerate() {
+            if !interesting[i] && m.fields.iter().any(|f| matches!(f.kind, Kind::Message(k) if interesting[k])) {
+                interesting[i] = true;
+                changed = true;
             }
         }
-        if interesting.len() == before {
+        if !changed {
             break;
         }
     }
-    let mut names: Vec<&String> = interesting.iter().collect();
-    names.sort();
-    let by_name: HashMap<String, usize> = names.iter().enumerate().map(|(i, n)| ((*n).clone(), i)).collect();
-    let plans = names
-        .iter()
-        .map(|name| {
-            let desc = pool().get_message_by_name(name).expect("a pool message");
-            let fields = desc
-                .fields()
-                .filter_map(|f| {
-                    let Kind::Message(k) = f.kind() else { return None };
-                    let step = if f.is_map() {
-                        Step::Map(by_name.get(k.full_name()).copied())
-                    } else if k.full_name() == ANY {
-                        Step::Any
-                    } else {
-                        Step::Message(*by_name.get(k.full_name())?)
-                    };
-                    Some((f.number(), step))
-                })
-                .collect();
-            Plan { fields }
-        })
-        .collect();
-    Plans { plans, by_name }
+    let plan = |m: &schema::Message| Plan {
+        fields: m
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let Kind::Message(k) = f.kind else { return None };
+                let step = if f.map {
+                    Step::Map(interesting[k].then_some(k))
+                } else if Some(k) == any {
+                    Step::Any
+                } else {
+                    Step::Message(interesting[k].then_some(k)?)
+                };
+                Some((f.number, step))
+            })
+            .collect(),
+    };
+    let plans = messages.iter().zip(&interesting).map(|(m, &needed)| needed.then(|| plan(m))).collect();
+    Plans { plans }
 });
 
 /// `message` packed as an `Any` with its map entries in key order.
@@ -98,7 +92,7 @@ pub(crate) fn any<T: Message + Name>(message: &T) -> Any {
 /// `message` encoded with its map entries in key order.
 pub(crate) fn bytes<T: Message + Name>(message: &T) -> Vec<u8> {
     let mut value = message.encode_to_vec();
-    if let Some(&plan) = PLANS.by_name.get(&T::full_name()) {
+    if let Some(plan) = PLANS.of(&T::full_name()) {
         walk(plan, &mut value);
     }
     value
@@ -144,7 +138,7 @@ pub(crate) fn field(buf: &[u8], pos: usize) -> Option<(u32, u8, Range<usize>)> {
 /// Sorts the map entries of `buf` (a message with plan `plan`) by key,
 /// recursively. Malformed bytes are left as they are (prost does not make them).
 fn walk(plan: usize, buf: &mut [u8]) -> Option<()> {
-    let fields = &PLANS.plans[plan].fields;
+    let fields = &PLANS.plans[plan].as_ref()?.fields;
     let mut pos = 0;
     while pos < buf.len() {
         let (number, wire, range) = field(buf, pos)?;
@@ -211,7 +205,7 @@ fn walk_any(buf: &mut [u8]) -> Option<()> {
         pos = range.end;
     }
     let url = std::str::from_utf8(&buf[type_url?]).ok()?;
-    let plan = *PLANS.by_name.get(url.rsplit('/').next()?)?;
+    let plan = PLANS.of(url.rsplit('/').next()?)?;
     walk(plan, &mut buf[value?])
 }
 
@@ -221,6 +215,7 @@ mod tests {
     use envoy_types::pb::envoy::config::core::v3::Metadata;
     use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, LbEndpoint, LocalityLbEndpoints};
     use envoy_types::pb::envoy::config::route::v3::{Route, RouteConfiguration, VirtualHost};
+    use std::collections::HashSet;
 
     fn metadata() -> Metadata {
         let pairs: Vec<(String, String)> = (0..8).map(|i| (format!("k{i}"), format!("v{i}"))).collect();

@@ -17,17 +17,17 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use crate::schema::{self, Kind};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, EnumValueDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde::ser::{Error as _, Serialize, SerializeMap as _, SerializeSeq as _, Serializer};
 use serde_json::{Map, Number, Value};
 
 use crate::canonical::{field as wire_field, varint};
 
 /// The JSON value of the message `desc` encoded in `bytes`.
-pub(crate) fn message(pool: &DescriptorPool, desc: &MessageDescriptor, bytes: &[u8]) -> Result<Value, String> {
-    serde_json::to_value(Wire::new(pool, desc.clone(), bytes)).map_err(|e| e.to_string())
+pub(crate) fn message(desc: &'static schema::Message, bytes: &[u8]) -> Result<Value, String> {
+    serde_json::to_value(Wire::new(desc, bytes)).map_err(|e| e.to_string())
 }
 
 /// How deep messages may nest, as prost's own decoder allows: bytes nested
@@ -37,8 +37,7 @@ const MAX_DEPTH: usize = 100;
 /// The message `desc` encoded in bytes, serialised as canonical proto3 JSON.
 /// Nested messages are read only as the serializer reaches them.
 pub(crate) struct Wire<'a> {
-    pool: &'a DescriptorPool,
-    desc: MessageDescriptor,
+    desc: &'static schema::Message,
     /// Owned when the occurrences of a message field were merged.
     bytes: Cow<'a, [u8]>,
     depth: usize,
@@ -46,13 +45,13 @@ pub(crate) struct Wire<'a> {
 
 impl<'a> Wire<'a> {
     /// The message `desc` encoded in `bytes`, at the top.
-    pub(crate) fn new(pool: &'a DescriptorPool, desc: MessageDescriptor, bytes: &'a [u8]) -> Self {
-        Wire { pool, desc, bytes: Cow::Borrowed(bytes), depth: 0 }
+    pub(crate) fn new(desc: &'static schema::Message, bytes: &'a [u8]) -> Self {
+        Wire { desc, bytes: Cow::Borrowed(bytes), depth: 0 }
     }
 
     /// The full name of the message type.
-    pub(crate) fn type_name(&self) -> &str {
-        self.desc.full_name()
+    pub(crate) fn type_name(&self) -> &'static str {
+        self.desc.name
     }
 }
 
@@ -62,16 +61,16 @@ impl Serialize for Wire<'_> {
         if self.depth > MAX_DEPTH {
             return Err(S::Error::custom(format!("messages nested more than {MAX_DEPTH} deep")));
         }
-        let (pool, bytes, depth) = (self.pool, &*self.bytes, self.depth);
-        match self.desc.full_name() {
-            "google.protobuf.Any" => any(pool, bytes, depth, s),
-            name => match well_known(pool, name, bytes, depth).map_err(S::Error::custom)? {
+        let (bytes, depth) = (&*self.bytes, self.depth);
+        match self.desc.name {
+            "google.protobuf.Any" => any(bytes, depth, s),
+            name => match well_known(name, bytes, depth).map_err(S::Error::custom)? {
                 Some(v) => v.serialize(s),
                 None => {
-                    let entries = fields(pool, &self.desc, bytes, depth).map_err(S::Error::custom)?;
+                    let entries = fields(self.desc, bytes, depth).map_err(S::Error::custom)?;
                     let mut map = s.serialize_map(Some(entries.len()))?;
                     for (field, value) in &entries {
-                        map.serialize_entry(field.json_name(), value)?;
+                        map.serialize_entry(field.json_name, value)?;
                     }
                     map.end()
                 }
@@ -82,7 +81,7 @@ impl Serialize for Wire<'_> {
 
 /// An `Any`: `@type`, then its payload's fields, or `value` when the payload
 /// is a well-known type with a JSON form of its own.
-fn any<S: Serializer>(pool: &DescriptorPool, bytes: &[u8], depth: usize, s: S) -> Result<S::Ok, S::Error> {
+fn any<S: Serializer>(bytes: &[u8], depth: usize, s: S) -> Result<S::Ok, S::Error> {
     let length_delimited = |number| match last_field(bytes, number).map_err(S::Error::custom)? {
         None => Ok(&bytes[..0]),
         Some((2, r)) => Ok(&bytes[r]),
@@ -91,10 +90,9 @@ fn any<S: Serializer>(pool: &DescriptorPool, bytes: &[u8], depth: usize, s: S) -
     let type_url = std::str::from_utf8(length_delimited(1)?).map_err(S::Error::custom)?;
     let payload = length_delimited(2)?;
     let type_name = type_url.rsplit_once('/').map_or(type_url, |(_, n)| n);
-    let desc = pool
-        .get_message_by_name(type_name)
-        .ok_or_else(|| S::Error::custom(format!("message '{type_name}' not found")))?;
-    let inner = Wire { pool, desc, bytes: Cow::Borrowed(payload), depth: depth + 1 };
+    let desc =
+        schema::message(type_name).ok_or_else(|| S::Error::custom(format!("message '{type_name}' not found")))?;
+    let inner = Wire { desc, bytes: Cow::Borrowed(payload), depth: depth + 1 };
     if is_well_known(type_name) {
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry("@type", type_url)?;
@@ -104,12 +102,12 @@ fn any<S: Serializer>(pool: &DescriptorPool, bytes: &[u8], depth: usize, s: S) -
     if inner.depth > MAX_DEPTH {
         return Err(S::Error::custom(format!("messages nested more than {MAX_DEPTH} deep")));
     }
-    let entries = fields(pool, &inner.desc, payload, inner.depth).map_err(S::Error::custom)?;
+    let entries = fields(inner.desc, payload, inner.depth).map_err(S::Error::custom)?;
     let mut map = s.serialize_map(Some(1 + entries.len()))?;
     // `@` sorts before every field name.
     map.serialize_entry("@type", type_url)?;
     for (field, value) in &entries {
-        map.serialize_entry(field.json_name(), value)?;
+        map.serialize_entry(field.json_name, value)?;
     }
     map.end()
 }
@@ -161,7 +159,8 @@ enum Scalar {
     Float(f64),
     /// 64-bit integers and non-finite numbers.
     Text(String),
-    Enum(EnumValueDescriptor),
+    /// Its number and name.
+    Enum(i32, &'static str),
 }
 
 impl Serialize for Scalar {
@@ -173,7 +172,7 @@ impl Serialize for Scalar {
             Scalar::Uint(u) => s.serialize_u64(*u),
             Scalar::Float(f) => s.serialize_f64(*f),
             Scalar::Text(t) => s.serialize_str(t),
-            Scalar::Enum(e) => s.serialize_str(e.name()),
+            Scalar::Enum(_, name) => s.serialize_str(name),
         }
     }
 }
@@ -184,20 +183,19 @@ type Occurrence = (u8, Range<usize>);
 /// The fields of message `desc` in `bytes` that JSON shows, sorted by JSON
 /// name.
 fn fields<'a>(
-    pool: &'a DescriptorPool,
-    desc: &MessageDescriptor,
+    desc: &'static schema::Message,
     bytes: &'a [u8],
     depth: usize,
-) -> Result<Vec<(FieldDescriptor, Field<'a>)>, String> {
+) -> Result<Vec<(&'static schema::Field, Field<'a>)>, String> {
     // Occurrences per field, in the order fields first appear, with the
     // position of the field's last occurrence.
-    let mut seen: Vec<(FieldDescriptor, Vec<Occurrence>, usize)> = Vec::new();
+    let mut seen: Vec<(&'static schema::Field, Vec<Occurrence>, usize)> = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
         let (number, wire, range) = wire_field(bytes, pos).ok_or("malformed message bytes")?;
         pos = range.end;
-        let Some(field) = desc.get_field(number) else { continue };
-        match seen.iter_mut().find(|(f, _, _)| f.number() == number) {
+        let Some(field) = desc.field(number) else { continue };
+        match seen.iter_mut().find(|(f, _, _)| f.number == number) {
             Some((_, ranges, last)) => {
                 ranges.push((wire, range));
                 *last = pos;
@@ -206,29 +204,23 @@ fn fields<'a>(
         }
     }
     // Of the members of a oneof, the last one written is the one set.
-    let oneofs: Vec<Option<prost_reflect::OneofDescriptor>> =
-        seen.iter().map(|(f, _, _)| f.containing_oneof()).collect();
-    let later_member = |oneof: &prost_reflect::OneofDescriptor, last: usize| {
-        oneofs.iter().zip(&seen).any(|(other, (_, _, l))| other.as_ref() == Some(oneof) && *l > last)
-    };
-    let superseded: Vec<bool> = oneofs
-        .iter()
-        .zip(&seen)
-        .map(|(oneof, (_, _, last))| oneof.as_ref().is_some_and(|o| later_member(o, *last)))
-        .collect();
+    let later_member =
+        |oneof: usize, last: usize| seen.iter().any(|(other, _, l)| other.oneof == Some(oneof) && *l > last);
+    let superseded: Vec<bool> =
+        seen.iter().map(|(field, _, last)| field.oneof.is_some_and(|o| later_member(o, *last))).collect();
     let mut out = Vec::with_capacity(seen.len());
     for ((field, ranges, _), superseded) in seen.into_iter().zip(superseded) {
         if superseded {
             continue;
         }
-        let value = if field.is_map() {
-            let Kind::Message(entry) = field.kind() else { return Err("a map without an entry type".into()) };
+        let value = if field.map {
+            let Some(entry) = field.kind.message() else { return Err("a map without an entry type".into()) };
             // A later entry of the same key replaces an earlier one, whose
             // value is then never read.
             let mut latest: Vec<(String, &[u8])> = Vec::with_capacity(ranges.len());
             for (_, r) in &ranges {
                 let entry_bytes = &bytes[r.clone()];
-                let key = map_key(pool, &entry, entry_bytes, depth)?;
+                let key = map_key(entry, entry_bytes, depth)?;
                 latest.retain(|(k, _)| *k != key);
                 latest.push((key, entry_bytes));
             }
@@ -237,52 +229,52 @@ fn fields<'a>(
             }
             let mut map = Vec::with_capacity(latest.len());
             for (key, entry_bytes) in latest {
-                map.push((key, last_value(pool, &entry.map_entry_value_field(), entry_bytes, depth)?));
+                map.push((key, last_value(entry.field(2), entry_bytes, depth)?));
             }
             map.sort_by(|a, b| a.0.cmp(&b.0));
             Field::Map(map)
-        } else if field.is_list() {
+        } else if field.list {
             let mut items = Vec::new();
             for (wire, r) in &ranges {
                 let payload = &bytes[r.clone()];
-                if *wire == 2 && !matches!(field.kind(), Kind::Message(_) | Kind::String | Kind::Bytes) {
+                if *wire == 2 && !matches!(field.kind, Kind::Message(_) | Kind::String | Kind::Bytes) {
                     // Packed numbers.
                     let mut p = 0;
                     while p < payload.len() {
-                        let (item, end) = packed_item(&field.kind(), payload, p).ok_or("malformed packed field")?;
-                        items.push(Field::Scalar(scalar(&field.kind(), item)?));
+                        let (item, end) = packed_item(field.kind, payload, p).ok_or("malformed packed field")?;
+                        items.push(Field::Scalar(scalar(field.kind, item)?));
                         p = end;
                     }
                 } else {
-                    items.push(value(pool, &field.kind(), *wire, payload, depth)?);
+                    items.push(value(field.kind, *wire, payload, depth)?);
                 }
             }
             Field::List(items)
         } else {
-            let v = match field.kind() {
+            let v = match field.kind.message() {
                 // Repeated occurrences of a message merge: their bytes concatenated.
-                Kind::Message(m) if ranges.len() > 1 => {
+                Some(desc) if ranges.len() > 1 => {
                     let joined: Vec<u8> = ranges.iter().flat_map(|(_, r)| bytes[r.clone()].iter().copied()).collect();
-                    Field::Message(Wire { pool, desc: m, bytes: Cow::Owned(joined), depth: depth + 1 })
+                    Field::Message(Wire { desc, bytes: Cow::Owned(joined), depth: depth + 1 })
                 }
-                kind => {
+                _ => {
                     let (wire, r) = ranges.last().expect("a field seen once at least");
-                    value(pool, &kind, *wire, &bytes[r.clone()], depth)?
+                    value(field.kind, *wire, &bytes[r.clone()], depth)?
                 }
             };
-            if !field.supports_presence() && is_default(&v, &field.kind()) {
+            if !field.presence && is_default(&v, field.kind) {
                 continue;
             }
             v
         };
         out.push((field, value));
     }
-    out.sort_by(|a, b| a.0.json_name().cmp(b.0.json_name()));
+    out.sort_by_key(|(field, _)| field.json_rank);
     Ok(out)
 }
 
 /// True for the default value of a field without presence (left out).
-fn is_default(v: &Field<'_>, kind: &Kind) -> bool {
+fn is_default(v: &Field<'_>, kind: Kind) -> bool {
     let wide = matches!(kind, Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64);
     match v {
         Field::Str(s) => s.is_empty(),
@@ -294,7 +286,7 @@ fn is_default(v: &Field<'_>, kind: &Kind) -> bool {
         Field::Scalar(Scalar::Float(f)) => *f == 0.0,
         Field::Scalar(Scalar::Text(s)) => s.is_empty() || (wide && s == "0"),
         // An enum's default is number 0.
-        Field::Scalar(Scalar::Enum(e)) => e.number() == 0,
+        Field::Scalar(Scalar::Enum(number, _)) => *number == 0,
         Field::Message(_) | Field::List(_) | Field::Map(_) => false,
     }
 }
@@ -314,10 +306,10 @@ fn last_field(bytes: &[u8], number: u32) -> Result<Option<(u8, Range<usize>)>, S
 }
 
 /// A map entry's key, as a string.
-fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth: usize) -> Result<String, String> {
-    let field = entry.map_entry_key_field();
-    let key = match last_field(bytes, field.number())? {
-        Some((wire, r)) => value(pool, &field.kind(), wire, &bytes[r], depth)?,
+fn map_key(entry: &schema::Message, bytes: &[u8], depth: usize) -> Result<String, String> {
+    let field = entry.field(1).ok_or("a map entry without a key")?;
+    let key = match last_field(bytes, field.number)? {
+        Some((wire, r)) => value(field.kind, wire, &bytes[r], depth)?,
         None => Field::Str(""),
     };
     Ok(match key {
@@ -332,34 +324,24 @@ fn map_key(pool: &DescriptorPool, entry: &MessageDescriptor, bytes: &[u8], depth
 
 /// The value of `field` in message `bytes` (its last occurrence), or its
 /// default when absent: what a map entry or a wrapper without it holds.
-fn last_value<'a>(
-    pool: &'a DescriptorPool,
-    field: &FieldDescriptor,
-    bytes: &'a [u8],
-    depth: usize,
-) -> Result<Field<'a>, String> {
-    match (last_field(bytes, field.number())?, field.kind()) {
-        (Some((wire, r)), kind) => value(pool, &kind, wire, &bytes[r], depth),
-        (None, Kind::Message(m)) => {
-            Ok(Field::Message(Wire { pool, desc: m, bytes: Cow::Borrowed(&[]), depth: depth + 1 }))
+fn last_value<'a>(field: Option<&schema::Field>, bytes: &'a [u8], depth: usize) -> Result<Field<'a>, String> {
+    let field = field.ok_or("a map entry or wrapper without a value")?;
+    match (last_field(bytes, field.number)?, field.kind) {
+        (Some((wire, r)), kind) => value(kind, wire, &bytes[r], depth),
+        (None, Kind::Message(i)) => {
+            Ok(Field::Message(Wire { desc: &schema::MESSAGES[i], bytes: Cow::Borrowed(&[]), depth: depth + 1 }))
         }
         (None, Kind::String | Kind::Bytes) => Ok(Field::Str("")),
-        (None, kind) => Ok(Field::Scalar(scalar(&kind, WireValue::Varint(0)).unwrap_or(Scalar::Null))),
+        (None, kind) => Ok(Field::Scalar(scalar(kind, WireValue::Varint(0)).unwrap_or(Scalar::Null))),
     }
 }
 
 /// A field's value from its payload (the whole field's bytes for
 /// length-delimited ones, the value's bytes otherwise).
-fn value<'a>(
-    pool: &'a DescriptorPool,
-    kind: &Kind,
-    wire: u8,
-    payload: &'a [u8],
-    depth: usize,
-) -> Result<Field<'a>, String> {
+fn value(kind: Kind, wire: u8, payload: &[u8], depth: usize) -> Result<Field<'_>, String> {
     match kind {
-        Kind::Message(m) => {
-            Ok(Field::Message(Wire { pool, desc: m.clone(), bytes: Cow::Borrowed(payload), depth: depth + 1 }))
+        Kind::Message(i) => {
+            Ok(Field::Message(Wire { desc: &schema::MESSAGES[i], bytes: Cow::Borrowed(payload), depth: depth + 1 }))
         }
         Kind::String => std::str::from_utf8(payload).map(Field::Str).map_err(|e| e.to_string()),
         Kind::Bytes => Ok(Field::Bytes(payload)),
@@ -383,7 +365,7 @@ enum WireValue {
 }
 
 /// A number, bool or enum value.
-fn scalar(kind: &Kind, item: WireValue) -> Result<Scalar, String> {
+fn scalar(kind: Kind, item: WireValue) -> Result<Scalar, String> {
     let bits64 = match item {
         WireValue::Varint(v) | WireValue::Fixed64(v) => v,
         WireValue::Fixed32(v) => u64::from(v),
@@ -413,12 +395,13 @@ fn scalar(kind: &Kind, item: WireValue) -> Result<Scalar, String> {
         Kind::Sint64 => Scalar::Text((((bits64 >> 1) as i64) ^ -((bits64 & 1) as i64)).to_string()),
         Kind::Uint64 | Kind::Fixed64 => Scalar::Text(bits64.to_string()),
         Kind::Bool => Scalar::Bool(bits64 != 0),
-        Kind::Enum(e) => {
+        Kind::Enum(i) => {
             let number = bits64 as i32;
-            if e.full_name() == "google.protobuf.NullValue" {
+            let e = &schema::ENUMS[i];
+            if e.name == "google.protobuf.NullValue" {
                 Scalar::Null
             } else {
-                e.get_value(number).map_or(Scalar::Int(i64::from(number)), Scalar::Enum)
+                e.value(number).map_or(Scalar::Int(i64::from(number)), |name| Scalar::Enum(number, name))
             }
         }
         Kind::String | Kind::Bytes | Kind::Message(_) => return Err("a length-delimited field as a number".into()),
@@ -426,7 +409,7 @@ fn scalar(kind: &Kind, item: WireValue) -> Result<Scalar, String> {
 }
 
 /// The packed item at `pos` and where it ends.
-fn packed_item(kind: &Kind, buf: &[u8], pos: usize) -> Option<(WireValue, usize)> {
+fn packed_item(kind: Kind, buf: &[u8], pos: usize) -> Option<(WireValue, usize)> {
     match kind {
         Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => {
             let b = buf.get(pos..pos + 8)?;
@@ -474,7 +457,7 @@ fn is_well_known(name: &str) -> bool {
 
 /// The JSON of the well-known types other than `Any` with a JSON form of
 /// their own; they are small.
-fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Option<Value>, String> {
+fn well_known(name: &str, bytes: &[u8], depth: usize) -> Result<Option<Value>, String> {
     use prost_types as t;
     let decode_err = |e: prost::DecodeError| e.to_string();
     Ok(Some(match name {
@@ -496,7 +479,7 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> 
         "google.protobuf.Struct" => struct_value(&t::Struct::decode(bytes).map_err(decode_err)?)?,
         "google.protobuf.ListValue" => list_value(&t::ListValue::decode(bytes).map_err(decode_err)?)?,
         "google.protobuf.Value" => json_value(&t::Value::decode(bytes).map_err(decode_err)?)?,
-        name if WRAPPERS.contains(&name) => wrapped(pool, name, bytes, depth)?,
+        name if WRAPPERS.contains(&name) => wrapped(name, bytes, depth)?,
         "google.protobuf.FieldMask" => {
             let mask = t::FieldMask::decode(bytes).map_err(decode_err)?;
             let paths: Vec<String> =
@@ -509,13 +492,13 @@ fn well_known(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> 
 }
 
 /// A wrapper's `value` field, or its default when absent.
-fn wrapped(pool: &DescriptorPool, name: &str, bytes: &[u8], depth: usize) -> Result<Value, String> {
-    let desc = pool.get_message_by_name(name).ok_or_else(|| format!("message '{name}' not found"))?;
-    let field = desc.get_field(1).ok_or("a wrapper without a value")?;
-    let v = last_value(pool, &field, bytes, depth)?;
+fn wrapped(name: &str, bytes: &[u8], depth: usize) -> Result<Value, String> {
+    let desc = schema::message(name).ok_or_else(|| format!("message '{name}' not found"))?;
+    let field = desc.field(1).ok_or("a wrapper without a value")?;
+    let v = last_value(Some(field), bytes, depth)?;
     // prost-reflect writes a wrapped non-finite number as JSON's `null`
     // (unlike a plain double field, which gets "NaN" or "Infinity").
-    if matches!(v, Field::Scalar(Scalar::Text(_))) && matches!(field.kind(), Kind::Double | Kind::Float) {
+    if matches!(v, Field::Scalar(Scalar::Text(_))) && matches!(field.kind, Kind::Double | Kind::Float) {
         return Ok(Value::Null);
     }
     serde_json::to_value(v).map_err(|e| e.to_string())
@@ -580,7 +563,7 @@ mod tests {
         BoolValue, Duration, Empty, ListValue, NullValue, Struct, UInt32Value, Value as PbValue, value,
     };
     use prost::Name;
-    use prost_reflect::{DynamicMessage, SerializeOptions};
+    use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, SerializeOptions};
 
     /// What `prost-reflect` writes for the same bytes, every object sorted:
     /// the reference this module must equal.
@@ -596,15 +579,14 @@ mod tests {
                 other => other,
             }
         }
-        let desc = crate::render::pool().get_message_by_name(type_name).unwrap();
+        let desc = crate::schema::pool().get_message_by_name(type_name).unwrap();
         let dynamic = DynamicMessage::decode(desc, bytes).unwrap();
         sorted(dynamic.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new()).unwrap())
     }
 
     fn ours<M: prost::Message + Name>(m: &M) -> (Value, Value) {
         let bytes = m.encode_to_vec();
-        let desc = crate::render::pool().get_message_by_name(&M::full_name()).unwrap();
-        (message(crate::render::pool(), &desc, &bytes).unwrap(), reference(&M::full_name(), &bytes))
+        (message(schema::message(&M::full_name()).unwrap(), &bytes).unwrap(), reference(&M::full_name(), &bytes))
     }
 
     fn pb_struct(fields: Vec<(&str, PbValue)>) -> Struct {
@@ -755,7 +737,7 @@ mod tests {
                 out.extend(url.as_bytes());
                 let mut payload = Vec::new();
                 if depth < 3 {
-                    let desc = crate::render::pool().get_message_by_name(name).unwrap();
+                    let desc = crate::schema::pool().get_message_by_name(name).unwrap();
                     random_message(&desc, rng, depth + 1, &mut payload);
                 }
                 key(out, 2, 2);
@@ -791,7 +773,6 @@ mod tests {
 
     #[test]
     fn bytes_nested_too_deep_are_refused_not_a_stack_overflow() {
-        let pool = crate::render::pool();
         let nest =
             |levels: usize, wrap: &dyn Fn(&[u8]) -> Vec<u8>| (0..levels).fold(Vec::new(), |inner, _| wrap(&inner));
         let field = |out: &mut Vec<u8>, number: u32, payload: &[u8]| {
@@ -807,8 +788,11 @@ mod tests {
             field(&mut any, 2, inner);
             any
         });
-        let any = pool.get_message_by_name("google.protobuf.Any").unwrap();
-        assert!(message(pool, &any, &anys).unwrap_err().contains("nested more than 100 deep"));
+        assert!(
+            message(schema::message("google.protobuf.Any").unwrap(), &anys)
+                .unwrap_err()
+                .contains("nested more than 100 deep")
+        );
         // ListValue { values: [Value { list_value: ... }] }: prost decodes
         // those, with a limit of its own.
         let lists = nest(10_000, &|inner| {
@@ -818,8 +802,7 @@ mod tests {
             field(&mut list, 1, &value);
             list
         });
-        let list = pool.get_message_by_name("google.protobuf.ListValue").unwrap();
-        assert!(message(pool, &list, &lists).is_err());
+        assert!(message(schema::message("google.protobuf.ListValue").unwrap(), &lists).is_err());
         // 50 levels, around an Empty, are read.
         let mut empty = Vec::new();
         field(&mut empty, 1, b"type.googleapis.com/google.protobuf.Empty");
@@ -829,12 +812,12 @@ mod tests {
             field(&mut a, 2, &inner);
             a
         });
-        assert!(message(pool, &any, &fifty).is_ok());
+        assert!(message(schema::message("google.protobuf.Any").unwrap(), &fifty).is_ok());
     }
 
     #[test]
     fn equals_prost_reflect_on_random_messages() {
-        let pool = crate::render::pool();
+        let pool = crate::schema::pool();
         let types = [
             "envoy.config.route.v3.RouteConfiguration",
             "envoy.config.cluster.v3.Cluster",
@@ -853,11 +836,12 @@ mod tests {
                     d.serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
                         .map_err(|e| e.to_string())
                 });
-            match (message(pool, &desc, &bytes), theirs) {
+            let ours = schema::message(name).unwrap();
+            match (message(ours, &bytes), theirs) {
                 (Ok(a), Ok(_)) => {
                     assert_eq!(a, reference(name, &bytes), "seed {seed}");
                     // Text written from the bytes is the value's text.
-                    let wire = Wire::new(pool, desc.clone(), &bytes);
+                    let wire = Wire::new(ours, &bytes);
                     let yaml = crate::yaml::to_string(&wire).unwrap();
                     assert_eq!(yaml, crate::yaml::to_string(&a).unwrap(), "seed {seed}");
                     let json = serde_json::to_string_pretty(&wire).unwrap();

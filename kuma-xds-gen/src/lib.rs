@@ -33,6 +33,7 @@ mod policy;
 pub mod render;
 mod reuse;
 mod routes;
+mod schema;
 mod snapshot;
 mod tls;
 mod yaml;

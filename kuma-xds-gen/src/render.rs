@@ -9,7 +9,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::LazyLock;
 
 use envoy_types::pb::envoy::config::bootstrap::v3::{
     Admin, Bootstrap, LayeredRuntime, RuntimeLayer, bootstrap::StaticResources, runtime_layer::LayerSpecifier,
@@ -26,7 +25,6 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProx
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
-use prost_reflect::DescriptorPool;
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 use serde_json::Value;
@@ -34,14 +32,8 @@ use serde_json::Value;
 use crate::encoded::EncodedSnapshot;
 use crate::json::Wire;
 use crate::pb;
+use crate::schema;
 use crate::snapshot::{GatewaySnapshot, ResourceType};
-
-/// The protobuf descriptors envoy-types was generated from, without
-/// comments; `tests/descriptors.rs` keeps them equal to envoy-types' own.
-static DESCRIPTORS: &[u8] = include_bytes!("../descriptors/envoy-types.bin");
-
-static POOL: LazyLock<DescriptorPool> =
-    LazyLock::new(|| DescriptorPool::decode(DESCRIPTORS).expect("envoy-types descriptor set decodes"));
 
 /// Why a message could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,22 +52,17 @@ pub enum RenderError {
     },
 }
 
-/// The descriptor pool of every Envoy message envoy-types knows.
-pub(crate) fn pool() -> &'static DescriptorPool {
-    &POOL
-}
-
 /// True when a type URL (`type.googleapis.com/<message>`) names a message
 /// of the pool, so Envoy and the renderer can both decode it.
 pub fn type_url_resolves(url: &str) -> bool {
-    url.strip_prefix("type.googleapis.com/").is_some_and(|name| POOL.get_message_by_name(name).is_some())
+    url.strip_prefix("type.googleapis.com/").is_some_and(|name| schema::message(name).is_some())
 }
 
 /// Canonical JSON of the message `type_name` encoded in `bytes`.
 pub(crate) fn bytes_to_json(type_name: &str, bytes: &[u8]) -> Result<Value, RenderError> {
-    let desc = POOL.get_message_by_name(type_name).ok_or_else(|| RenderError::UnknownType(type_name.into()))?;
+    let desc = schema::message(type_name).ok_or_else(|| RenderError::UnknownType(type_name.into()))?;
     let transcode = |message: String| RenderError::Transcode { type_name: type_name.into(), message };
-    crate::json::message(&POOL, &desc, bytes).map_err(transcode)
+    crate::json::message(desc, bytes).map_err(transcode)
 }
 
 /// Canonical JSON of a message.
@@ -161,9 +148,8 @@ impl<'a> SnapshotView<'a> {
                 let resources = items
                     .map(|r| {
                         let name = r.any.type_url.rsplit('/').next().unwrap_or_default();
-                        let desc =
-                            POOL.get_message_by_name(name).ok_or_else(|| RenderError::UnknownType(name.into()))?;
-                        Ok((r.name.as_str(), Wire::new(&POOL, desc, &r.any.value)))
+                        let desc = schema::message(name).ok_or_else(|| RenderError::UnknownType(name.into()))?;
+                        Ok((r.name.as_str(), Wire::new(desc, &r.any.value)))
                     })
                     .collect::<Result<Vec<_>, RenderError>>()?;
                 Ok((t.plural(), resources))
@@ -414,11 +400,10 @@ pub fn bootstrap_value(bootstrap: &Bootstrap) -> Result<Value, RenderError> {
 /// A bootstrap as text, written from its bytes: a large gateway's bootstrap
 /// never exists as a JSON value.
 pub fn bootstrap_text(bootstrap: &Bootstrap, format: Text) -> Result<String, RenderError> {
-    let desc = POOL
-        .get_message_by_name(&Bootstrap::full_name())
-        .ok_or_else(|| RenderError::UnknownType(Bootstrap::full_name()))?;
+    let desc =
+        schema::message(&Bootstrap::full_name()).ok_or_else(|| RenderError::UnknownType(Bootstrap::full_name()))?;
     let bytes = bootstrap.encode_to_vec();
-    text(&Wire::new(&POOL, desc, &bytes), format)
+    text(&Wire::new(desc, &bytes), format)
         .map_err(|message| RenderError::Transcode { type_name: Bootstrap::full_name(), message })
 }
 

@@ -54,7 +54,7 @@ fn yaml_value(text: &str) -> Result<Value, String> {
 
 /// A message from canonical (or snake_case) JSON.
 pub(crate) fn from_json<M: Message + Name + Default>(value: Value) -> Result<M, String> {
-    let desc = render::pool()
+    let desc = crate::schema::pool()
         .get_message_by_name(&M::full_name())
         .ok_or_else(|| format!("unknown type {}", M::full_name()))?;
     let dynamic = DynamicMessage::deserialize(desc, value).map_err(|e| e.to_string())?;
