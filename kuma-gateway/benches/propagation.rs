@@ -4,7 +4,8 @@
 //! times and time each change until Envoy serves it (polled through Envoy
 //! every millisecond), from the file write and from the moment the control
 //! plane starts reading it; beside them, Envoy's own RDS `update_duration`.
-//! Prints p50/p99/max.
+//! Prints p50/p99/max, then the control plane's own steps (from its log)
+//! and the time from its push to Envoy's ACK.
 //!
 //! `cargo bench -p kuma-gateway --bench propagation` (needs Envoy: ENVOY_BIN,
 //! or `scripts/install-envoy`).
@@ -58,6 +59,45 @@ struct Run {
     reload_to_served: Vec<f64>,
     /// Envoy's own RDS `update_duration` quantiles (P50, P99), ms.
     envoy_rds: Option<(f64, f64)>,
+    /// The control plane's own steps, from its log: reading and checking
+    /// the change (`reloaded took_ms`), then for the stream, translating
+    /// (`pushing translate_ms`) and diffing and encoding (`diff_ms`).
+    reload: Vec<f64>,
+    translate: Vec<f64>,
+    diff: Vec<f64>,
+    /// The control plane sends the route configuration -> Envoy ACKs it
+    /// (receiving, decoding and applying it): Envoy's whole share.
+    push_to_ack: Vec<f64>,
+}
+
+/// For each "pushing" line, the time until the next route configuration ACK.
+fn push_to_ack(log: &str) -> Vec<f64> {
+    let at = |l: &str| kuma_model::Timestamp::parse(l.split_whitespace().next()?).map(|t| t.unix_nanos());
+    let mut pushed = None;
+    let mut v = Vec::new();
+    for l in log.lines() {
+        if l.contains(" pushing ") {
+            pushed = at(l);
+        } else if l.contains(" ACK ")
+            && l.contains("RouteConfiguration")
+            && let (Some(p), Some(a)) = (pushed.take(), at(l))
+        {
+            v.push((a - p) as f64 / 1e6);
+        }
+    }
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// The values of `key=` on the log lines that contain `marker`.
+fn logged(log: &str, marker: &str, key: &str) -> Vec<f64> {
+    let mut v: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| l.split(key).nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 /// Start of each reload ("reloaded ... took_ms=" lines), as wall-clock
@@ -98,7 +138,7 @@ fn run(rules: usize, iterations: usize) -> Run {
         .args(["--xds-address", &format!("127.0.0.1:{}", free_port()), "--admin-address", "127.0.0.1:0"])
         .arg("--envoy-bin")
         .arg(envoy_bin())
-        .env("RUST_LOG", "warn,kuma_gateway::serve=info")
+        .env("RUST_LOG", "warn,kuma_gateway::serve=info,kuma_xds_server::service=info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -110,7 +150,16 @@ fn run(rules: usize, iterations: usize) -> Run {
         assert!(ready.elapsed() < Duration::from_secs(60), "the gateway did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut run = Run { write_to_served: Vec::new(), reload_to_served: Vec::new(), envoy_rds: None };
+    let mut run = Run {
+        write_to_served: Vec::new(),
+        reload_to_served: Vec::new(),
+        envoy_rds: None,
+        reload: Vec::new(),
+        translate: Vec::new(),
+        diff: Vec::new(),
+        push_to_ack: Vec::new(),
+    };
+    let first_change = log.lock().unwrap().len();
     for i in 1..=iterations {
         let path = format!("/probe-{i}");
         let reloads = reload_starts(&log.lock().unwrap()).len();
@@ -139,6 +188,11 @@ fn run(rules: usize, iterations: usize) -> Run {
     // `update_duration` histogram, flushed every 5 s).
     std::thread::sleep(Duration::from_millis(5500));
     run.envoy_rds = envoy_rds_update(admin);
+    let changes = log.lock().unwrap()[first_change..].to_string();
+    run.reload = logged(&changes, " reloaded ", "took_ms=");
+    run.translate = logged(&changes, " pushing ", "translate_ms=");
+    run.diff = logged(&changes, " pushing ", "diff_ms=");
+    run.push_to_ack = push_to_ack(&changes);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -183,5 +237,16 @@ fn main() {
             ),
             None => println!("  Envoy's RDS update_duration: not found in its stats"),
         }
+        let p50 = |v: &[f64]| if v.is_empty() { f64::NAN } else { percentile(v, 0.5) };
+        println!(
+            "  the control plane's steps, p50:     read and check {:.1} ms, translate {:.1} ms, diff and encode {:.1} ms",
+            p50(&r.reload),
+            p50(&r.translate),
+            p50(&r.diff)
+        );
+        println!(
+            "  control plane sends it -> Envoy ACKs: p50 {:.1} ms (Envoy receiving, decoding and applying it)",
+            p50(&r.push_to_ack)
+        );
     }
 }

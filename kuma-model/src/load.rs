@@ -213,7 +213,8 @@ impl DocReader<'_> {
         // Each pass drops one unknown field when told to ignore them; the
         // bound only guards against a deserialiser that keeps failing.
         for _ in 0..64 {
-            match Spec::from_json(kind, spec.clone()) {
+            // Read in place: a clone of every spec cost as much as reading it.
+            match Spec::from_json(kind, &spec) {
                 Ok(s) => return Some(s),
                 Err(e) if unknown == UnknownFields::Ignore && e.message.starts_with("unknown field") => {
                     let Some(key) = unknown_key(&e.message) else {

@@ -95,7 +95,7 @@ macro_rules! kinds {
             }
 
             /// Deserialises a spec of `kind`; on error, the field path and message.
-            pub fn from_json(kind: Kind, value: Value) -> Result<Spec, SpecError> {
+            pub fn from_json(kind: Kind, value: &Value) -> Result<Spec, SpecError> {
                 match kind {
                     $(Kind::$kind => serde_path_to_error::deserialize::<_, $spec>(value)
                         .map(Spec::$kind)
