@@ -1,17 +1,21 @@
 //! What rendering and canonical encoding know of each Envoy message type:
-//! static tables that `build.rs` writes from the descriptor set envoy-types
-//! was generated from (`descriptors/envoy-types.bin`).
+//! static tables (`schema_tables.rs`) written from the descriptor set
+//! envoy-types was generated from (`descriptors/envoy-types.bin`) by
+//! `UPDATE_DESCRIPTORS=1 cargo test -p kuma-xds-gen --test descriptors`,
+//! which otherwise fails when they are out of date.
 //!
 //! A `prost_reflect` pool of that set costs each process about 30 ms and
 //! 18 MiB to build, more than rendering a small gateway; these tables cost
-//! nothing at run time. The pool is still built, lazily, where a whole
+//! nothing at run time. They are written with `prost_reflect` itself, so
+//! they hold what its pool answers (a test below checks every message,
+//! field and enum value). The pool is still built, lazily, where a whole
 //! descriptor is needed: reading a ProxyTemplate's JSON into a message.
 
 use std::sync::LazyLock;
 
 use prost_reflect::DescriptorPool;
 
-include!(concat!(env!("OUT_DIR"), "/schema.rs"));
+include!("schema_tables.rs");
 
 /// The protobuf descriptors envoy-types was generated from, without
 /// comments; `tests/descriptors.rs` keeps them equal to envoy-types' own.
