@@ -11,9 +11,10 @@
 use std::ops::Range;
 use std::sync::LazyLock;
 
-use crate::schema::{self, Kind};
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
+
+use crate::schema::{self, Kind};
 
 /// How to walk one message type: its fields that may hold a map or an `Any`.
 #[derive(Debug, Default)]

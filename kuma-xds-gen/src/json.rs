@@ -4,7 +4,7 @@
 //! (a map of fields per message), serialise that into a JSON value, then
 //! sort every object again. For a 10,000-rule gateway that was half of
 //! `render`'s time. [`Wire`] instead reads each message's fields from its
-//! bytes with the same descriptor pool, one message at a time, and hands
+//! bytes with the schema tables (`crate::schema`), one message at a time, and hands
 //! them, sorted, to any serde serializer: `serde_json`'s value, its pretty
 //! text, or the YAML writer (`crate::yaml`). Text is therefore written with
 //! no tree in between. The mapping is proto3 JSON as `prost-reflect` writes
@@ -17,13 +17,13 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use crate::schema::{self, Kind};
 use base64::prelude::{BASE64_STANDARD, Engine as _};
 use prost::Message as _;
 use serde::ser::{Error as _, Serialize, SerializeMap as _, SerializeSeq as _, Serializer};
 use serde_json::{Map, Number, Value};
 
 use crate::canonical::{field as wire_field, varint};
+use crate::schema::{self, Kind};
 
 /// The JSON value of the message `desc` encoded in `bytes`.
 pub(crate) fn message(desc: &'static schema::Message, bytes: &[u8]) -> Result<Value, String> {
@@ -310,7 +310,9 @@ fn map_key(entry: &schema::Message, bytes: &[u8], depth: usize) -> Result<String
     let field = entry.field(1).ok_or("a map entry without a key")?;
     let key = match last_field(bytes, field.number)? {
         Some((wire, r)) => value(field.kind, wire, &bytes[r], depth)?,
-        None => Field::Str(""),
+        // An entry without its key has the key type's default.
+        None if matches!(field.kind, Kind::String | Kind::Bytes) => Field::Str(""),
+        None => Field::Scalar(scalar(field.kind, WireValue::Varint(0))?),
     };
     Ok(match key {
         Field::Str(s) => s.to_string(),

@@ -1,11 +1,12 @@
 //! Canonical proto3 JSON and YAML of generated config, and static
 //! bootstraps that `envoy -c` runs directly.
 //!
-//! Messages are transcoded through a descriptor pool built from the
-//! descriptor set `envoy-types` was generated from (embedded at build time),
-//! so nested `Any`s render with `@type` as Envoy expects. Keys are camelCase
+//! Messages are read from their bytes with schema tables written from the
+//! descriptor set `envoy-types` was generated from (`crate::schema`), so
+//! nested `Any`s render with `@type` as Envoy expects. Keys are camelCase
 //! and sorted, default values are omitted: the same snapshot always renders
-//! to the same bytes.
+//! to the same bytes. Text ([`bootstrap_text`], [`packed_snapshot_text`]) is
+//! written straight from the bytes, with no JSON value in between.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -21,16 +21,9 @@ pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Erro
 }
 
 /// Why a value could not be written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct Error(String);
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<T: fmt::Display>(msg: T) -> Self {
@@ -80,17 +73,16 @@ impl Writer {
 /// reader (Envoy's included) reads `yes`, `on`, `1e3` or `*` back as the
 /// strings they are.
 pub(crate) fn string(s: &str, out: &mut String) {
-    const RESERVED: [&str; 22] = [
-        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "nan", ".nan", "inf", ".inf", "-inf",
-        "-.inf", "+inf", "+.inf", "<<", "=", "-", "",
-    ];
-    // Cheapest checks first: most keys and values are plain words.
-    let plain = s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-+=,()".contains(c))
-        && s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_')
+    // Words YAML 1.1 or 1.2 reads as a boolean, null or number, whatever
+    // their case, of those a plain string could be (it starts with a
+    // letter, `/` or `_`, so `~`, `-`, `.inf` or `<<` never are).
+    const WORDS: [&str; 12] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf", "infinity"];
+    let plain_byte = |b: &u8| b.is_ascii_alphanumeric() || b"_./:-+=,()".contains(b);
+    // One pass over the bytes: most keys and values are plain words.
+    let plain = s.as_bytes().first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'/' || *b == b'_')
+        && s.as_bytes().iter().all(plain_byte)
         && !s.ends_with(':')
-        && !s.contains(": ")
-        && !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s))
-        && s.parse::<f64>().is_err();
+        && !(s.len() <= 8 && WORDS.iter().any(|w| w.eq_ignore_ascii_case(s)));
     if plain {
         out.push_str(s);
     } else if s.chars().all(|c| !c.is_control()) {
@@ -347,7 +339,22 @@ mod tests {
             any::<u64>().prop_map(Value::from),
             (-1e6f64..1e6).prop_map(Value::from),
             "[a-z0-9 :#'\"@*&!|>{}\\[\\],-]{0,8}".prop_map(Value::from),
-            prop_oneof![Just("yes"), Just("on"), Just("1e3"), Just("~"), Just("null"), Just("-")].prop_map(Value::from),
+            prop_oneof![
+                Just("yes"),
+                Just("on"),
+                Just("Off"),
+                Just("Y"),
+                Just("1e3"),
+                Just("~"),
+                Just("null"),
+                Just("-"),
+                Just("Infinity"),
+                Just("NaN"),
+                Just(".inf"),
+                Just("a:"),
+                Just("/x:y"),
+            ]
+            .prop_map(Value::from),
         ];
         leaf.prop_recursive(5, 64, 6, |inner| {
             prop_oneof![
