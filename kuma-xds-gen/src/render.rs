@@ -623,6 +623,39 @@ mod tests {
         HttpConnectionManager::decode(any.value.as_slice()).unwrap()
     }
 
+    /// A snapshot holding one cluster, packed as `any`.
+    fn with_cluster(any: Any) -> EncodedSnapshot {
+        let mut snapshot = EncodedSnapshot::default();
+        let resources = crate::EncodedResources::new(vec![crate::EncodedResource::new("c".into(), any)]);
+        snapshot.set_resources(ResourceType::Cluster, std::sync::Arc::new(resources));
+        snapshot
+    }
+
+    #[test]
+    fn rendering_errors_name_the_type_that_failed() {
+        // Bytes that end inside a field, of a known type.
+        let truncated = Any { type_url: Cluster::type_url(), value: vec![0x0a, 0x05, b'a'] };
+        for text in [Text::Yaml, Text::Json] {
+            match packed_snapshot_text(&with_cluster(truncated.clone()), text) {
+                Err(RenderError::Transcode { type_name, message }) => {
+                    assert_eq!(type_name, "envoy.config.cluster.v3.Cluster");
+                    assert_eq!(message, "malformed message bytes");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A type the renderer does not know, found before anything is written.
+        let unknown = Any { type_url: "type.googleapis.com/no.such.Type".into(), value: Vec::new() };
+        assert_eq!(
+            packed_snapshot_text(&with_cluster(unknown), Text::Yaml),
+            Err(RenderError::UnknownType("no.such.Type".into()))
+        );
+        // And the value agrees with the text on a good one.
+        let good = pb::any(&Cluster { name: "c".into(), ..Default::default() });
+        let value = packed_snapshot_value(&with_cluster(good.clone())).unwrap();
+        assert_eq!(packed_snapshot_text(&with_cluster(good), Text::Yaml).unwrap(), to_yaml(&value));
+    }
+
     #[test]
     fn route_configurations_are_inlined_into_their_managers() {
         let hcm = HttpConnectionManager {
