@@ -35,10 +35,14 @@ fn serve_stops_within_seconds_of_sigterm_with_envoy_connected() {
         .args(["bootstrap", "--dataplane", "gw-1", "--xds-address", &xds, "--admin-port", &admin.to_string()])
         .output()
         .unwrap();
-    std::fs::write(dir.join("bootstrap.yaml"), bootstrap.stdout).unwrap();
+    // Outside the folder serve reads: there the bootstrap would be read as a
+    // resource file (and refused), at start if serve reads the folder after
+    // this is written, which `bootstrap`'s 10 ms made likely.
+    let envoy_dir = temp_dir("sigterm-envoy");
+    std::fs::write(envoy_dir.join("bootstrap.yaml"), bootstrap.stdout).unwrap();
     let mut envoy = Command::new(envoy_bin())
         .arg("-c")
-        .arg(dir.join("bootstrap.yaml"))
+        .arg(envoy_dir.join("bootstrap.yaml"))
         .args(["--base-id", "41", "-l", "warning"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
