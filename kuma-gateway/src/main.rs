@@ -391,7 +391,7 @@ fn validate(resources: &store::Resources) -> Result<ExitCode> {
 pub(crate) fn gateway_problems(set: &ResourceSet) -> Vec<String> {
     let mut problems = std::collections::BTreeSet::new();
     for (mesh, name) in gateway_dataplanes(set) {
-        if let Err(e) = kuma_xds_gen::translate_packed(set, &mesh, &name, None) {
+        if let Err(e) = kuma_xds_gen::check(set, &mesh, &name) {
             let key = e.resource();
             let at = set.get(key.kind, &key.mesh, &key.name).map(|r| format!("{}: ", r.meta.location));
             problems.insert(format!("{}{e}", at.unwrap_or_default()));

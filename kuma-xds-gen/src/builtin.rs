@@ -55,10 +55,22 @@ pub(crate) struct Builtin<'a, 's> {
     /// The instant identity certificates are issued at (`None`: the start
     /// of the CA's validity).
     pub at: Option<std::time::SystemTime>,
-    /// When set, virtual hosts are reused from, and encoded for, the pass
-    /// ([`crate::reuse`]): route configurations are then left without
-    /// their virtual hosts, which the pass holds encoded.
-    pub reuse: Option<&'s std::cell::RefCell<crate::reuse::Pass>>,
+    /// What becomes of the virtual hosts built.
+    pub hosts: VirtualHosts<'s>,
+}
+
+/// What a translation does with the virtual hosts it builds.
+#[derive(Clone, Copy)]
+pub(crate) enum VirtualHosts<'s> {
+    /// Kept in their route configurations.
+    Keep,
+    /// Reused from, and encoded for, the pass ([`crate::reuse`]): route
+    /// configurations are then left without their virtual hosts, which the
+    /// pass holds encoded.
+    Reuse(&'s std::cell::RefCell<crate::reuse::Pass>),
+    /// Built for the clusters they register, then dropped: what a check
+    /// that only wants translation's errors needs (`crate::check`).
+    Drop,
 }
 
 impl<'a> Builtin<'a, '_> {
@@ -148,12 +160,18 @@ impl<'a> Builtin<'a, '_> {
         let mut chains = Vec::new();
         for chain in &port.chains {
             let route_name = names::route_configuration(listener, &chain.key);
-            let mut virtual_hosts: Vec<VirtualHost> = match self.reuse {
-                None => chain.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect(),
-                Some(pass) => {
+            let mut virtual_hosts: Vec<VirtualHost> = match self.hosts {
+                VirtualHosts::Keep => chain.hosts.iter().map(|h| virtual_host(ctx, h, clusters)).collect(),
+                VirtualHosts::Reuse(pass) => {
                     let mut pass = pass.borrow_mut();
                     for h in &chain.hosts {
                         reuse_or_build(&mut pass, &route_name, ctx, h, clusters);
+                    }
+                    Vec::new()
+                }
+                VirtualHosts::Drop => {
+                    for h in &chain.hosts {
+                        drop(virtual_host(ctx, h, clusters));
                     }
                     Vec::new()
                 }
@@ -162,9 +180,10 @@ impl<'a> Builtin<'a, '_> {
                 // Other listener hostnames of this port have filter chains of
                 // their own: requests for them here are misdirected.
                 let host = crate::routes::misdirected(chain.misdirected.clone());
-                match self.reuse {
-                    None => virtual_hosts.push(host),
-                    Some(pass) => pass.borrow_mut().push_unkept(&route_name, &host),
+                match self.hosts {
+                    VirtualHosts::Keep => virtual_hosts.push(host),
+                    VirtualHosts::Reuse(pass) => pass.borrow_mut().push_unkept(&route_name, &host),
+                    VirtualHosts::Drop => {}
                 }
             }
             out.routes.insert(

@@ -38,6 +38,7 @@ mod snapshot;
 mod tls;
 mod yaml;
 
+use builtin::VirtualHosts;
 use kuma_model::{Kind, ResourceKey, ResourceSet, Spec};
 
 /// The Envoy protos this crate emits; use them through this re-export so
@@ -158,6 +159,37 @@ pub fn translate_at(
     generate(set, mesh, dataplane, Some(at))
 }
 
+/// What [`translate`] would report for gateway data plane `dataplane` in
+/// `mesh`, without keeping what it builds: certificate and key contents,
+/// CAs, ProxyTemplate patches, backends' TLS material. `Ok` exactly when
+/// [`translate`] is; for a validator, which wants the errors and not the
+/// config. Route configurations are built one virtual host at a time (for
+/// the clusters they register) and dropped, and nothing is encoded.
+///
+/// ```
+/// use kuma_model::{ResourceSet, UnknownFields};
+/// let gateway = "type: Dataplane\nname: gw\nnetworking:\n  address: 10.0.0.1\n  gateway:\n    type: BUILTIN\n    tags:\n      kuma.io/service: edge\n";
+/// let (set, _warnings) = ResourceSet::load([("gw.yaml", gateway)], UnknownFields::Reject).unwrap();
+/// assert!(kuma_xds_gen::check(&set, "default", "gw").is_ok());
+/// assert!(kuma_xds_gen::check(&set, "default", "missing").is_err());
+/// ```
+pub fn check(set: &ResourceSet, mesh: &str, dataplane: &str) -> Result<(), TranslateError> {
+    // A ProxyTemplate's patches may match any virtual host: those are kept
+    // for it to find.
+    let hosts = if uses_template(set, mesh, dataplane) { VirtualHosts::Keep } else { VirtualHosts::Drop };
+    generate_with(set, mesh, dataplane, None, hosts).map(drop)
+}
+
+/// True when a ProxyTemplate applies to gateway data plane `dataplane`.
+fn uses_template(set: &ResourceSet, mesh: &str, dataplane: &str) -> bool {
+    gateway_dataplane(set, mesh, dataplane).ok().is_some_and(|r| match &r.spec {
+        Spec::Dataplane(spec) => {
+            spec.gateway().is_some_and(|g| policy::proxy_template::select(set, mesh, &g.tags).is_some())
+        }
+        _ => false,
+    })
+}
+
 /// [`translate_with_reads`], packed ([`EncodedSnapshot::encode`]), building
 /// only the virtual hosts whose inputs changed since the translation `reuse`
 /// remembers, and remembering this one for the next (see [`HostReuse`]).
@@ -193,19 +225,13 @@ fn packed(
     at: Option<std::time::SystemTime>,
     reuse: &mut HostReuse,
 ) -> Result<EncodedSnapshot, TranslateError> {
-    let uses_template = gateway_dataplane(set, mesh, dataplane).ok().is_some_and(|r| match &r.spec {
-        Spec::Dataplane(spec) => {
-            spec.gateway().is_some_and(|g| policy::proxy_template::select(set, mesh, &g.tags).is_some())
-        }
-        _ => false,
-    });
-    if uses_template {
+    if uses_template(set, mesh, dataplane) {
         // A ProxyTemplate may rewrite any virtual host: built whole.
         reuse.clear();
         return generate(set, mesh, dataplane, at).map(|s| EncodedSnapshot::encode(&s));
     }
     let pass = std::cell::RefCell::new(reuse::Pass::start(reuse, set, mesh, dataplane));
-    let result = generate_with(set, mesh, dataplane, at, Some(&pass));
+    let result = generate_with(set, mesh, dataplane, at, VirtualHosts::Reuse(&pass));
     let encoded_hosts = pass.into_inner().finish(reuse);
     match result {
         Ok(snapshot) => Ok(EncodedSnapshot::encode_with_hosts(&snapshot, &encoded_hosts)),
@@ -222,7 +248,7 @@ fn generate(
     dataplane: &str,
     at: Option<std::time::SystemTime>,
 ) -> Result<GatewaySnapshot, TranslateError> {
-    generate_with(set, mesh, dataplane, at, None)
+    generate_with(set, mesh, dataplane, at, VirtualHosts::Keep)
 }
 
 fn generate_with(
@@ -230,7 +256,7 @@ fn generate_with(
     mesh: &str,
     dataplane: &str,
     at: Option<std::time::SystemTime>,
-    reuse: Option<&std::cell::RefCell<reuse::Pass>>,
+    hosts: VirtualHosts<'_>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let resource = gateway_dataplane(set, mesh, dataplane)?;
     let resource = resource.as_ref();
@@ -242,7 +268,7 @@ fn generate_with(
     let mut snapshot = if spec.is_delegated_gateway() {
         delegated::generate(set, mesh, resource, spec, at)?
     } else {
-        builtin_snapshot(set, mesh, resource, spec, &gateway.tags, at, reuse)?
+        builtin_snapshot(set, mesh, resource, spec, &gateway.tags, at, hosts)?
     };
     if let Some((template, t)) = policy::proxy_template::select(set, mesh, &gateway.tags) {
         let listener_tags = |name: &str| listener_tags(set, mesh, &gateway.tags, name);
@@ -329,7 +355,7 @@ fn builtin_snapshot(
     spec: &kuma_model::dataplane::DataplaneSpec,
     tags: &kuma_model::Tags,
     at: Option<std::time::SystemTime>,
-    reuse: Option<&std::cell::RefCell<reuse::Pass>>,
+    hosts: VirtualHosts<'_>,
 ) -> Result<GatewaySnapshot, TranslateError> {
     let Some((gw, gw_spec)) = kuma_policy::gateway::select_gateway(set, mesh, tags) else {
         let mut empty = GatewaySnapshot::default();
@@ -343,5 +369,5 @@ fn builtin_snapshot(
         return Ok(empty);
     };
     let address = spec.networking.as_ref().map_or("", |n| n.address.as_str());
-    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at, reuse }.generate()
+    builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at, hosts }.generate()
 }
