@@ -24,30 +24,104 @@ pub const MAX_REPEAT: u32 = 1000;
 /// Why Envoy would refuse a regex, as a violation's message: invalid
 /// syntax, or too much for RE2 or Envoy.
 pub(crate) fn check(expr: &str) -> Result<(), String> {
+    let cost = match plain_cost(expr) {
+        Some(cost) => cost,
+        None => parsed_cost(expr)?,
+    };
+    let size = 4usize.saturating_add(cost);
+    if size > MAX_PROGRAM_SIZE {
+        return Err(format!(
+            "regular expression too complex for Envoy: its RE2 program would have about {size} instructions, more than Envoy's limit of {MAX_PROGRAM_SIZE}"
+        ));
+    }
+    Ok(())
+}
+
+/// The estimate of [`cost`] for a regex parsed by regex-syntax, or why it
+/// is invalid or refused by RE2.
+fn parsed_cost(expr: &str) -> Result<usize, String> {
     // Parsed once; regex-syntax's whole parser would parse it again before
     // translating it.
     let invalid = |e: &dyn std::fmt::Display| format!("invalid regular expression: {}", last_line(&e.to_string()));
     let ast = ast::parse::Parser::new().parse(expr).map_err(|e| invalid(&e))?;
     regex_syntax::hir::translate::Translator::new().translate(expr, &ast).map_err(|e| invalid(&e))?;
-    limits(&ast, expr).map_err(|e| format!("regular expression {e}"))
+    let case_insensitive = expr.contains("(?i") || expr.contains("(?-") && expr.contains('i');
+    cost(&ast, expr, case_insensitive).map_err(|e| format!("regular expression {e}"))
+}
+
+/// [`cost`] of a plain regex, read without regex-syntax's parser: ASCII
+/// literals, bracketed classes of ASCII letters, digits and `_` (single
+/// characters and ranges, not negated), each optionally followed by one
+/// `+`, `*` or `?`. Route paths such as `/r1/[a-z]+/[0-9]+` are written so,
+/// and parsing them costs more than the rest of a route's validation.
+/// `None` for anything else, which the parser reads. Every regex of this
+/// form is valid; the `plain_regexes_cost_what_the_parser_says` property
+/// holds the estimate to the parser's.
+fn plain_cost(expr: &str) -> Option<usize> {
+    let bytes = expr.as_bytes();
+    let mut total = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let atom = match bytes[i] {
+            b'[' => {
+                let end = i + 1 + bytes[i + 1..].iter().position(|b| *b == b']')?;
+                let items = &bytes[i + 1..end];
+                if !plain_class(items) {
+                    return None;
+                }
+                let piece = &expr[i..=end];
+                i = end + 1;
+                class_cost(piece)
+            }
+            b'\\' | b'.' | b'+' | b'*' | b'?' | b'(' | b')' | b'|' | b']' | b'{' | b'}' | b'^' | b'$' => return None,
+            b' '..=b'~' => {
+                i += 1;
+                1
+            }
+            _ => return None,
+        };
+        // A repetition operator: RE2's one copy and its operator (two
+        // instructions), as `cost` counts it for something never empty.
+        let repeated = match bytes.get(i) {
+            Some(b'+' | b'*' | b'?') => {
+                i += 1;
+                if matches!(bytes.get(i), Some(b'+' | b'*' | b'?' | b'{')) {
+                    return None;
+                }
+                2
+            }
+            _ => 0,
+        };
+        total = total.saturating_add(atom + repeated);
+    }
+    Some(total)
+}
+
+/// True for the inside of a class of single characters and increasing
+/// ranges of ASCII letters, digits and `_`, not empty.
+fn plain_class(items: &[u8]) -> bool {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_';
+    let mut i = 0;
+    while i < items.len() {
+        if !plain(&items[i]) {
+            return false;
+        }
+        if items.get(i + 1) == Some(&b'-') {
+            match items.get(i + 2) {
+                Some(end) if plain(end) && *end >= items[i] => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    !items.is_empty()
 }
 
 /// The last line of regex-syntax's message, which says what is wrong (the
 /// lines before it draw the regex and point at the place).
 fn last_line(s: &str) -> String {
     s.lines().last().unwrap_or(s).trim().trim_start_matches("error: ").to_string()
-}
-
-/// Why RE2 or Envoy would refuse a regex that parses.
-fn limits(ast: &Ast, expr: &str) -> Result<(), String> {
-    let case_insensitive = expr.contains("(?i") || expr.contains("(?-") && expr.contains('i');
-    let size = 4usize.saturating_add(cost(ast, expr, case_insensitive)?);
-    if size > MAX_PROGRAM_SIZE {
-        return Err(format!(
-            "too complex for Envoy: its RE2 program would have about {size} instructions, more than Envoy's limit of {MAX_PROGRAM_SIZE}"
-        ));
-    }
-    Ok(())
 }
 
 /// Instructions for `node` (an upper estimate), or why RE2 refuses it.
@@ -204,5 +278,37 @@ mod tests {
         assert!(check("[0-9a-f]{40}").is_ok(), "RE2 counts 84");
         let many: Vec<String> = (0..20_000).map(|i| format!("x{i}")).collect();
         assert!(check(&many.join("|")).unwrap_err().contains("too complex"));
+        // Long plain ones too, without the parser.
+        assert_eq!(plain_cost("/r1/[a-z]+/[0-9]+"), Some(4 + 3 + 1 + 3), "four literals, a class and its operator, one more, and another");
+        assert!(check(&"/a".repeat(60)).unwrap_err().contains("about 124 instructions"));
+    }
+
+    proptest::proptest! {
+        /// Every regex the plain reader reads is valid, and costs what the
+        /// parser's estimate says; it gives up on the rest.
+        #[test]
+        fn plain_regexes_cost_what_the_parser_says(expr in "[-a-c09_/ #\\\\\\[\\]^+*?{}()|.$,é]{0,14}") {
+            if let Some(plain) = plain_cost(&expr) {
+                proptest::prop_assert_eq!(Ok(plain), parsed_cost(&expr), "{:?}", expr);
+            }
+        }
+
+        /// The same for regexes built of plain pieces, which random text
+        /// seldom forms.
+        #[test]
+        fn plain_pieces_cost_what_the_parser_says(
+            pieces in proptest::collection::vec(
+                ("(/|-|[a-z]{1,3}|\\[[a-c0-9_]{1,3}\\]|\\[[a-c]-[a-c]\\]|\\[[0-9]-[0-9][A-Z]\\])", "(|\\+|\\*|\\?)"),
+                0..8,
+            )
+        ) {
+            let expr: String = pieces.iter().map(|(a, q)| format!("{a}{q}")).collect();
+            let parsed = parsed_cost(&expr);
+            match plain_cost(&expr) {
+                Some(plain) => proptest::prop_assert_eq!(Ok(plain), parsed, "{:?}", expr),
+                // Only a decreasing range is left to the parser, which refuses it.
+                None => proptest::prop_assert!(parsed.is_err(), "{:?} not read plainly", expr),
+            }
+        }
     }
 }
