@@ -374,8 +374,12 @@ impl From<Format> for render::Text {
 fn validate(resources: &store::Resources) -> Result<ExitCode> {
     let Some((set, described)) = store::load(resources)? else { return Ok(ExitCode::from(1)) };
     let problems = gateway_problems(&set);
+    let count = set.len();
+    // The process ends here: freeing every resource one by one would only
+    // delay that (by about a tenth of the run for 10,000 routes).
+    std::mem::forget(set);
     if problems.is_empty() {
-        println!("{} resources in {described}: valid", set.len());
+        println!("{count} resources in {described}: valid");
         return Ok(ExitCode::SUCCESS);
     }
     for p in &problems {

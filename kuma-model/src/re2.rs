@@ -279,7 +279,11 @@ mod tests {
         let many: Vec<String> = (0..20_000).map(|i| format!("x{i}")).collect();
         assert!(check(&many.join("|")).unwrap_err().contains("too complex"));
         // Long plain ones too, without the parser.
-        assert_eq!(plain_cost("/r1/[a-z]+/[0-9]+"), Some(4 + 3 + 1 + 3), "four literals, a class and its operator, one more, and another");
+        assert_eq!(
+            plain_cost("/r1/[a-z]+/[0-9]+"),
+            Some(4 + 3 + 1 + 3),
+            "four literals, a class and its operator, one more, and another"
+        );
         assert!(check(&"/a".repeat(60)).unwrap_err().contains("about 124 instructions"));
     }
 

@@ -42,6 +42,15 @@ impl<'a> AttachedRoute<'a> {
         AttachedRoute { resource, spec: RouteSpec::Written(spec), part: 0, rule_paths: None }
     }
 
+    /// HTTP rule `index` of a `MeshGatewayRoute` as written, borrowed for as
+    /// long as the resources; `None` for lowered rules.
+    pub(crate) fn written_rule(&self, index: usize) -> Option<&'a kuma_model::route::HttpRule> {
+        match self.spec {
+            RouteSpec::Written(spec) => spec.conf.as_ref()?.http.as_ref()?.rules.get(index),
+            RouteSpec::Lowered(_) => None,
+        }
+    }
+
     fn same(&self, other: &Self) -> bool {
         std::ptr::eq(self.resource, other.resource) && self.part == other.part
     }

@@ -11,6 +11,7 @@
 //! config, and `explain` walks it; [`RouteTable`]'s `Display` form is what
 //! the snapshot tests hold.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -111,7 +112,7 @@ impl<'a> TableChain<'a> {
 pub struct TcpForward<'a> {
     /// Backends of every rule of the chain's routes, each with the index
     /// of the host whose listener tags name its cluster.
-    pub backends: Vec<(usize, TableBackend)>,
+    pub backends: Vec<(usize, TableBackend<'a>)>,
     /// The connection policies chosen for the chain (Timeout, Retry).
     pub legacy: RoutePolicies<'a>,
     /// `MeshRetry` `tcp.maxConnectAttempt`.
@@ -157,7 +158,7 @@ pub struct RouteEntry<'a> {
     /// What it does.
     pub action: EntryAction,
     /// The rule's backends, in the order written.
-    pub backends: Vec<TableBackend>,
+    pub backends: Vec<TableBackend<'a>>,
     /// The policies chosen for it.
     pub policies: EntryPolicies<'a>,
     spec: RouteSpec<'a>,
@@ -199,7 +200,7 @@ impl RouteEntry<'_> {
     }
 
     fn destinations(&self) -> Vec<Tags> {
-        self.backends.iter().map(|b| b.destination.clone()).collect()
+        self.backends.iter().map(|b| b.destination.as_ref().clone()).collect()
     }
 }
 
@@ -251,10 +252,11 @@ pub enum EntryAction {
 
 /// A backend of a route entry.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TableBackend {
+pub struct TableBackend<'a> {
     /// The destination tags (with the host's listener tags, they identify
-    /// the cluster).
-    pub destination: Tags,
+    /// the cluster): borrowed from a `MeshGatewayRoute` as written, which
+    /// spares a copy per entry of a large gateway.
+    pub destination: Cow<'a, Tags>,
     /// The weight as written (0: unweighted).
     pub weight: u32,
     /// False when mesh mTLS is on and no TrafficPermission lets the host
@@ -316,7 +318,7 @@ impl<'a> RouteTable<'a> {
         for chain in self.ports.iter().flat_map(|p| p.chains.iter()) {
             for host in &chain.hosts {
                 for e in host.entries.iter().filter(|e| e.action == EntryAction::Forward) {
-                    sends.extend(e.backends.iter().filter(|b| b.permitted).map(|b| (host, &b.destination)));
+                    sends.extend(e.backends.iter().filter(|b| b.permitted).map(|b| (host, &*b.destination)));
                     let mirror = e.rule().filters.iter().rev().find_map(|f| f.mirror.as_ref());
                     let mirrored = mirror.filter(|m| m.percentage.unwrap_or(100.0) > 0.0);
                     if let Some(backend) = mirrored.and_then(|m| m.backend.as_ref()) {
@@ -416,12 +418,18 @@ fn entries<'a>(
     route_entries::plan(routes)
         .into_iter()
         .map(|p| {
-            let backends: Vec<TableBackend> = p
+            // The rule as written, when it is: its tags are borrowed.
+            let written = p.route.written_rule(p.rule_index);
+            let backends: Vec<TableBackend<'a>> = p
                 .rule
                 .backends
                 .iter()
-                .map(|b| TableBackend {
-                    destination: b.destination.clone(),
+                .enumerate()
+                .map(|(k, b)| TableBackend {
+                    destination: match written {
+                        Some(rule) => Cow::Borrowed(&rule.backends[k].destination),
+                        None => Cow::Owned(b.destination.clone()),
+                    },
                     weight: b.weight,
                     permitted: legacy.permits(&b.destination),
                 })
@@ -490,7 +498,7 @@ fn tcp_forward<'a>(chain: &TableChain<'a>) -> TcpForward<'a> {
                 backends.push((
                     i,
                     TableBackend {
-                        destination: b.destination.clone(),
+                        destination: Cow::Owned(b.destination.clone()),
                         weight: b.weight,
                         permitted: host.legacy.permits(&b.destination),
                     },
@@ -502,7 +510,7 @@ fn tcp_forward<'a>(chain: &TableChain<'a>) -> TcpForward<'a> {
         return TcpForward::default();
     }
     let own = chain.own_host();
-    let destinations: Vec<Tags> = backends.iter().map(|(_, b)| b.destination.clone()).collect();
+    let destinations: Vec<Tags> = backends.iter().map(|(_, b)| b.destination.as_ref().clone()).collect();
     TcpForward {
         legacy: own.legacy.tcp_route(&destinations),
         max_connect_attempts: own.policies.retry.mesh.as_ref().and_then(|r| r.tcp.as_ref()?.max_connect_attempt),
@@ -517,7 +525,7 @@ fn destination(tags: &Tags) -> String {
     if rest.is_empty() { service.to_string() } else { format!("{service}{{{}}}", rest.join(",")) }
 }
 
-fn backend(b: &TableBackend) -> String {
+fn backend(b: &TableBackend<'_>) -> String {
     let mut out = destination(&b.destination);
     if b.weight != 0 {
         let _ = write!(out, " weight {}", b.weight);

@@ -324,7 +324,7 @@ fn policies(table: &RouteTable<'_>, host: &TableHost<'_>, entry: &RouteEntry<'_>
         }
     }
     for b in entry.backends.iter().filter(|b| b.permitted) {
-        let Some(choice) = table.clusters.get(&(b.destination.clone(), host.tags().clone())) else { continue };
+        let Some(choice) = table.clusters.get(&(b.destination.as_ref().clone(), host.tags().clone())) else { continue };
         let service = b.destination.get(SERVICE_TAG).map_or("", String::as_str);
         for p in choice.legacy() {
             ex.step(format!("   policy {} {} (cluster of {service})", p.spec.kind(), p.meta.name));
