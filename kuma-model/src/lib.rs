@@ -35,6 +35,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod instance;
 pub mod load;
+mod marked_de;
 pub mod mesh;
 pub mod mesh_access_log;
 pub mod mesh_circuit_breaker;

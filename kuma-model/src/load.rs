@@ -11,9 +11,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, Severity};
+use crate::marked_de::MarkedDe;
 use crate::meta::{Location, Meta, Timestamp};
 use crate::resource::{Kind, Resource, ResourceKey, Spec};
-use crate::source::{Marked, parse_documents};
+use crate::source::{Marked, Node, parse_documents};
 use crate::violation::Origin;
 
 /// The mesh a resource belongs to when it names none.
@@ -151,13 +152,60 @@ struct DocReader<'a> {
     spec_prefix: &'static str,
 }
 
-struct Header {
+struct Header<'d> {
     kind: Kind,
     meta: Meta,
-    spec: Value,
+    spec: SpecInput<'d>,
 }
 
-impl DocReader<'_> {
+/// The keys of a Universal resource's envelope, beside its spec fields.
+const UNIVERSAL_ENVELOPE: &[&str] = &["type", "name", "mesh", "creationTime", "modificationTime", "kri", "labels"];
+
+/// Where a document's spec is read from: a node of the document (at the top
+/// of a Universal resource, without the envelope), or a tree made for it (a
+/// Kubernetes Secret's, or one edited to drop ignored unknown fields).
+enum SpecInput<'d> {
+    Borrowed(MarkedDe<'d>),
+    Owned(Marked),
+}
+
+impl SpecInput<'_> {
+    fn de(&self) -> MarkedDe<'_> {
+        match self {
+            SpecInput::Borrowed(de) => *de,
+            SpecInput::Owned(tree) => MarkedDe::new(tree),
+        }
+    }
+
+    fn into_owned(self) -> Marked {
+        match self {
+            SpecInput::Borrowed(de) => de.owned(),
+            SpecInput::Owned(tree) => tree,
+        }
+    }
+}
+
+/// The entries of a mapping that `keep` keeps, as the JSON object the
+/// envelope is read from (null values left out, as everywhere).
+fn envelope(entries: &[(String, usize, Marked)], keep: impl Fn(&str) -> bool) -> Map<String, Value> {
+    entries
+        .iter()
+        .filter(|(k, _, v)| v.node != Node::Null && keep(k))
+        .map(|(k, _, v)| (k.clone(), v.to_value()))
+        .collect()
+}
+
+/// The node of non-null entry `key`.
+fn entry<'d>(entries: &'d [(String, usize, Marked)], key: &str) -> Option<&'d Marked> {
+    entries.iter().find(|(k, _, v)| k == key && v.node != Node::Null).map(|(_, _, v)| v)
+}
+
+/// A spec with no fields (`spec` left out).
+fn empty_spec(line: usize) -> SpecInput<'static> {
+    SpecInput::Owned(Marked { line, node: Node::Map(Vec::new()) })
+}
+
+impl<'a> DocReader<'a> {
     fn error(&mut self, field: &str, message: impl Into<String>, origin: Origin, severity: Severity) {
         let full = if field.is_empty() {
             self.spec_prefix.trim_end_matches('.').to_string()
@@ -184,14 +232,15 @@ impl DocReader<'_> {
     }
 
     fn read(&mut self, unknown: UnknownFields, validate: bool) -> Option<Resource> {
-        let Value::Object(top) = self.doc.to_value() else {
+        let doc = self.doc;
+        let Node::Map(entries) = &doc.node else {
             self.envelope_error("", "a resource must be a mapping");
             return None;
         };
-        let header = if top.contains_key("apiVersion") || top.contains_key("kind") {
-            self.read_kubernetes(top)?
+        let header = if entry(entries, "apiVersion").is_some() || entry(entries, "kind").is_some() {
+            self.read_kubernetes(entries)?
         } else {
-            self.read_universal(top)?
+            self.read_universal(entries)?
         };
         let Header { kind, mut meta, spec } = header;
         meta.location = Location { file: self.file.clone(), line: self.doc.line };
@@ -209,12 +258,13 @@ impl DocReader<'_> {
         ok.then_some(Resource { meta, spec })
     }
 
-    fn read_spec(&mut self, kind: Kind, mut spec: Value, unknown: UnknownFields) -> Option<Spec> {
+    fn read_spec(&mut self, kind: Kind, mut spec: SpecInput<'_>, unknown: UnknownFields) -> Option<Spec> {
         // Each pass drops one unknown field when told to ignore them; the
         // bound only guards against a deserialiser that keeps failing.
         for _ in 0..64 {
-            // Read in place: a clone of every spec cost as much as reading it.
-            match Spec::from_json(kind, &spec) {
+            // Read in place, from the parsed tree: a copy of every spec cost
+            // as much as reading it.
+            match Spec::deserialize(kind, spec.de()) {
                 Ok(s) => return Some(s),
                 Err(e) if unknown == UnknownFields::Ignore && e.message.starts_with("unknown field") => {
                     let Some(key) = unknown_key(&e.message) else {
@@ -222,7 +272,10 @@ impl DocReader<'_> {
                     };
                     let container = parent_path(&e.field, &key);
                     let field = join_path(&container, &key);
-                    if !remove_at(&mut spec, &container, &key) {
+                    let mut edited = spec.into_owned();
+                    let removed = remove_at(&mut edited, &container, &key);
+                    spec = SpecInput::Owned(edited);
+                    if !removed {
                         self.error(&e.field, e.message, Origin::Kuma, Severity::Error);
                         return None;
                     }
@@ -238,7 +291,8 @@ impl DocReader<'_> {
         None
     }
 
-    fn read_universal(&mut self, mut top: Map<String, Value>) -> Option<Header> {
+    fn read_universal(&mut self, entries: &'a [(String, usize, Marked)]) -> Option<Header<'a>> {
+        let mut top = envelope(entries, |k| UNIVERSAL_ENVELOPE.contains(&k));
         let type_name = match top.remove("type") {
             Some(Value::String(t)) => t,
             Some(_) => {
@@ -268,24 +322,26 @@ impl DocReader<'_> {
             return None;
         }
         if kind.has_spec_field() {
-            let spec = top.remove("spec").unwrap_or_else(|| Value::Object(Map::new()));
-            // Computed by the control plane (VIPs, SNI names, state): an
-            // export carries them, and they are not configuration.
-            top.remove("status");
-            top.remove("snis");
-            if let Some(extra) = top.keys().next() {
-                let extra = extra.clone();
-                self.envelope_error(&extra, "unknown field");
+            // `status` and `snis` are computed by the control plane (VIPs,
+            // SNI names, state): an export carries them, and they are not
+            // configuration.
+            let known = |k: &str| UNIVERSAL_ENVELOPE.contains(&k) || ["spec", "status", "snis"].contains(&k);
+            if let Some((extra, _, _)) = entries.iter().find(|(k, _, v)| v.node != Node::Null && !known(k)) {
+                self.envelope_error(extra, "unknown field");
                 return None;
             }
+            let spec = entry(entries, "spec")
+                .map_or_else(|| empty_spec(self.doc.line), |spec| SpecInput::Borrowed(MarkedDe::new(spec)));
             self.spec_prefix = "spec.";
             return Some(Header { kind, meta, spec });
         }
-        // A Universal secret carries its payload in `data` beside `type`.
-        Some(Header { kind, meta, spec: Value::Object(top) })
+        // The spec fields are beside the envelope's (a Universal secret
+        // carries its payload in `data` beside `type`).
+        Some(Header { kind, meta, spec: SpecInput::Borrowed(MarkedDe::without(self.doc, UNIVERSAL_ENVELOPE)) })
     }
 
-    fn read_kubernetes(&mut self, mut top: Map<String, Value>) -> Option<Header> {
+    fn read_kubernetes(&mut self, entries: &'a [(String, usize, Marked)]) -> Option<Header<'a>> {
+        let mut top = envelope(entries, |k| k != "spec");
         let api_version = self.take_string(&mut top, "apiVersion").unwrap_or_default();
         let kind_name = self.take_string(&mut top, "kind").unwrap_or_default();
         let Some(kind) = Kind::parse(&kind_name) else {
@@ -312,9 +368,9 @@ impl DocReader<'_> {
         let mesh = self.take_string(&mut top, "mesh");
         top.remove("status");
         let spec = if core_secret {
-            self.kubernetes_secret(&mut top)?
+            self.kubernetes_secret(&mut top, entries)?
         } else {
-            top.remove("spec").unwrap_or_else(|| Value::Object(Map::new()))
+            entry(entries, "spec").map_or_else(|| empty_spec(self.doc.line), |s| SpecInput::Borrowed(MarkedDe::new(s)))
         };
         if let Some(extra) = top.keys().next() {
             let extra = extra.clone();
@@ -340,7 +396,11 @@ impl DocReader<'_> {
     }
 
     /// `type: system.kuma.io/secret` and `data.value` (base64).
-    fn kubernetes_secret(&mut self, top: &mut Map<String, Value>) -> Option<Value> {
+    fn kubernetes_secret(
+        &mut self,
+        top: &mut Map<String, Value>,
+        entries: &[(String, usize, Marked)],
+    ) -> Option<SpecInput<'static>> {
         match top.remove("type") {
             Some(Value::String(t)) if t == "system.kuma.io/secret" => {}
             _ => {
@@ -348,15 +408,13 @@ impl DocReader<'_> {
                 return None;
             }
         }
-        let value = match top.remove("data") {
-            Some(Value::Object(mut data)) => data.remove("value").unwrap_or(Value::Null),
-            _ => Value::Null,
+        top.remove("data");
+        let value = match entry(entries, "data").map(|d| &d.node) {
+            Some(Node::Map(data)) => data.iter().find(|(k, _, v)| k == "value" && v.node != Node::Null),
+            _ => None,
         };
-        let mut spec = Map::new();
-        if !value.is_null() {
-            spec.insert("data".into(), value);
-        }
-        Some(Value::Object(spec))
+        let data = value.map(|(_, line, v)| ("data".to_string(), *line, v.clone()));
+        Some(SpecInput::Owned(Marked { line: self.doc.line, node: Node::Map(data.into_iter().collect()) }))
     }
 
     fn take_string(&mut self, map: &mut Map<String, Value>, key: &str) -> Option<String> {
@@ -441,30 +499,43 @@ fn join_path(container: &str, key: &str) -> String {
     }
 }
 
-/// Removes `key` from the object at `container` (a path of `.field` and
+/// Removes `key` from the mapping at `container` (a path of `.field` and
 /// `[i]` segments).
-fn remove_at(value: &mut Value, container: &str, key: &str) -> bool {
-    let mut node = value;
+fn remove_at(tree: &mut Marked, container: &str, key: &str) -> bool {
+    let mut node = tree;
     for segment in container.split('.').filter(|s| !s.is_empty()) {
         let (name, indexes) = match segment.find('[') {
             Some(i) => (&segment[..i], &segment[i..]),
             None => (segment, ""),
         };
         if !name.is_empty() {
-            node = match node.get_mut(name) {
-                Some(n) => n,
-                None => return false,
+            node = match &mut node.node {
+                Node::Map(entries) => match entries.iter_mut().find(|(k, _, _)| k == name) {
+                    Some((_, _, v)) => v,
+                    None => return false,
+                },
+                _ => return false,
             };
         }
         for idx in indexes.split('[').filter(|s| !s.is_empty()) {
             let Ok(i) = idx.trim_end_matches(']').parse::<usize>() else {
                 return false;
             };
-            node = match node.get_mut(i) {
-                Some(n) => n,
-                None => return false,
+            node = match &mut node.node {
+                Node::Seq(items) => match items.get_mut(i) {
+                    Some(n) => n,
+                    None => return false,
+                },
+                _ => return false,
             };
         }
     }
-    node.as_object_mut().and_then(|m| m.remove(key)).is_some()
+    match &mut node.node {
+        Node::Map(entries) => {
+            let before = entries.len();
+            entries.retain(|(k, _, _)| k != key);
+            entries.len() < before
+        }
+        _ => false,
+    }
 }

@@ -96,8 +96,17 @@ macro_rules! kinds {
 
             /// Deserialises a spec of `kind`; on error, the field path and message.
             pub fn from_json(kind: Kind, value: &Value) -> Result<Spec, SpecError> {
+                Self::deserialize(kind, value)
+            }
+
+            /// [`Spec::from_json`] from any input read as JSON is: a value,
+            /// or the marked tree a file was parsed into.
+            pub(crate) fn deserialize<'de>(
+                kind: Kind,
+                input: impl serde::Deserializer<'de, Error = serde_json::Error>,
+            ) -> Result<Spec, SpecError> {
                 match kind {
-                    $(Kind::$kind => serde_path_to_error::deserialize::<_, $spec>(value)
+                    $(Kind::$kind => serde_path_to_error::deserialize::<_, $spec>(input)
                         .map(Spec::$kind)
                         .map_err(SpecError::from),)*
                 }

@@ -2,8 +2,9 @@
 //! on the typed resource can point back at the line the user wrote.
 //!
 //! serde_yaml drops positions once a document is deserialised, so documents
-//! are read as events into a small marked tree, which is then turned into a
-//! `serde_json::Value` for typed deserialisation. The events come from the
+//! are read as events into a small marked tree, from which typed specs are
+//! deserialised directly (`marked_de`), read as its JSON value would be
+//! (`Marked::to_value`, which the envelope is read from). The events come from the
 //! quick reader (`quick_yaml`) for the YAML resource files are nearly always
 //! written in, and from yaml-rust2's event parser for the rest: both build the
 //! same tree.
