@@ -68,8 +68,9 @@ pub(crate) enum VirtualHosts<'s> {
     /// configurations are then left without their virtual hosts, which the
     /// pass holds encoded.
     Reuse(&'s std::cell::RefCell<crate::reuse::Pass>),
-    /// Built for the clusters they register, then dropped: what a check
-    /// that only wants translation's errors needs (`crate::check`).
+    /// Not built: only the clusters their routes send to are registered,
+    /// which is what a check that only wants translation's errors needs
+    /// (`crate::check`).
     Drop,
 }
 
@@ -171,7 +172,7 @@ impl<'a> Builtin<'a, '_> {
                 }
                 VirtualHosts::Drop => {
                     for h in &chain.hosts {
-                        drop(virtual_host(ctx, h, clusters));
+                        crate::routes::register_host_clusters(h, clusters);
                     }
                     Vec::new()
                 }

@@ -163,8 +163,8 @@ pub fn translate_at(
 /// `mesh`, without keeping what it builds: certificate and key contents,
 /// CAs, ProxyTemplate patches, backends' TLS material. `Ok` exactly when
 /// [`translate`] is; for a validator, which wants the errors and not the
-/// config. Route configurations are built one virtual host at a time (for
-/// the clusters they register) and dropped, and nothing is encoded.
+/// config. Virtual hosts are not built (only the clusters their routes send
+/// to are registered), and nothing is encoded.
 ///
 /// ```
 /// use kuma_model::{ResourceSet, UnknownFields};
@@ -370,4 +370,40 @@ fn builtin_snapshot(
     };
     let address = spec.networking.as_ref().map_or("", |n| n.address.as_str());
     builtin::Builtin { set, mesh, dataplane: resource, address, tags, gateway: gw, spec: gw_spec, at, hosts }.generate()
+}
+
+/// The examples and cases the integration tests read (`tests/common`).
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `check` builds (no virtual hosts) is what `translate` builds,
+    /// virtual hosts apart: the same clusters, endpoints, secrets and
+    /// listeners, for every example and case.
+    #[test]
+    fn a_check_registers_the_clusters_a_translation_does() {
+        let mut compared = 0;
+        for case in common::cases() {
+            let set = case.load();
+            for (mesh, dataplane) in &case.gateways {
+                let at = format!("{} {mesh}/{dataplane}", case.name);
+                let whole = generate_with(&set, mesh, dataplane, None, VirtualHosts::Keep).expect(&at);
+                let checked = generate_with(&set, mesh, dataplane, None, VirtualHosts::Drop).expect(&at);
+                assert_eq!(checked.clusters, whole.clusters, "{at}");
+                assert_eq!(checked.endpoints, whole.endpoints, "{at}");
+                assert_eq!(checked.secrets, whole.secrets, "{at}");
+                // Canonical bytes: access log formats hold maps, in no order.
+                let listeners =
+                    |s: &GatewaySnapshot| -> Vec<Vec<u8>> { s.listeners.values().map(canonical::bytes).collect() };
+                assert_eq!(listeners(&checked), listeners(&whole), "{at}");
+                assert!(checked.routes.keys().eq(whole.routes.keys()), "{at}");
+                compared += usize::from(!whole.clusters.is_empty());
+            }
+        }
+        assert!(compared >= 10, "only {compared} gateways with clusters");
+    }
 }

@@ -243,10 +243,12 @@ fn build_route<'a>(
         _ => unreachable!("every entry has a path"),
     };
     let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
-    let action = match (e.action, redirect) {
-        (EntryAction::Redirect, Some(r)) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
-        (EntryAction::Forbidden, _) => forbidden(),
-        _ => route::Action::Route(forward_action(host, clusters, e, rewrite, rewrite_path)),
+    let action = match redirect {
+        _ if forwards(e) => {
+            route::Action::Route(forward_action(entry_clusters(host, clusters, e), e, rewrite, rewrite_path))
+        }
+        Some(r) if e.action == EntryAction::Redirect => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
+        _ => forbidden(),
     };
     let o = &e.summary.origin;
     let mut route = Route {
@@ -386,14 +388,24 @@ fn register<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, destinati
     clusters.register(destination, host.tags(), host.tags(), UpstreamProtocol::Http)
 }
 
-fn forward_action<'a>(
-    host: &TableHost<'a>,
-    clusters: &mut ClusterPlans<'a>,
-    e: &RouteEntry<'a>,
-    rewrite: Option<&Rewrite>,
-    path: PathRewrite,
-) -> RouteAction {
-    let rule = e.rule();
+/// True when entry `e` forwards (rather than redirecting or answering
+/// 403): only then does it send traffic to clusters.
+fn forwards(e: &RouteEntry<'_>) -> bool {
+    match e.action {
+        EntryAction::Forbidden => false,
+        EntryAction::Redirect => path_rewrite(e.rule()).0.is_none(),
+        EntryAction::Forward => true,
+    }
+}
+
+/// The clusters a forwarding entry sends to, registered in `clusters`:
+/// its backends (with their weights) and its mirror's.
+struct EntryClusters {
+    backends: Vec<(String, u32)>,
+    mirror: Option<(String, f64)>,
+}
+
+fn entry_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, e: &RouteEntry<'a>) -> EntryClusters {
     // Backends no TrafficPermission allows get no traffic.
     let backends: Vec<(String, u32)> = e
         .backends
@@ -401,6 +413,31 @@ fn forward_action<'a>(
         .filter(|b| b.permitted)
         .map(|b| (register(host, clusters, &b.destination), b.weight))
         .collect();
+    // The last mirror filter wins, as in Kuma.
+    let mirror = e.rule().filters.iter().rev().find_map(|f| f.mirror.as_ref()).and_then(|mirror| {
+        let percentage = mirror.percentage.unwrap_or(100.0);
+        let backend = mirror.backend.as_ref().filter(|_| percentage > 0.0)?;
+        Some((register(host, clusters, &backend.destination), percentage))
+    });
+    EntryClusters { backends, mirror }
+}
+
+/// Registers the clusters host `h`'s routes send to, in the order its
+/// virtual host would: what a check needs of a virtual host it does not
+/// keep.
+pub(crate) fn register_host_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>) {
+    for e in host.entries.iter().filter(|e| forwards(e)) {
+        entry_clusters(host, clusters, e);
+    }
+}
+
+fn forward_action(
+    EntryClusters { backends, mirror }: EntryClusters,
+    e: &RouteEntry<'_>,
+    rewrite: Option<&Rewrite>,
+    path: PathRewrite,
+) -> RouteAction {
+    let rule = e.rule();
     let mut action = RouteAction {
         cluster_specifier: Some(cluster_specifier(&backends)),
         cluster_not_found_response_code: route_action::ClusterNotFoundResponseCode::InternalServerError as i32,
@@ -438,29 +475,24 @@ fn forward_action<'a>(
     if let Some(retry) = e.policies.retry.as_deref().and_then(defaults::retry_policy) {
         action.retry_policy = Some(retry);
     }
-    // The last mirror filter wins, as in Kuma.
-    if let Some(mirror) = rule.filters.iter().rev().find_map(|f| f.mirror.as_ref()) {
-        let percentage = mirror.percentage.unwrap_or(100.0);
-        if let (Some(backend), true) = (&mirror.backend, percentage > 0.0) {
-            let cluster = register(host, clusters, &backend.destination);
-            action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
-                cluster,
-                runtime_fraction: Some(RuntimeFractionalPercent {
-                    // Whole percentages as Kuma writes them (n of a hundred),
-                    // others in millionths (0.001% is 10 of a million).
-                    default_value: Some(if percentage.fract() == 0.0 && percentage <= 100.0 {
-                        FractionalPercent { numerator: percentage as u32, denominator: DenominatorType::Hundred as i32 }
-                    } else {
-                        FractionalPercent {
-                            numerator: (percentage * 10_000.0).round().min(1_000_000.0) as u32,
-                            denominator: DenominatorType::Million as i32,
-                        }
-                    }),
-                    ..Default::default()
+    if let Some((cluster, percentage)) = mirror {
+        action.request_mirror_policies = vec![route_action::RequestMirrorPolicy {
+            cluster,
+            runtime_fraction: Some(RuntimeFractionalPercent {
+                // Whole percentages as Kuma writes them (n of a hundred),
+                // others in millionths (0.001% is 10 of a million).
+                default_value: Some(if percentage.fract() == 0.0 && percentage <= 100.0 {
+                    FractionalPercent { numerator: percentage as u32, denominator: DenominatorType::Hundred as i32 }
+                } else {
+                    FractionalPercent {
+                        numerator: (percentage * 10_000.0).round().min(1_000_000.0) as u32,
+                        denominator: DenominatorType::Million as i32,
+                    }
                 }),
                 ..Default::default()
-            }];
-        }
+            }),
+            ..Default::default()
+        }];
     }
     action
 }
