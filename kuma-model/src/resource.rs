@@ -103,12 +103,20 @@ macro_rules! kinds {
             /// or the marked tree a file was parsed into.
             pub(crate) fn deserialize<'de>(
                 kind: Kind,
-                input: impl serde::Deserializer<'de, Error = serde_json::Error>,
+                input: impl serde::Deserializer<'de, Error = serde_json::Error> + Copy,
             ) -> Result<Spec, SpecError> {
+                // Read without tracking the path first: the path is only
+                // wanted for an error, and tracking it through every field
+                // of every valid spec was an eighth of `validate`'s work on
+                // a large gateway. Reading is deterministic, so the second
+                // pass fails the same way.
                 match kind {
-                    $(Kind::$kind => serde_path_to_error::deserialize::<_, $spec>(input)
-                        .map(Spec::$kind)
-                        .map_err(SpecError::from),)*
+                    $(Kind::$kind => match <$spec as serde::Deserialize>::deserialize(input) {
+                        Ok(spec) => Ok(Spec::$kind(spec)),
+                        Err(_) => serde_path_to_error::deserialize::<_, $spec>(input)
+                            .map(Spec::$kind)
+                            .map_err(SpecError::from),
+                    },)*
                 }
             }
         }
