@@ -422,7 +422,7 @@ fn entry_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, e: 
     EntryClusters { backends, mirror }
 }
 
-/// Registers the clusters host `h`'s routes send to, in the order its
+/// Registers the clusters `host`'s routes send to, in the order its
 /// virtual host would: what a check needs of a virtual host it does not
 /// keep.
 pub(crate) fn register_host_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>) {
