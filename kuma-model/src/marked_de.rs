@@ -97,7 +97,7 @@ impl<'de> MarkedDe<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let len = self.entries(entries).count();
-        let mut map = Map { entries: Box::new(self.entries(entries)), value: None, left: len };
+        let mut map = Map { entries: self.entries(entries), value: None, left: len };
         let out = visitor.visit_map(&mut map)?;
         if map.left == 0 { Ok(out) } else { Err(de::Error::invalid_length(len, &"fewer elements in map")) }
     }
@@ -277,13 +277,13 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
     }
 }
 
-struct Map<'de> {
-    entries: Box<dyn Iterator<Item = (&'de str, MarkedDe<'de>)> + 'de>,
+struct Map<'de, I> {
+    entries: I,
     value: Option<MarkedDe<'de>>,
     left: usize,
 }
 
-impl<'de> MapAccess<'de> for Map<'de> {
+impl<'de, I: Iterator<Item = (&'de str, MarkedDe<'de>)>> MapAccess<'de> for Map<'de, I> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {

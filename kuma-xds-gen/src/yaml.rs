@@ -72,7 +72,7 @@ impl Writer {
 /// A string, quoted unless it is plain in both YAML 1.1 and 1.2, so every
 /// reader (Envoy's included) reads `yes`, `on`, `1e3` or `*` back as the
 /// strings they are.
-pub(crate) fn string(s: &str, out: &mut String) {
+fn string(s: &str, out: &mut String) {
     // Words YAML 1.1 or 1.2 reads as a boolean, null or number, whatever
     // their case, of those a plain string could be (it starts with a
     // letter, `/` or `_`, so `~`, `-`, `.inf` or `<<` never are).
