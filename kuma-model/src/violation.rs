@@ -109,13 +109,38 @@ impl FieldPath {
     /// `self.name`
     #[must_use]
     pub fn field(&self, name: &str) -> Self {
-        if self.0.is_empty() { Self(name.to_string()) } else { Self(format!("{}.{name}", self.0)) }
+        // Built by hand, not with `format!`: validation makes a path for
+        // every field it checks, valid or not.
+        let mut path = String::with_capacity(self.0.len() + 1 + name.len());
+        path.push_str(&self.0);
+        if !self.0.is_empty() {
+            path.push('.');
+        }
+        path.push_str(name);
+        Self(path)
     }
 
     /// `self[i]`
     #[must_use]
     pub fn index(&self, i: usize) -> Self {
-        Self(format!("{}[{i}]", self.0))
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        let mut rest = i;
+        loop {
+            start -= 1;
+            // `rest % 10` is below 10, so the cast loses nothing.
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let mut path = String::with_capacity(self.0.len() + 2 + digits.len() - start);
+        path.push_str(&self.0);
+        path.push('[');
+        path.extend(digits[start..].iter().copied().map(char::from));
+        path.push(']');
+        Self(path)
     }
 
     /// `self["key"]`
@@ -128,5 +153,20 @@ impl FieldPath {
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldPath;
+
+    #[test]
+    fn paths_print_as_format_would() {
+        for i in [0, 7, 9, 10, 99, 100, 12_345, usize::MAX] {
+            assert_eq!(FieldPath::root().index(i).to_string(), format!("[{i}]"));
+            assert_eq!(FieldPath::root().field("rules").index(i).to_string(), format!("rules[{i}]"));
+        }
+        let p = FieldPath::root().field("conf").field("http").field("rules").index(3).field("matches").index(10);
+        assert_eq!(p.to_string(), "conf.http.rules[3].matches[10]");
     }
 }

@@ -101,6 +101,10 @@ pub(crate) struct ClusterPlans<'a> {
     /// registrations it made, so that a translation reusing that host can
     /// make them again without building it.
     recording: Option<(std::collections::HashSet<String>, Vec<Registration>)>,
+    /// The last cluster name made, with the destination and host tags it
+    /// was made from: a name costs a SHA-256, and consecutive routes mostly
+    /// send to the same backend from the same host.
+    last_name: Option<(Tags, Tags, String)>,
 }
 
 /// One [`ClusterPlans::register`] call, as recorded for a reused host.
@@ -129,6 +133,7 @@ impl<'a> ClusterPlans<'a> {
             zone_egress: mtls::enabled(set, mesh)
                 && set.mesh(mesh).and_then(|m| m.routing.as_ref()).is_some_and(|r| r.zone_egress),
             recording: None,
+            last_name: None,
         }
     }
 
@@ -175,7 +180,7 @@ impl<'a> ClusterPlans<'a> {
         if service == UNRESOLVED_BACKEND {
             return UNRESOLVED_BACKEND.to_string();
         }
-        let name = names::cluster(destination, host_tags);
+        let name = self.cluster_name(destination, host_tags);
         if let Some((seen, made)) = &mut self.recording {
             // A later call for the same cluster does nothing (the first
             // one's plan stays), so replaying the first is enough.
@@ -227,6 +232,20 @@ impl<'a> ClusterPlans<'a> {
             };
             self.plans.insert(name.clone(), plan);
         }
+        name
+    }
+
+    /// [`names::cluster`], made again only when the tags differ from the
+    /// last call's.
+    fn cluster_name(&mut self, destination: &Tags, host_tags: &Tags) -> String {
+        if let Some((d, h, name)) = &self.last_name
+            && d == destination
+            && h == host_tags
+        {
+            return name.clone();
+        }
+        let name = names::cluster(destination, host_tags);
+        self.last_name = Some((destination.clone(), host_tags.clone(), name.clone()));
         name
     }
 
