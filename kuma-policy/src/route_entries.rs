@@ -61,12 +61,9 @@ pub(crate) fn plan<'h, 'a>(routes: &'h [AttachedRoute<'a>]) -> Vec<Planned<'h, '
         let resource = attached.resource;
         let Some(http) = attached.spec.conf.as_ref().and_then(|c| c.http.as_ref()) else { continue };
         for (rule_index, rule) in http.rules.iter().enumerate() {
-            let matches: Vec<(Option<usize>, &HttpMatch)> = if rule.matches.is_empty() {
-                vec![(None, &*ANY_REQUEST)]
-            } else {
-                rule.matches.iter().enumerate().map(|(i, m)| (Some(i), m)).collect()
-            };
-            for (match_index, m) in matches {
+            let written = rule.matches.iter().enumerate().map(|(i, m)| (Some(i), m));
+            let any = rule.matches.is_empty().then_some((None, &*ANY_REQUEST));
+            for (match_index, m) in written.chain(any) {
                 let origin = MatchOrigin {
                     creation: (resource.meta.creation_time.is_none(), resource.meta.creation_time),
                     route: resource.meta.name.clone(),
@@ -89,8 +86,12 @@ pub(crate) fn plan<'h, 'a>(routes: &'h [AttachedRoute<'a>]) -> Vec<Planned<'h, '
     dedup_lowered(&mut entries);
     drop_shadowed_twins(&mut entries);
     separate_prefixes(&mut entries);
-    entries.sort_by(|a, b| a.summary.cmp(&b.summary));
-    entries
+    // Sorted by index: a stable sort of the entries themselves would move
+    // each (about 200 bytes) several times.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&a, &b| entries[a].summary.cmp(&entries[b].summary));
+    let mut slots: Vec<Option<Planned<'h, 'a>>> = entries.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 fn plan_entries<'h, 'a>(base: Planned<'h, 'a>, origin: MatchOrigin, out: &mut Vec<Planned<'h, 'a>>) {

@@ -332,10 +332,18 @@ impl<'a> RouteTable<'a> {
         }
         let mut seen: std::collections::BTreeSet<(&Tags, &Tags)> = std::collections::BTreeSet::new();
         let mut clusters = BTreeMap::new();
+        // Consecutive entries mostly send to the same place: one comparison
+        // with the last key spares a search of `seen`.
+        let mut last: Option<(&Tags, &Tags)> = None;
         for (host, destination) in sends {
+            let key = (destination, host.tags());
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
             let service = destination.get(SERVICE_TAG).map_or("", String::as_str);
             // Kuma makes no cluster for a backend it could not resolve.
-            if service == kuma_model::mesh_http_route::UNRESOLVED_BACKEND || !seen.insert((destination, host.tags())) {
+            if service == kuma_model::mesh_http_route::UNRESOLVED_BACKEND || !seen.insert(key) {
                 continue;
             }
             let choice = ClusterChoice::new(&host.policies, &host.legacy, destination, real.get(service));
