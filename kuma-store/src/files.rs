@@ -82,21 +82,30 @@ impl ResourceStore for FileStore {
 fn read(paths: &[PathBuf], state: &Mutex<Cache>) -> Result<StoreContent, StoreError> {
     let (files, notes) = collect_files(paths)?;
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    let old = std::mem::take(&mut state.files);
+    // Each file is read by the thread that parses it: read one after
+    // another first, 100 files kept the other cores waiting.
+    let read = crate::parallel::map(&files, |file| {
+        let text = read_bounded(file)?;
+        let parsed = match old.get(file) {
+            Some((before, parsed)) if *before == text => parsed.clone(),
+            _ => Arc::new(parse_bytes(&file.display().to_string(), &text, UnknownFields::Reject)),
+        };
+        Ok((text, parsed))
+    });
     let mut cache = BTreeMap::new();
-    let mut changed = Vec::new();
-    for file in files {
-        let text = read_bounded(&file)?;
-        match state.files.remove(&file) {
-            Some((old, parsed)) if old == text => {
-                cache.insert(file, (text, parsed));
+    for (file, result) in files.into_iter().zip(read) {
+        match result {
+            Ok(entry) => {
+                cache.insert(file, entry);
             }
-            _ => changed.push((file, text)),
+            Err(e) => {
+                // The parses kept stay kept for the next read.
+                state.files = old;
+                return Err(e);
+            }
         }
     }
-    let parsed = crate::parallel::map(&changed, |(file, text)| {
-        Arc::new(parse_bytes(&file.display().to_string(), text, UnknownFields::Reject))
-    });
-    cache.extend(changed.into_iter().zip(parsed).map(|((file, text), parsed)| (file, (text, parsed))));
     state.files = cache;
     state.reads += 1;
     let entries =
@@ -175,7 +184,10 @@ fn read_bounded(file: &Path) -> Result<Vec<u8>, StoreError> {
     use std::io::Read;
     const LIMIT: u64 = kuma_model::MAX_FILE_BYTES as u64;
     let handle = fs::File::open(file).map_err(|e| io(file, e))?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length (a hint: the file may change), so the
+    // text is read in one go rather than in doubling steps.
+    let hint = handle.metadata().map_or(0, |m| m.len()).min(LIMIT + 1);
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0) + 1);
     handle.take(LIMIT + 1).read_to_end(&mut bytes).map_err(|e| io(file, e))?;
     if bytes.len() as u64 > LIMIT {
         return Err(io(

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// `f` applied to every item, on up to one thread per core, in input order.
-/// One item (the usual reload after an edit) is done on the calling thread.
+/// One item is done on the calling thread.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get).min(items.len());
     if threads <= 1 {
