@@ -142,7 +142,9 @@ enum Frame {
         entries: Vec<(String, usize, Marked)>,
         /// Entry index by key, once the mapping has more than
         /// [`SMALL_MAP`] entries: repeated keys are found in constant time.
-        index: HashMap<String, usize>,
+        /// Boxed: nearly every mapping is small, and frames are moved on
+        /// every push and pop.
+        index: Option<Box<HashMap<String, usize>>>,
         key: Option<(String, usize)>,
     },
 }
@@ -183,9 +185,9 @@ impl Builder {
                     let found = if entries.len() <= SMALL_MAP {
                         entries.iter().position(|(key, _, _)| *key == k)
                     } else {
-                        if index.is_empty() {
-                            index.extend(entries.iter().enumerate().map(|(i, (key, _, _))| (key.clone(), i)));
-                        }
+                        let index = index.get_or_insert_with(|| {
+                            Box::new(entries.iter().enumerate().map(|(i, (key, _, _))| (key.clone(), i)).collect())
+                        });
                         index.get(&k).copied()
                     };
                     match found {
@@ -199,7 +201,7 @@ impl Builder {
                             format!("duplicate key {k:?} with a different value"),
                         ),
                         None => {
-                            if !index.is_empty() {
+                            if let Some(index) = index {
                                 index.insert(k.clone(), entries.len());
                             }
                             entries.push((k, key_line, value));
@@ -242,14 +244,9 @@ impl Builder {
         }
         match ev {
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq { line, anchor, size: 1, items: Vec::new() }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map {
-                line,
-                anchor,
-                size: 1,
-                entries: Vec::new(),
-                index: HashMap::new(),
-                key: None,
-            }),
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map { line, anchor, size: 1, entries: Vec::new(), index: None, key: None })
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let (value, anchor, size) = match self.stack.pop() {
                     Some(Frame::Seq { line, anchor, size, items }) => {

@@ -98,32 +98,36 @@ fn plan_entries<'h, 'a>(base: Planned<'h, 'a>, origin: MatchOrigin, out: &mut Ve
     let (_, _, path_rewrite) = path_rewrite(base.rule);
     let prefix_rewrite = path_rewrite.and_then(|r| r.replace_prefix_match.as_deref());
     let m = base.conditions;
-    let mut push = |path: PathSpecificity, variant: Variant| {
+    // Each entry takes the origin: cloned for the first of two, moved into
+    // the last.
+    let mut push = |path: PathSpecificity, variant: Variant, origin: MatchOrigin| {
         let summary = MatchSummary {
             path,
             method: m.method.as_str().is_some(),
             headers: m.headers.len(),
             query_parameters: m.query_parameters.len(),
-            origin: origin.clone(),
+            origin,
         };
         out.push(Planned { summary, variant, ..base.clone() });
     };
     match &m.path {
-        None => push(PathSpecificity::Prefix("/".into()), Variant::AsWritten),
+        None => push(PathSpecificity::Prefix("/".into()), Variant::AsWritten, origin),
         Some(p) => match p.kind {
-            PathMatchKind::Exact => push(PathSpecificity::Exact(p.value.clone()), Variant::AsWritten),
-            PathMatchKind::Regex => push(PathSpecificity::Regex(p.value.clone()), Variant::AsWritten),
+            PathMatchKind::Exact => push(PathSpecificity::Exact(p.value.clone()), Variant::AsWritten, origin),
+            PathMatchKind::Regex => push(PathSpecificity::Regex(p.value.clone()), Variant::AsWritten, origin),
             PathMatchKind::Prefix => {
                 let trimmed = p.value.trim_end_matches('/');
                 if trimmed.is_empty() {
-                    push(PathSpecificity::Prefix("/".into()), Variant::Prefix);
                     // The root needs an exact twin only to rewrite `/` itself.
                     if prefix_rewrite.is_some() {
-                        push(PathSpecificity::Exact("/".into()), Variant::ExactTwin);
+                        push(PathSpecificity::Prefix("/".into()), Variant::Prefix, origin.clone());
+                        push(PathSpecificity::Exact("/".into()), Variant::ExactTwin, origin);
+                    } else {
+                        push(PathSpecificity::Prefix("/".into()), Variant::Prefix, origin);
                     }
                 } else {
-                    push(PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix);
-                    push(PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin);
+                    push(PathSpecificity::Prefix(format!("{trimmed}/")), Variant::Prefix, origin.clone());
+                    push(PathSpecificity::Exact(trimmed.to_string()), Variant::ExactTwin, origin);
                 }
             }
             // A kind of path match newer than this crate: no entry, rather

@@ -477,12 +477,18 @@ fn entry_policies<'a>(
     legacy: &HostPolicies<'a>,
 ) -> EntryPolicies<'a> {
     let hash = entry.hash();
-    let mut services = entry.backends.iter().filter_map(|b| b.destination.get(SERVICE_TAG));
-    let one_service = match (services.next(), services.next()) {
-        (Some(s), None) => Some(s.as_str()),
-        _ => None,
-    };
     let balancing = &policies.load_balancing;
+    // Without per-service confs the mesh-wide one applies whatever the
+    // backends are, and their tags need not be read.
+    let one_service = if balancing.services.is_empty() {
+        None
+    } else {
+        let mut services = entry.backends.iter().filter_map(|b| b.destination.get(SERVICE_TAG));
+        match (services.next(), services.next()) {
+            (Some(s), None) => Some(s.as_str()),
+            _ => None,
+        }
+    };
     EntryPolicies {
         // Most hosts have no connection policies: no destination list then.
         legacy: if legacy.has_route_policies() {
