@@ -5,6 +5,7 @@
 //! `kind`, `metadata`, a top-level `mesh` (or the `kuma.io/mesh` label) and
 //! `spec`. A file may hold many documents of either form.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::marked_de::MarkedDe;
 use crate::meta::{Location, Meta, Timestamp};
 use crate::resource::{Kind, Resource, ResourceKey, Spec};
-use crate::source::{Marked, Node, parse_documents};
+use crate::source::{Entry, Marked, Node, parse_documents};
 use crate::violation::Origin;
 
 /// The mesh a resource belongs to when it names none.
@@ -145,7 +146,7 @@ fn read(file: &str, text: &str, unknown: UnknownFields, validate: bool) -> Parse
 
 struct DocReader<'a> {
     file: Arc<str>,
-    doc: &'a Marked,
+    doc: &'a Marked<'a>,
     diagnostics: &'a mut Vec<Diagnostic>,
     resource: Option<ResourceKey>,
     /// `spec.` for the Kubernetes form, where spec fields live under `spec`.
@@ -166,10 +167,10 @@ const UNIVERSAL_ENVELOPE: &[&str] = &["type", "name", "mesh", "creationTime", "m
 /// Kubernetes Secret's, or one edited to drop ignored unknown fields).
 enum SpecInput<'d> {
     Borrowed(MarkedDe<'d>),
-    Owned(Marked),
+    Owned(Marked<'d>),
 }
 
-impl SpecInput<'_> {
+impl<'d> SpecInput<'d> {
     fn de(&self) -> MarkedDe<'_> {
         match self {
             SpecInput::Borrowed(de) => *de,
@@ -177,7 +178,7 @@ impl SpecInput<'_> {
         }
     }
 
-    fn into_owned(self) -> Marked {
+    fn into_owned(self) -> Marked<'d> {
         match self {
             SpecInput::Borrowed(de) => de.owned(),
             SpecInput::Owned(tree) => tree,
@@ -187,16 +188,16 @@ impl SpecInput<'_> {
 
 /// The entries of a mapping that `keep` keeps, as the JSON object the
 /// envelope is read from (null values left out, as everywhere).
-fn envelope(entries: &[(String, usize, Marked)], keep: impl Fn(&str) -> bool) -> Map<String, Value> {
+fn envelope(entries: &[Entry<'_>], keep: impl Fn(&str) -> bool) -> Map<String, Value> {
     entries
         .iter()
         .filter(|(k, _, v)| v.node != Node::Null && keep(k))
-        .map(|(k, _, v)| (k.clone(), v.to_value()))
+        .map(|(k, _, v)| (k.to_string(), v.to_value()))
         .collect()
 }
 
 /// The node of non-null entry `key`.
-fn entry<'d>(entries: &'d [(String, usize, Marked)], key: &str) -> Option<&'d Marked> {
+fn entry<'d>(entries: &'d [Entry<'d>], key: &str) -> Option<&'d Marked<'d>> {
     entries.iter().find(|(k, _, v)| k == key && v.node != Node::Null).map(|(_, _, v)| v)
 }
 
@@ -291,7 +292,7 @@ impl<'a> DocReader<'a> {
         None
     }
 
-    fn read_universal(&mut self, entries: &'a [(String, usize, Marked)]) -> Option<Header<'a>> {
+    fn read_universal(&mut self, entries: &'a [Entry<'a>]) -> Option<Header<'a>> {
         let mut top = envelope(entries, |k| UNIVERSAL_ENVELOPE.contains(&k));
         let type_name = match top.remove("type") {
             Some(Value::String(t)) => t,
@@ -340,7 +341,7 @@ impl<'a> DocReader<'a> {
         Some(Header { kind, meta, spec: SpecInput::Borrowed(MarkedDe::without(self.doc, UNIVERSAL_ENVELOPE)) })
     }
 
-    fn read_kubernetes(&mut self, entries: &'a [(String, usize, Marked)]) -> Option<Header<'a>> {
+    fn read_kubernetes(&mut self, entries: &'a [Entry<'a>]) -> Option<Header<'a>> {
         let mut top = envelope(entries, |k| k != "spec");
         let api_version = self.take_string(&mut top, "apiVersion").unwrap_or_default();
         let kind_name = self.take_string(&mut top, "kind").unwrap_or_default();
@@ -396,11 +397,7 @@ impl<'a> DocReader<'a> {
     }
 
     /// `type: system.kuma.io/secret` and `data.value` (base64).
-    fn kubernetes_secret(
-        &mut self,
-        top: &mut Map<String, Value>,
-        entries: &[(String, usize, Marked)],
-    ) -> Option<SpecInput<'static>> {
+    fn kubernetes_secret(&mut self, top: &mut Map<String, Value>, entries: &'a [Entry<'a>]) -> Option<SpecInput<'a>> {
         match top.remove("type") {
             Some(Value::String(t)) if t == "system.kuma.io/secret" => {}
             _ => {
@@ -413,7 +410,7 @@ impl<'a> DocReader<'a> {
             Some(Node::Map(data)) => data.iter().find(|(k, _, v)| k == "value" && v.node != Node::Null),
             _ => None,
         };
-        let data = value.map(|(_, line, v)| ("data".to_string(), *line, v.clone()));
+        let data = value.map(|(_, line, v)| (Cow::Borrowed("data"), *line, v.clone()));
         Some(SpecInput::Owned(Marked { line: self.doc.line, node: Node::Map(data.into_iter().collect()) }))
     }
 
@@ -501,7 +498,7 @@ fn join_path(container: &str, key: &str) -> String {
 
 /// Removes `key` from the mapping at `container` (a path of `.field` and
 /// `[i]` segments).
-fn remove_at(tree: &mut Marked, container: &str, key: &str) -> bool {
+fn remove_at(tree: &mut Marked<'_>, container: &str, key: &str) -> bool {
     let mut node = tree;
     for segment in container.split('.').filter(|s| !s.is_empty()) {
         let (name, indexes) = match segment.find('[') {

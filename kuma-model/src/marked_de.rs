@@ -10,32 +10,32 @@ use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserialize
 use serde::de::{VariantAccess, Visitor};
 use serde_json::Error;
 
-use crate::source::{Marked, Node};
+use crate::source::{Entry, Marked, Node};
 
 /// A node as serde input. At the top of a Universal resource, `skip` names
 /// the envelope's keys, which are not part of the spec beside them.
 #[derive(Clone, Copy)]
 pub(crate) struct MarkedDe<'de> {
-    node: &'de Marked,
+    node: &'de Marked<'de>,
     skip: &'static [&'static str],
 }
 
 impl<'de> MarkedDe<'de> {
     /// `node`, whole.
-    pub(crate) fn new(node: &'de Marked) -> Self {
+    pub(crate) fn new(node: &'de Marked<'de>) -> Self {
         MarkedDe { node, skip: &[] }
     }
 
     /// Mapping `node` without its entries named in `skip`.
-    pub(crate) fn without(node: &'de Marked, skip: &'static [&'static str]) -> Self {
+    pub(crate) fn without(node: &'de Marked<'de>, skip: &'static [&'static str]) -> Self {
         MarkedDe { node, skip }
     }
 
     /// The node as an owned tree, without the skipped keys: for edits.
-    pub(crate) fn owned(&self) -> Marked {
+    pub(crate) fn owned(&self) -> Marked<'de> {
         let mut node = self.node.clone();
         if let Node::Map(entries) = &mut node.node {
-            entries.retain(|(k, _, _)| !self.skip.contains(&k.as_str()));
+            entries.retain(|(k, _, _)| !self.skip.contains(&&**k));
         }
         node
     }
@@ -52,15 +52,12 @@ impl<'de> MarkedDe<'de> {
 
     /// The mapping's entries as the JSON object holds them: null values
     /// left out, as are skipped keys.
-    fn entries(
-        &self,
-        entries: &'de [(String, usize, Marked)],
-    ) -> impl Iterator<Item = (&'de str, MarkedDe<'de>)> + use<'de> {
+    fn entries(&self, entries: &'de [Entry<'de>]) -> impl Iterator<Item = (&'de str, MarkedDe<'de>)> + use<'de> {
         let skip = self.skip;
         entries
             .iter()
-            .filter(move |(k, _, v)| v.node != Node::Null && !skip.contains(&k.as_str()))
-            .map(|(k, _, v)| (k.as_str(), MarkedDe::new(v)))
+            .filter(move |(k, _, v)| v.node != Node::Null && !skip.contains(&&**k))
+            .map(|(k, _, v)| (&**k, MarkedDe::new(v)))
     }
 
     fn unexpected(&self) -> Unexpected<'de> {
@@ -81,7 +78,7 @@ impl<'de> MarkedDe<'de> {
         de::Error::invalid_type(self.unexpected(), expected)
     }
 
-    fn visit_seq<V: Visitor<'de>>(items: &'de [Marked], visitor: V) -> Result<V::Value, Error> {
+    fn visit_seq<V: Visitor<'de>>(items: &'de [Marked<'de>], visitor: V) -> Result<V::Value, Error> {
         let mut seq = Seq { items: items.iter() };
         let out = visitor.visit_seq(&mut seq)?;
         if seq.items.len() == 0 {
@@ -91,11 +88,7 @@ impl<'de> MarkedDe<'de> {
         }
     }
 
-    fn visit_map<V: Visitor<'de>>(
-        self,
-        entries: &'de [(String, usize, Marked)],
-        visitor: V,
-    ) -> Result<V::Value, Error> {
+    fn visit_map<V: Visitor<'de>>(self, entries: &'de [Entry<'de>], visitor: V) -> Result<V::Value, Error> {
         let len = self.entries(entries).count();
         let mut map = Map { entries: self.entries(entries), value: None, left: len };
         let out = visitor.visit_map(&mut map)?;
@@ -262,7 +255,7 @@ impl<'de> Deserializer<'de> for MarkedDe<'de> {
 }
 
 struct Seq<'de> {
-    items: std::slice::Iter<'de, Marked>,
+    items: std::slice::Iter<'de, Marked<'de>>,
 }
 
 impl<'de> SeqAccess<'de> for Seq<'de> {
@@ -429,7 +422,7 @@ mod tests {
         "unknownField",
     ];
 
-    fn leaf() -> impl Strategy<Value = Node> {
+    fn leaf() -> impl Strategy<Value = Node<'static>> {
         prop_oneof![
             Just(Node::Null),
             any::<bool>().prop_map(Node::Bool),
@@ -447,11 +440,11 @@ mod tests {
                 Just("YWJj".to_string()),
                 "[a-z]{1,4}",
             ]
-            .prop_map(Node::Str),
+            .prop_map(|s| Node::Str(s.into())),
         ]
     }
 
-    fn tree() -> impl Strategy<Value = Marked> {
+    fn tree() -> impl Strategy<Value = Marked<'static>> {
         leaf().prop_map(|node| Marked { line: 1, node }).prop_recursive(5, 48, 5, |inner| {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4)
@@ -462,7 +455,7 @@ mod tests {
                     let entries = entries
                         .into_iter()
                         .filter(|(k, _)| seen.insert(*k))
-                        .map(|(k, v)| (k.to_string(), 1, v))
+                        .map(|(k, v)| (std::borrow::Cow::Borrowed(k), 1, v))
                         .collect();
                     Marked { line: 1, node: Node::Map(entries) }
                 }),

@@ -15,8 +15,17 @@
 //! included, on random and mutated documents and on every YAML file of the
 //! repository and of the Kuma reference data.
 
+use std::borrow::Cow;
+
 use yaml_rust2::parser::Event;
 use yaml_rust2::scanner::TScalarStyle;
+
+/// What the reader sends: yaml-rust2's events, except scalars, which borrow
+/// the text when it holds them as they read (no escapes, one line).
+pub(crate) enum Token<'t> {
+    Event(Event),
+    Scalar(Cow<'t, str>, TScalarStyle),
+}
 
 /// The text uses YAML this reader leaves to yaml-rust2, or the builder
 /// found a problem (which yaml-rust2's reading reports the same way).
@@ -27,17 +36,19 @@ type Step = Result<(), GiveUp>;
 
 /// Sends the events of every document of `text` to `emit`, each with its
 /// 1-based line. `emit` returns `Err` to stop.
-pub(crate) fn read(text: &str, max_depth: usize, emit: impl FnMut(Event, usize) -> Step) -> Step {
+pub(crate) fn read<'t>(text: &'t str, max_depth: usize, emit: impl FnMut(Token<'t>, usize) -> Step) -> Step {
     // Printable ASCII and newlines only: everything else (tabs, CR,
     // non-ASCII, control characters) has rules this reader does not keep.
     if !text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)) {
         return Err(GiveUp);
     }
-    let mut r = Reader { s: text.as_bytes(), pos: 0, line: 1, line_start: 0, depth: 0, max_depth, emit };
+    let mut r = Reader { text, s: text.as_bytes(), pos: 0, line: 1, line_start: 0, depth: 0, max_depth, emit };
     r.stream()
 }
 
 struct Reader<'a, F> {
+    text: &'a str,
+    /// `text`'s bytes.
     s: &'a [u8],
     pos: usize,
     /// 1-based line of `pos`.
@@ -65,7 +76,7 @@ fn is_flow_indicator(b: u8) -> bool {
     matches!(b, b',' | b'[' | b']' | b'{' | b'}')
 }
 
-impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
+impl<'a, F: FnMut(Token<'a>, usize) -> Step> Reader<'a, F> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
     }
@@ -79,13 +90,17 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
     }
 
     fn emit(&mut self, event: Event, line: usize) -> Step {
-        (self.emit)(event, line)
+        (self.emit)(Token::Event(event), line)
     }
 
-    fn scalar(&mut self, text: &[u8], style: TScalarStyle, line: usize) -> Step {
-        // The text was checked to be ASCII.
-        let text = String::from_utf8(text.to_vec()).map_err(|_| GiveUp)?;
-        self.emit(Event::Scalar(text, style, 0, None), line)
+    fn scalar(&mut self, text: Cow<'a, str>, style: TScalarStyle, line: usize) -> Step {
+        (self.emit)(Token::Scalar(text, style), line)
+    }
+
+    /// The text from byte `start` to `end`, borrowed. The text was checked
+    /// to be ASCII, so every byte starts a character.
+    fn slice(&self, start: usize, end: usize) -> Result<Cow<'a, str>, GiveUp> {
+        self.text.get(start..end).map(Cow::Borrowed).ok_or(GiveUp)
     }
 
     fn enter(&mut self) -> Step {
@@ -229,7 +244,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
         match self.peek() {
             Some(q @ (b'\'' | b'"')) => {
                 let text = self.quoted(q)?;
-                self.scalar(&text, style_of(q), line)?;
+                self.scalar(text, style_of(q), line)?;
                 self.skip_spaces();
                 if self.peek() != Some(b':') || !matches!(self.at(self.pos + 1), None | Some(b' ') | Some(b'\n')) {
                     return Err(GiveUp);
@@ -244,8 +259,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                 if end - start > 1000 {
                     return Err(GiveUp);
                 }
-                let s = self.s;
-                self.scalar(&s[start..end], TScalarStyle::Plain, line)?;
+                self.scalar(self.slice(start, end)?, TScalarStyle::Plain, line)?;
                 // Past the `:`.
                 self.pos += 1;
                 Ok(())
@@ -312,7 +326,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                 }
                 // An empty value. Its line is the key's (the builder gives
                 // every null mapping value its key's line).
-                self.emit(Event::Scalar("~".into(), TScalarStyle::Plain, 0, None), line)
+                self.scalar(Cow::Borrowed("~"), TScalarStyle::Plain, line)
             }
             Some(b'[' | b'{') => {
                 self.flow(Some(indent))?;
@@ -324,7 +338,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                     return self.block_mapping(self.col());
                 }
                 let text = self.quoted(q)?;
-                self.scalar(&text, style_of(q), line)?;
+                self.scalar(text, style_of(q), line)?;
                 self.end_of_line()
             }
             Some(b) if is_plain_start(b, self.at(self.pos + 1)) => {
@@ -346,8 +360,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                     }
                     self.pos += 1;
                 }
-                let s = self.s;
-                self.scalar(&s[start..end], TScalarStyle::Plain, line)?;
+                self.scalar(self.slice(start, end)?, TScalarStyle::Plain, line)?;
                 self.end_of_line()
             }
             _ => Err(GiveUp),
@@ -428,7 +441,8 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
         if !strip {
             text.push(b'\n');
         }
-        self.scalar(&text, TScalarStyle::Literal, line)?;
+        let text = String::from_utf8(text).map_err(|_| GiveUp)?;
+        self.scalar(Cow::Owned(text), TScalarStyle::Literal, line)?;
         // The caller goes on from the first line with content.
         self.next_content();
         Ok(())
@@ -500,13 +514,17 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
 
     /// A quoted scalar on one line; `pos` is at the opening quote and ends
     /// past the closing one. Double quotes take JSON's escapes and `\0`.
-    fn quoted(&mut self, q: u8) -> Result<Vec<u8>, GiveUp> {
+    /// Borrowed from the text unless it holds an escape.
+    fn quoted(&mut self, q: u8) -> Result<Cow<'a, str>, GiveUp> {
         self.pos += 1;
-        let mut out = Vec::new();
+        let (s, start) = (self.s, self.pos);
+        // Made at the first escape, from the text before it.
+        let mut out: Option<Vec<u8>> = None;
         loop {
             match self.peek() {
                 None | Some(b'\n') => return Err(GiveUp),
                 Some(b'\\') if q == b'"' => {
+                    let out = out.get_or_insert_with(|| s[start..self.pos].to_vec());
                     let escaped = match self.at(self.pos + 1).ok_or(GiveUp)? {
                         b'u' => {
                             let hex = self.s.get(self.pos + 2..self.pos + 6).ok_or(GiveUp)?;
@@ -529,16 +547,22 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                     self.pos += 2;
                 }
                 Some(b) if b == q => {
+                    let end = self.pos;
                     self.pos += 1;
                     if q == b'\'' && self.peek() == Some(b'\'') {
-                        out.push(b'\'');
+                        out.get_or_insert_with(|| s[start..end].to_vec()).push(b'\'');
                         self.pos += 1;
                     } else {
-                        return Ok(out);
+                        return match out {
+                            None => self.slice(start, end),
+                            Some(bytes) => String::from_utf8(bytes).map(Cow::Owned).map_err(|_| GiveUp),
+                        };
                     }
                 }
                 Some(b) => {
-                    out.push(b);
+                    if let Some(out) = &mut out {
+                        out.push(b);
+                    }
                     self.pos += 1;
                 }
             }
@@ -659,7 +683,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
         match self.peek() {
             Some(q @ (b'\'' | b'"')) => {
                 let text = self.quoted(q)?;
-                self.scalar(&text, style_of(q), line)
+                self.scalar(text, style_of(q), line)
             }
             Some(b) if is_plain_start(b, self.at(self.pos + 1)) && !is_flow_indicator(b) => {
                 let start = self.pos;
@@ -689,8 +713,7 @@ impl<F: FnMut(Event, usize) -> Step> Reader<'_, F> {
                     self.pos += 1;
                 }
                 self.pos = end;
-                let s = self.s;
-                self.scalar(&s[start..end], TScalarStyle::Plain, line)
+                self.scalar(self.slice(start, end)?, TScalarStyle::Plain, line)
             }
             _ => Err(GiveUp),
         }

@@ -14,6 +14,7 @@
 //! "billion laughs" document expands a few hundred bytes into billions of
 //! nodes) are limited, and repeated keys are found in linear time.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde_json::{Map, Number, Value};
@@ -23,24 +24,29 @@ use yaml_rust2::scanner::TScalarStyle;
 use crate::quick_yaml;
 
 /// A node of a parsed document and the 1-based line where it starts.
+/// Strings borrow the document's text (`'t`) where it holds them as
+/// written; escaped ones are owned.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Marked {
+pub(crate) struct Marked<'t> {
     pub(crate) line: usize,
-    pub(crate) node: Node,
+    pub(crate) node: Node<'t>,
 }
+
+/// A mapping entry: key, the key's line, value.
+pub(crate) type Entry<'t> = (Cow<'t, str>, usize, Marked<'t>);
 
 /// The shape of a parsed node. Scalars are resolved with the YAML 1.2 core
 /// schema, which is also what JSON means.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Node {
+pub(crate) enum Node<'t> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
-    Seq(Vec<Marked>),
+    Str(Cow<'t, str>),
+    Seq(Vec<Marked<'t>>),
     /// Entries with the line of their key.
-    Map(Vec<(String, usize, Marked)>),
+    Map(Vec<Entry<'t>>),
 }
 
 /// A syntax error with its 1-based line.
@@ -63,7 +69,7 @@ pub(crate) const MAX_ALIAS_EXPANSION: usize = 100_000;
 
 /// Parses every document of a YAML (or JSON) stream. Empty documents
 /// (for example a trailing `---`) are skipped.
-pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
+pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked<'_>>, SyntaxError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(SyntaxError {
             line: 1,
@@ -75,10 +81,13 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Marked>, SyntaxError> {
 
 /// The documents as the quick reader reads them, or `None` when it leaves
 /// the text to yaml-rust2 (including every text with an error).
-pub(crate) fn quick(text: &str) -> Option<Vec<Marked>> {
+pub(crate) fn quick(text: &str) -> Option<Vec<Marked<'_>>> {
     let mut builder = Builder::default();
-    quick_yaml::read(text, MAX_DEPTH, |event, line| {
-        builder.event(event, line);
+    quick_yaml::read(text, MAX_DEPTH, |token, line| {
+        match token {
+            quick_yaml::Token::Event(event) => builder.event(event, line),
+            quick_yaml::Token::Scalar(text, style) => builder.scalar(text, style, None, 0, line),
+        }
         if builder.error.is_some() { Err(quick_yaml::GiveUp) } else { Ok(()) }
     })
     .ok()?;
@@ -86,7 +95,7 @@ pub(crate) fn quick(text: &str) -> Option<Vec<Marked>> {
 }
 
 /// The documents as yaml-rust2 reads them.
-pub(crate) fn full(text: &str) -> Result<Vec<Marked>, SyntaxError> {
+pub(crate) fn full(text: &str) -> Result<Vec<Marked<'_>>, SyntaxError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     // Events one by one (yaml-rust2's `load` recurses once per nesting
@@ -106,7 +115,7 @@ pub(crate) fn full(text: &str) -> Result<Vec<Marked>, SyntaxError> {
 }
 
 /// Equal nodes, wherever they are written.
-fn same_content(a: &Marked, b: &Marked) -> bool {
+fn same_content(a: &Marked<'_>, b: &Marked<'_>) -> bool {
     match (&a.node, &b.node) {
         (Node::Seq(x), Node::Seq(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_content(p, q)),
         (Node::Map(x), Node::Map(y)) => {
@@ -117,41 +126,42 @@ fn same_content(a: &Marked, b: &Marked) -> bool {
 }
 
 #[derive(Default)]
-struct Builder {
-    docs: Vec<Marked>,
-    stack: Vec<Frame>,
+struct Builder<'t> {
+    docs: Vec<Marked<'t>>,
+    stack: Vec<Frame<'t>>,
     /// Anchored nodes and their sizes in nodes.
-    anchors: HashMap<usize, (Marked, usize)>,
+    anchors: HashMap<usize, (Marked<'t>, usize)>,
     /// Nodes added by aliases so far.
     expanded: usize,
     error: Option<SyntaxError>,
 }
 
 /// A sequence or mapping being read, with its size in nodes so far.
-enum Frame {
+enum Frame<'t> {
     Seq {
         line: usize,
         anchor: usize,
         size: usize,
-        items: Vec<Marked>,
+        items: Vec<Marked<'t>>,
     },
     Map {
         line: usize,
         anchor: usize,
         size: usize,
-        entries: Vec<(String, usize, Marked)>,
+        entries: Vec<Entry<'t>>,
         /// Entry index by key, once the mapping has more than
         /// [`SMALL_MAP`] entries: repeated keys are found in constant time.
         /// Boxed: nearly every mapping is small, and frames are moved on
         /// every push and pop.
-        index: Option<Box<HashMap<String, usize>>>,
-        key: Option<(String, usize)>,
+        #[expect(clippy::box_collection, reason = "a pointer in the frame, not a map's 48 bytes")]
+        index: Option<Box<HashMap<Cow<'t, str>, usize>>>,
+        key: Option<(Cow<'t, str>, usize)>,
     },
 }
 
-impl Builder {
+impl<'t> Builder<'t> {
     /// The documents read, without empty ones.
-    fn documents(self) -> Vec<Marked> {
+    fn documents(self) -> Vec<Marked<'t>> {
         self.docs.into_iter().filter(|d| d.node != Node::Null).collect()
     }
 
@@ -160,7 +170,7 @@ impl Builder {
     }
 
     /// Adds a finished node of `size` nodes to its parent.
-    fn push_value(&mut self, mut value: Marked, anchor: usize, size: usize) {
+    fn push_value(&mut self, mut value: Marked<'t>, anchor: usize, size: usize) {
         if anchor > 0 {
             self.anchors.insert(anchor, (value.clone(), size));
         }
@@ -212,13 +222,13 @@ impl Builder {
                     let key_line = value.line;
                     let k = match value.node {
                         Node::Str(s) => s,
-                        Node::Int(i) => i.to_string(),
-                        Node::Bool(b) => b.to_string(),
-                        Node::Float(f) => f.to_string(),
-                        Node::Null => String::new(),
+                        Node::Int(i) => Cow::Owned(i.to_string()),
+                        Node::Bool(b) => Cow::Owned(b.to_string()),
+                        Node::Float(f) => Cow::Owned(f.to_string()),
+                        Node::Null => Cow::Borrowed(""),
                         Node::Seq(_) | Node::Map(_) => {
                             first_error(&mut self.error, value.line, "a mapping key must be a scalar".into());
-                            String::new()
+                            Cow::Borrowed("")
                         }
                     };
                     *key = Some((k, key_line));
@@ -235,7 +245,7 @@ fn first_error(slot: &mut Option<SyntaxError>, line: usize, message: String) {
     }
 }
 
-impl Builder {
+impl<'t> Builder<'t> {
     /// Adds one event read at 1-based `line`.
     fn event(&mut self, ev: Event, line: usize) {
         if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) && self.stack.len() >= MAX_DEPTH {
@@ -260,8 +270,7 @@ impl Builder {
                 self.push_value(value, anchor, size);
             }
             Event::Scalar(text, style, anchor, tag) => {
-                let node = resolve_scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()));
-                self.push_value(Marked { line, node }, anchor, 1);
+                self.scalar(Cow::Owned(text), style, tag.as_ref().map(|t| t.suffix.as_str()), anchor, line);
             }
             Event::Alias(id) => {
                 let (value, size) = match self.anchors.get(&id) {
@@ -292,11 +301,19 @@ impl Builder {
     }
 }
 
-fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Node {
+impl<'t> Builder<'t> {
+    /// Adds one scalar read at 1-based `line`.
+    fn scalar(&mut self, text: Cow<'t, str>, style: TScalarStyle, tag: Option<&str>, anchor: usize, line: usize) {
+        let node = resolve_scalar(text, style, tag);
+        self.push_value(Marked { line, node }, anchor, 1);
+    }
+}
+
+fn resolve_scalar<'t>(text: Cow<'t, str>, style: TScalarStyle, tag: Option<&str>) -> Node<'t> {
     if style != TScalarStyle::Plain || tag == Some("str") {
         return Node::Str(text);
     }
-    match text.as_str() {
+    match &*text {
         "" | "~" | "null" | "Null" | "NULL" => return Node::Null,
         "true" | "True" | "TRUE" => return Node::Bool(true),
         "false" | "False" | "FALSE" => return Node::Bool(false),
@@ -313,7 +330,7 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Node 
     Node::Str(text)
 }
 
-impl Marked {
+impl Marked<'_> {
     /// The line of the deepest node on a Kuma field path such as
     /// `conf.listeners[0].tags["kuma.io/service"]`. Keys are compared
     /// ignoring case and underscores, so `query_parameters` finds
@@ -349,13 +366,13 @@ impl Marked {
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::Number((*i).into()),
             Node::Float(f) => Number::from_f64(*f).map_or(Value::Null, Value::Number),
-            Node::Str(s) => Value::String(s.clone()),
+            Node::Str(s) => Value::String(s.to_string()),
             Node::Seq(items) => Value::Array(items.iter().map(Marked::to_value).collect()),
             Node::Map(entries) => {
                 let mut map = Map::new();
                 for (k, _, v) in entries {
                     if v.node != Node::Null {
-                        map.insert(k.clone(), v.to_value());
+                        map.insert(k.to_string(), v.to_value());
                     }
                 }
                 Value::Object(map)
