@@ -39,7 +39,9 @@ type Step = Result<(), GiveUp>;
 pub(crate) fn read<'t>(text: &'t str, max_depth: usize, emit: impl FnMut(Token<'t>, usize) -> Step) -> Step {
     // Printable ASCII and newlines only: everything else (tabs, CR,
     // non-ASCII, control characters) has rules this reader does not keep.
-    if !text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)) {
+    // Folded without stopping early, so the check compiles to vector code:
+    // nearly every text passes it.
+    if !text.bytes().fold(true, |ok, b| ok & (b == b'\n' || (0x20..0x7f).contains(&b))) {
         return Err(GiveUp);
     }
     let mut r = Reader { text, s: text.as_bytes(), pos: 0, line: 1, line_start: 0, depth: 0, max_depth, emit };
@@ -71,6 +73,19 @@ fn is_plain_start(b: u8, next: Option<u8>) -> bool {
         _ => true,
     }
 }
+
+/// Bytes that extend a plain scalar in a flow collection whatever comes
+/// around them: printable ASCII except space and the bytes `flow_scalar`
+/// looks at (`#`, `-`, `:` and the flow indicators).
+const EXTENDS_PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        table[b] = !matches!(b as u8, b'#' | b'-' | b':' | b',' | b'[' | b']' | b'{' | b'}');
+        b += 1;
+    }
+    table
+};
 
 fn is_flow_indicator(b: u8) -> bool {
     matches!(b, b',' | b'[' | b']' | b'{' | b'}')
@@ -689,6 +704,11 @@ impl<'a, F: FnMut(Token<'a>, usize) -> Step> Reader<'a, F> {
                 let start = self.pos;
                 let mut end = start;
                 while let Some(b) = self.peek() {
+                    if EXTENDS_PLAIN[usize::from(b)] {
+                        self.pos += 1;
+                        end = self.pos;
+                        continue;
+                    }
                     match b {
                         b'\n' => break,
                         b if is_flow_indicator(b) => break,
