@@ -319,6 +319,11 @@ fn resolve_scalar<'t>(text: Cow<'t, str>, style: TScalarStyle, tag: Option<&str>
         "false" | "False" | "FALSE" => return Node::Bool(false),
         _ => {}
     }
+    // A number starts with a digit, a sign or a point; most scalars are
+    // names and paths, and go no further.
+    if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.')) {
+        return Node::Str(text);
+    }
     if let Ok(i) = text.parse::<i64>() {
         return Node::Int(i);
     }
@@ -454,6 +459,28 @@ mod tests {
         assert!(v.get("e").is_none());
         assert_eq!(v["f"], -2000.0);
         assert_eq!(v["g"], "1.2.3");
+    }
+
+    proptest::proptest! {
+        /// Only text starting with a digit, a sign or a point is tried as
+        /// a number: the same nodes as trying every plain scalar.
+        #[test]
+        fn only_numbers_are_tried_as_numbers(text in "[0-9.+eEinfaNx -]{0,6}") {
+            let tried_as_number = if let Ok(i) = text.parse::<i64>() {
+                Node::Int(i)
+            } else {
+                let numeric = text.bytes().all(|b| b.is_ascii_digit() || b".-+eE".contains(&b))
+                    && text.bytes().any(|b| b.is_ascii_digit());
+                match text.parse::<f64>() {
+                    Ok(f) if numeric => Node::Float(f),
+                    _ => Node::Str(Cow::Borrowed(text.as_str())),
+                }
+            };
+            let resolved = resolve_scalar(Cow::Borrowed(text.as_str()), TScalarStyle::Plain, None);
+            if !matches!(resolved, Node::Null | Node::Bool(_)) {
+                proptest::prop_assert_eq!(resolved, tried_as_number);
+            }
+        }
     }
 
     #[test]
