@@ -105,7 +105,12 @@ impl ResourceStore for AnyStore {
 /// Reads and validates the resources; on failure prints the report on
 /// stderr and returns `None`.
 pub(crate) fn load(resources: &Resources) -> Result<Option<(ResourceSet, String)>> {
-    crate::runtime()?.block_on(async {
+    // One thread is enough to read a store (files are parsed on threads of
+    // their own); a multi-thread runtime would start, and stop, a worker
+    // per core around the read.
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async {
         let store = resources.open().await?;
         let content = store.read().await?;
         let described = store.describe(&content);
