@@ -5,9 +5,11 @@
 //!
 //! yaml-rust2 reads about 23 MB/s; `validate` and `render` spent most of
 //! their time there. This reader sends the same events, with the same lines,
-//! to the same tree builder (`source::Builder`), and gives up at the first
-//! thing it does not read: anchors, aliases, tags, block scalars (`|`, `>`),
-//! scalars over several lines, escapes in double quotes, empty sequence
+//! to the same tree builder (`source::Builder`), its scalars borrowed from
+//! the text wherever they are written as they read (everything but escapes
+//! and `|` blocks). It gives up at the first thing it does not read:
+//! anchors, aliases, tags, folded scalars (`>`), plain or quoted scalars
+//! over several lines, escapes other than JSON's and `\0`, empty sequence
 //! entries, tabs, carriage returns, bytes outside printable ASCII, and
 //! anything invalid. The caller then reads the whole text again with
 //! yaml-rust2, so the result, errors included, is always yaml-rust2's. A

@@ -83,8 +83,8 @@ fn read(paths: &[PathBuf], state: &Mutex<Cache>) -> Result<StoreContent, StoreEr
     let (files, notes) = collect_files(paths)?;
     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
     let old = std::mem::take(&mut state.files);
-    // Each file is read by the thread that parses it: read one after
-    // another first, 100 files kept the other cores waiting.
+    // Each file is read by the thread that parses it: reading all of them
+    // first, one after another, kept the other cores waiting.
     let read = crate::parallel::map(&files, |file| {
         let text = read_bounded(file)?;
         let parsed = match old.get(file) {
