@@ -243,11 +243,13 @@ fn build_route<'a>(
         _ => unreachable!("every entry has a path"),
     };
     let rewrite_path = PathRewrite::of(path_rewrite, e.variant);
-    let action = match redirect {
-        _ if forwards(e) => {
+    // The route table decided the action (a redirect exactly when the rule
+    // has a redirect filter), and chose clusters for forwarding entries only.
+    let action = match (e.action, redirect) {
+        (EntryAction::Forward, _) => {
             route::Action::Route(forward_action(entry_clusters(host, clusters, e), e, rewrite, rewrite_path))
         }
-        Some(r) if e.action == EntryAction::Redirect => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
+        (EntryAction::Redirect, Some(r)) => route::Action::Redirect(redirect_action(ctx, r, rewrite_path)),
         _ => forbidden(),
     };
     let o = &e.summary.origin;
@@ -388,16 +390,6 @@ fn register<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, destinati
     clusters.register(destination, host.tags(), host.tags(), UpstreamProtocol::Http)
 }
 
-/// True when entry `e` forwards (rather than redirecting or answering
-/// 403): only then does it send traffic to clusters.
-fn forwards(e: &RouteEntry<'_>) -> bool {
-    match e.action {
-        EntryAction::Forbidden => false,
-        EntryAction::Redirect => path_rewrite(e.rule()).0.is_none(),
-        EntryAction::Forward => true,
-    }
-}
-
 /// The clusters a forwarding entry sends to, registered in `clusters`:
 /// its backends (with their weights) and its mirror's.
 struct EntryClusters {
@@ -426,7 +418,7 @@ fn entry_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>, e: 
 /// virtual host would: what a check needs of a virtual host it does not
 /// keep.
 pub(crate) fn register_host_clusters<'a>(host: &TableHost<'a>, clusters: &mut ClusterPlans<'a>) {
-    for e in host.entries.iter().filter(|e| forwards(e)) {
+    for e in host.entries.iter().filter(|e| e.action == EntryAction::Forward) {
         entry_clusters(host, clusters, e);
     }
 }
